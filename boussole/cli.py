@@ -1,0 +1,300 @@
+"""The `boussole` command: sample data, the pipeline through Dagster, and the UI."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from boussole.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+logger = logging.getLogger("boussole")
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from error
+
+
+# --- generate ---------------------------------------------------------------------------
+
+
+def command_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from boussole.sample_data import FAULTS, SampleScale, generate
+
+    landing = Path(args.landing_dir).resolve() if args.landing_dir else settings.landing_dir
+    if args.if_empty and landing.is_dir() and any(landing.iterdir()):
+        print(f"Landing folder {landing} already holds extracts: nothing generated.")
+        return 0
+    unknown = set(args.fault) - FAULTS
+    if unknown:
+        print(f"unknown fault(s) {sorted(unknown)}; choose from {sorted(FAULTS)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.end < args.start:
+        print("--end is before --start", file=sys.stderr)
+        return EXIT_USAGE
+    scale = SampleScale(
+        web_events_per_day=args.web_events_per_day,
+        deals_per_day=args.deals_per_day,
+        tickets_per_day=args.tickets_per_day,
+    )
+    total_days = (args.end - args.start).days + 1
+    with tqdm(total=total_days, unit="day", desc="generating extracts") as bar:
+        summary = generate(
+            landing,
+            seed=args.seed,
+            start=args.start,
+            end=args.end,
+            scale=scale,
+            faults=frozenset(args.fault),
+            progress=lambda done, _total: bar.update(done - bar.n),
+        )
+    rows = sum(summary.rows_by_object.values())
+    print(f"Wrote {summary.files_written} files ({rows} records) into {landing}")
+    return 0
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+def _dagster_instance():
+    """DAGSTER_HOME when set, else the project-local instance described by dagster.yaml."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    if os.environ.get("DAGSTER_HOME"):
+        return DagsterInstance.get()
+    # dagster.yaml names its storage relative to the project root, as `dagster dev` sees it.
+    os.chdir(PROJECT_ROOT)
+    return DagsterInstance.from_ref(
+        InstanceRef.from_dir(str(PROJECT_ROOT / ".dagster"), config_dir=str(PROJECT_ROOT))
+    )
+
+
+def _partition_range(args: argparse.Namespace, settings: Settings) -> tuple[str, str] | None:
+    from boussole.ingestion.contracts import extract_dates
+
+    found = [
+        d
+        for d in extract_dates(settings.landing_dir)
+        if (args.start is None or d >= args.start) and (args.end is None or d <= args.end)
+    ]
+    if not found:
+        print(
+            f"No extracts in {settings.landing_dir} (expected <source>/<YYYY-MM-DD>/ folders). "
+            "Run `boussole generate` for sample data, or set BOUSSOLE_LANDING_DIR.",
+            file=sys.stderr,
+        )
+        return None
+    too_early = [d for d in found if d < settings.first_extract_date]
+    if too_early:
+        print(
+            f"Extract dates from {too_early[0]} are before BOUSSOLE_FIRST_EXTRACT_DATE="
+            f"{settings.first_extract_date}; set it earlier to ingest them.",
+            file=sys.stderr,
+        )
+        return None
+    return found[0].isoformat(), found[-1].isoformat()
+
+
+def _failure_report(result) -> list[str]:
+    """What stopped the run, in words: failed checks first, then failed steps."""
+    from dagster import DagsterEventType
+
+    lines = []
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                detail = evaluation.description or ""
+                lines.append(
+                    f"check {evaluation.check_name} on "
+                    f"{evaluation.asset_key.to_user_string()} failed: {detail}".rstrip(": ")
+                )
+        elif event.event_type == DagsterEventType.STEP_FAILURE:
+            error = event.event_specific_data.error
+            # Dagster wraps the user error: its innermost cause says what went wrong.
+            while error is not None and error.cause is not None:
+                error = error.cause
+            message = error.message.strip().splitlines()[0] if error else ""
+            lines.append(f"step {event.step_key} failed: {message}")
+    return lines
+
+
+def print_kpi_summary(published_path: Path, months: int = 3) -> None:
+    import duckdb
+
+    conn = duckdb.connect(str(published_path), read_only=True)
+    try:
+        rows = conn.execute(
+            """
+            with ranked as (
+                select kpi_id, period_start, value,
+                    row_number() over (partition by kpi_id order by period_start desc) as recency
+                from kpi_values
+                where grain = 'month' and dimension = 'all'
+            )
+            select kpi_id, period_start, value from ranked where recency <= ?
+            order by kpi_id, period_start
+            """,
+            [months],
+        ).fetchall()
+    finally:
+        conn.close()
+    periods = sorted({period for _, period, _ in rows})
+    values = {(kpi, period): value for kpi, period, value in rows}
+    kpis = sorted({kpi for kpi, _, _ in rows})
+    header = f"{'KPI (company, month)':<28}" + "".join(f"{p:%Y-%m}".rjust(14) for p in periods)
+    print(header)
+    print("-" * len(header))
+    for kpi in kpis:
+        cells = []
+        for period in periods:
+            value = values.get((kpi, period))
+            cells.append(("" if value is None else f"{value:,.2f}").rjust(14))
+        print(f"{kpi:<28}" + "".join(cells))
+
+
+def command_run(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.dbt_manifest import ensure_manifest
+
+    partition_range = _partition_range(args, settings)
+    if partition_range is None:
+        return EXIT_USAGE
+    ensure_manifest(settings)
+    instance = _dagster_instance()
+
+    from orchestration.automation import partition_range_tags
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("boussole_pipeline")
+    first, last = partition_range
+    print(f"Running the pipeline through Dagster for extract dates {first} to {last}")
+    result = job.execute_in_process(
+        instance=instance,
+        tags=partition_range_tags(first, last),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+    )
+    if not result.success:
+        print("\nPublication refused: the published mart is unchanged.", file=sys.stderr)
+        for line in _failure_report(result):
+            print(f"  - {line}", file=sys.stderr)
+        print(f"Dagster run {result.run_id}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"\nPublished mart: {settings.published_mart_path}")
+    print_kpi_summary(settings.published_mart_path)
+    return 0
+
+
+# --- prepare / ui -----------------------------------------------------------------------------
+
+
+def command_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.dbt_manifest import ensure_manifest
+
+    path = ensure_manifest(settings, force=args.force)
+    print(f"dbt manifest ready: {path}")
+    return 0
+
+
+def command_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.dbt_manifest import ensure_manifest
+
+    ensure_manifest(settings)
+    dagster = Path(sys.executable).parent / "dagster"
+    os.chdir(PROJECT_ROOT)
+    os.execv(str(dagster), [str(dagster), "dev", "--port", str(args.port)])
+    return 0  # not reached: exec replaces this process
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="boussole",
+        description="Boussole: KPI pipeline over CRM, web analytics and support extracts. "
+        "Configuration comes from BOUSSOLE_* environment variables (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate",
+        help="write deterministic sample extracts into the landing folder",
+        description="Write HubSpot-, GA4- and Zendesk-shaped sample extracts, one folder per "
+        "source and extract date, into the landing folder (BOUSSOLE_LANDING_DIR).",
+    )
+    generate.add_argument("--landing-dir", help="write here instead of BOUSSOLE_LANDING_DIR")
+    generate.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    generate.add_argument("--start", type=_parse_date, default=date(2026, 1, 1),
+                          help="first extract date (default 2026-01-01)")
+    generate.add_argument("--end", type=_parse_date, default=date(2026, 3, 31),
+                          help="last extract date (default 2026-03-31)")
+    generate.add_argument("--web-events-per-day", type=int, default=400,
+                          help="average GA4 events per day (default 400)")
+    generate.add_argument("--deals-per-day", type=float, default=3.0,
+                          help="average new deals per day (default 3)")
+    generate.add_argument("--tickets-per-day", type=float, default=8.0,
+                          help="average new tickets per day (default 8)")
+    generate.add_argument("--fault", action="append", default=[], metavar="NAME",
+                          help="inject a bad input (repeatable), e.g. malformed_json_line")
+    generate.add_argument("--if-empty", action="store_true",
+                          help="do nothing when the landing folder already holds files")
+    generate.set_defaults(handler=command_generate)
+
+    run = commands.add_parser(
+        "run",
+        help="ingest, transform, audit and publish through Dagster",
+        description="Materialise every asset through Dagster for every extract date found in "
+        "the landing folder (or the --start/--end range), audit, and publish the KPI mart. "
+        "Exits with status 1 when publication was refused.",
+    )
+    run.add_argument("--start", type=_parse_date, help="first extract date to ingest")
+    run.add_argument("--end", type=_parse_date, help="last extract date to ingest")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="Dagster console log level (default INFO)")
+    run.set_defaults(handler=command_run)
+
+    prepare = commands.add_parser(
+        "prepare",
+        help="parse the dbt project into the manifest Dagster reads",
+        description="Run `dbt parse` when the manifest is missing or older than the dbt project.",
+    )
+    prepare.add_argument("--force", action="store_true", help="parse even when up to date")
+    prepare.set_defaults(handler=command_prepare)
+
+    ui = commands.add_parser(
+        "ui",
+        help="start the Dagster UI (dagster dev) on the project",
+        description="Start `dagster dev` from the project root with the project-local instance.",
+    )
+    ui.add_argument("--port", type=int, default=3000, help="web port (default 3000)")
+    ui.set_defaults(handler=command_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    settings.warn_if_insecure()
+    return args.handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Write-audit-publish, the publish step: copy the audited marts of the build warehouse into
+a new DuckDB file and swap it over the served one atomically.
+
+Readers never see a half-written mart: they keep the file they opened (a consistent
+snapshot) until they reopen it, and a refused or failed publication leaves the served file
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+PUBLISHED_SCHEMAS = ("marts",)
+
+
+@dataclass(frozen=True)
+class PublishedMart:
+    path: Path
+    row_counts: dict[str, int]
+
+
+def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
+    published_path.parent.mkdir(parents=True, exist_ok=True)
+    staging_path = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
+    row_counts: dict[str, int] = {}
+    try:
+        conn = duckdb.connect(str(staging_path))
+        try:
+            conn.execute(f"attach '{build_warehouse}' as build (read_only)")
+            schema_list = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
+            tables = conn.execute(
+                "select table_schema, table_name from information_schema.tables "
+                f"where table_catalog = 'build' and table_schema in ({schema_list}) "
+                "order by table_name"
+            ).fetchall()
+            for schema, table in tables:
+                # Published tables sit in the default schema: analysts query `kpi_values`.
+                conn.execute(
+                    f'create table main."{table}" as select * from build."{schema}"."{table}"'
+                )
+                row_counts[table] = conn.execute(f'select count(*) from main."{table}"').fetchone()[0]
+            conn.execute("detach build")
+            conn.execute("checkpoint")
+        finally:
+            conn.close()
+        with staging_path.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(staging_path, published_path)
+    finally:
+        staging_path.unlink(missing_ok=True)
+    return PublishedMart(path=published_path, row_counts=row_counts)

@@ -1,0 +1,118 @@
+"""Configuration from environment variables, with safe defaults (see README, "Configuration")."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import cache, cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+# Only for local development: pseudonyms made with a public key can be reversed by anyone
+# who guesses the inputs, so a real deployment must set BOUSSOLE_PII_KEY.
+DEVELOPMENT_PII_KEY = "boussole-development-key-do-not-use-in-production"
+
+logger = logging.getLogger("boussole")
+
+
+class SettingsError(ValueError):
+    """A configuration value is unusable; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    landing_dir: Path
+    data_dir: Path
+    reporting_tz: str
+    reporting_currency: str
+    pii_key: str
+    first_extract_date: date
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("BOUSSOLE_DATA_DIR") or PROJECT_ROOT / "data").resolve()
+        landing_dir = Path(env.get("BOUSSOLE_LANDING_DIR") or data_dir / "landing").resolve()
+
+        reporting_tz = env.get("BOUSSOLE_REPORTING_TZ") or "Europe/Paris"
+        try:
+            ZoneInfo(reporting_tz)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise SettingsError(
+                f"BOUSSOLE_REPORTING_TZ={reporting_tz!r} is not an IANA time zone "
+                "(for example Europe/Paris)"
+            ) from error
+
+        currency = (env.get("BOUSSOLE_REPORTING_CURRENCY") or "EUR").upper()
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            raise SettingsError(
+                f"BOUSSOLE_REPORTING_CURRENCY={currency!r} is not an ISO 4217 code (for example EUR)"
+            )
+
+        raw_first_date = env.get("BOUSSOLE_FIRST_EXTRACT_DATE") or "2024-01-01"
+        try:
+            first_extract_date = date.fromisoformat(raw_first_date)
+        except ValueError as error:
+            raise SettingsError(
+                f"BOUSSOLE_FIRST_EXTRACT_DATE={raw_first_date!r} is not a YYYY-MM-DD date"
+            ) from error
+
+        return cls(
+            landing_dir=landing_dir,
+            data_dir=data_dir,
+            reporting_tz=reporting_tz,
+            reporting_currency=currency,
+            pii_key=env.get("BOUSSOLE_PII_KEY") or DEVELOPMENT_PII_KEY,
+            first_extract_date=first_extract_date,
+        )
+
+    @property
+    def uses_development_pii_key(self) -> bool:
+        return self.pii_key == DEVELOPMENT_PII_KEY
+
+    def warn_if_insecure(self) -> None:
+        if self.uses_development_pii_key:
+            logger.warning(
+                "BOUSSOLE_PII_KEY is not set: personal data is pseudonymised with the public "
+                "development key, which anyone can reverse. Set BOUSSOLE_PII_KEY to a secret "
+                "before loading real exports."
+            )
+
+    @cached_property
+    def build_warehouse_path(self) -> Path:
+        """The DuckDB file the pipeline writes; never read by BI tools."""
+        return self.data_dir / "build" / "warehouse.duckdb"
+
+    @cached_property
+    def published_mart_path(self) -> Path:
+        """The audited mart that analysts and BI tools read; replaced atomically."""
+        return self.data_dir / "published" / "boussole.duckdb"
+
+    @cached_property
+    def quality_results_dir(self) -> Path:
+        return self.data_dir / "quality"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Variables the dbt profile and models read (the PII key as a dbt secret)."""
+        return {
+            "BOUSSOLE_WAREHOUSE_PATH": str(self.build_warehouse_path),
+            "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": self.pii_key,
+        }
+
+    def dbt_vars(self) -> dict[str, str]:
+        return {
+            "reporting_tz": self.reporting_tz,
+            "reporting_currency": self.reporting_currency,
+        }
+
+
+@cache
+def get_settings() -> Settings:
+    """The settings of this process (read once; the environment is the configuration)."""
+    return Settings.from_env()

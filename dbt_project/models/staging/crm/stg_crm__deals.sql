@@ -1,0 +1,50 @@
+-- Current state of each HubSpot deal: the latest version by updatedAt, whatever the file
+-- order; archived deals leave the current state.
+with versions as (
+    select
+        {{ json_text('record', ['id']) }} as deal_id,
+        {{ json_text('record', ['properties', 'dealname']) }} as deal_name,
+        cast({{ json_text('record', ['properties', 'amount']) }} as decimal(18, 2)) as amount,
+        upper(
+            coalesce({{ json_text('record', ['properties', 'deal_currency_code']) }}, '{{ var("reporting_currency") }}')
+        ) as currency,
+        {{ json_text('record', ['properties', 'dealstage']) }} as stage_id,
+        {{ json_text('record', ['properties', 'pipeline']) }} as pipeline_id,
+        {{ json_text('record', ['properties', 'hubspot_owner_id']) }} as owner_id,
+        {{ json_text('record', ['properties', 'product_line']) }} as product_line,
+        {{ vendor_timestamp(json_text('record', ['properties', 'createdate'])) }} as created_at,
+        {{ vendor_timestamp(json_text('record', ['properties', 'closedate'])) }} as closed_at,
+        {{ vendor_timestamp(json_text('record', ['updatedAt'])) }} as updated_at,
+        coalesce({{ json_text('record', ['archived']) }} = 'true', false) as is_archived,
+        _extract_date,
+        _source_file,
+        _record_number
+    from {{ source('crm', 'deals') }}
+),
+
+ranked as (
+    select
+        versions.*,
+        row_number() over (
+            partition by deal_id
+            order by updated_at desc, _extract_date desc, _source_file desc, _record_number desc
+        ) as version_rank
+    from versions
+)
+
+select
+    deal_id,
+    deal_name,
+    amount,
+    currency,
+    stage_id,
+    pipeline_id,
+    owner_id,
+    product_line,
+    created_at,
+    closed_at,
+    updated_at,
+    _extract_date,
+    _source_file
+from ranked
+where version_rank = 1 and not is_archived

@@ -1,0 +1,49 @@
+-- Current state of each Zendesk ticket: the latest version by updated_at; deleted tickets
+-- leave the current state.
+with versions as (
+    select
+        cast({{ json_text('record', ['id']) }} as bigint) as ticket_id,
+        {{ vendor_timestamp(json_text('record', ['created_at'])) }} as created_at,
+        {{ vendor_timestamp(json_text('record', ['updated_at'])) }} as updated_at,
+        {{ json_text('record', ['status']) }} as status,
+        {{ json_text('record', ['priority']) }} as priority,
+        {{ json_text('record', ['type']) }} as ticket_type,
+        {{ json_text('record', ['via', 'channel']) }} as channel,
+        cast({{ json_text('record', ['requester_id']) }} as bigint) as requester_id,
+        cast({{ json_text('record', ['assignee_id']) }} as bigint) as assignee_id,
+        cast({{ json_text('record', ['group_id']) }} as bigint) as group_id,
+        cast({{ json_text('record', ['organization_id']) }} as bigint) as organization_id,
+        {{ json_text('record', ['satisfaction_rating', 'score']) }} as satisfaction_score,
+        _extract_date,
+        _source_file,
+        _record_number
+    from {{ source('support', 'tickets') }}
+),
+
+ranked as (
+    select
+        versions.*,
+        row_number() over (
+            partition by ticket_id
+            order by updated_at desc, _extract_date desc, _source_file desc, _record_number desc
+        ) as version_rank
+    from versions
+)
+
+select
+    ticket_id,
+    created_at,
+    updated_at,
+    status,
+    priority,
+    ticket_type,
+    channel,
+    requester_id,
+    assignee_id,
+    group_id,
+    organization_id,
+    satisfaction_score,
+    _extract_date,
+    _source_file
+from ranked
+where version_rank = 1 and status <> 'deleted'

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Set-up and the two everyday commands, with nothing but Python and pip on the machine.
+
+    python3 dev.py run     # create .venv, install the lock, run the pipeline end to end
+    python3 dev.py test    # create .venv, install the lock, lint and run the whole test suite
+    python3 dev.py lock    # re-resolve requirements.lock from pyproject.toml (maintainers)
+
+The virtual environment is re-installed only when requirements.lock or pyproject.toml change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".boussole-install-stamp"
+INSTALL_INPUTS = ("requirements.lock", "pyproject.toml")
+
+
+def _say(message: str) -> None:
+    print(f"[dev] {message}", flush=True)
+
+
+def _run(*args: str | Path, env: dict[str, str] | None = None) -> None:
+    completed = subprocess.run([str(a) for a in args], cwd=ROOT, env=env)
+    if completed.returncode != 0:
+        sys.exit(completed.returncode)
+
+
+def _install_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in INSTALL_INPUTS:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> None:
+    """Create .venv and install the locked dependencies plus this project (editable)."""
+    if sys.version_info[:2] != (3, 11):
+        _say(f"warning: Boussole is pinned for Python 3.11, this is {sys.version.split()[0]}")
+    fingerprint = _install_fingerprint()
+    if STAMP.exists() and STAMP.read_text() == fingerprint:
+        return
+    if not (BIN / "python").exists():
+        _say(f"creating virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    _say("installing locked dependencies (first time: a few minutes)")
+    pip = [BIN / "python", "-m", "pip", "--disable-pip-version-check"]
+    _run(*pip, "install", "--quiet", "--upgrade", "pip")
+    _run(*pip, "install", "--quiet", "-r", ROOT / "requirements.lock")
+    _run(*pip, "install", "--quiet", "--no-deps", "-e", ROOT)
+    STAMP.write_text(fingerprint)
+
+
+def _tool_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    return env
+
+
+def command_run(extra: list[str]) -> None:
+    ensure_environment()
+    env = _tool_env()
+    _run(BIN / "boussole", "generate", "--if-empty", env=env)
+    _run(BIN / "boussole", "run", *extra, env=env)
+
+
+def command_test(extra: list[str]) -> None:
+    ensure_environment()
+    env = _tool_env()
+    _say("ruff")
+    _run(BIN / "ruff", "check", ".", env=env)
+    _run(BIN / "ruff", "format", "--check", ".", env=env)
+    _say("sqlfluff (dbt templater)")
+    _run(BIN / "boussole", "prepare", env=env)
+    _run(BIN / "sqlfluff", "lint", "dbt_project/models", "dbt_project/macros", env=env)
+    _say("pytest")
+    _run(BIN / "python", "-m", "pytest", *extra, env=env)
+
+
+def command_lock(extra: list[str]) -> None:
+    ensure_environment()
+    _run(BIN / "python", "-m", "pip", "install", "--quiet", "pip-tools")
+    _run(
+        BIN / "pip-compile",
+        "--quiet",
+        "--extra=dev",
+        "--strip-extras",
+        "--no-emit-index-url",
+        "--no-emit-find-links",
+        "--output-file=requirements.lock",
+        "pyproject.toml",
+        *extra,
+    )
+
+
+COMMANDS = {"run": command_run, "test": command_test, "lock": command_lock}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        sys.exit(2)
+    COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

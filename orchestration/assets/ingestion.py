@@ -1,0 +1,114 @@
+"""Ingestion assets: one per source, one raw table per landing object, partitioned by
+extract date. A run over a range of dates loads all their files in one step."""
+
+
+from collections import defaultdict
+from datetime import date
+
+import dagster as dg
+
+from boussole.ingestion.contracts import SOURCES, landed_files, objects_of
+from boussole.ingestion.loader import FileLoad, load_files
+from orchestration.partitions import extract_date_partitions
+from orchestration.resources import LandingResource, WarehouseResource
+
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+def raw_asset_key(source: str, object_name: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", source, object_name])
+
+
+def _file_table(loads: list[FileLoad]) -> str:
+    lines = ["| file | status | read | loaded | quarantined | reason |", "|---|---|---|---|---|---|"]
+    for load in loads:
+        lines.append(
+            f"| {load.relative_path} | {load.status} | {load.rows_read} | {load.rows_loaded} "
+            f"| {load.rows_quarantined} | {load.failure_reason or ''} |"
+        )
+    return "\n".join(lines)
+
+
+def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
+    objects = objects_of(source)
+
+    @dg.multi_asset(
+        name=f"ingest_{source}",
+        specs=[
+            dg.AssetSpec(
+                key=raw_asset_key(source, o.name),
+                description=o.description,
+                group_name="ingestion",
+                kinds={"duckdb"},
+                metadata={"table": o.raw_table},
+            )
+            for o in objects
+        ],
+        partitions_def=extract_date_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+        description=f"Load the {source} extracts of the selected dates into raw_{source}.*",
+    )
+    def ingest(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        landing: LandingResource,
+    ):
+        extract_dates = [date.fromisoformat(key) for key in context.partition_keys]
+        files, unknown = [], []
+        for extract_date in extract_dates:
+            known, others = landed_files(landing.directory, source, extract_date)
+            files.extend(known)
+            unknown.extend(others)
+        for path in unknown:
+            context.log.warning(f"{path}: not a {source} object of the extract contract; left alone")
+
+        with warehouse.connect() as conn:
+            loads = load_files(conn, files, landing.directory)
+            totals = dict(
+                conn.execute(
+                    "select object, count(*) from ("
+                    + " union all ".join(
+                        f"select '{o.name}' as object from {o.raw_table}" for o in objects
+                    )
+                    + ") group by object"
+                ).fetchall()
+            )
+
+        by_object: dict[str, list[FileLoad]] = defaultdict(list)
+        for load in loads:
+            by_object[load.file.landing_object.name].append(load)
+        for load in loads:
+            if load.status == "failed":
+                context.log.error(
+                    f"{load.relative_path}: could not be read ({load.failure_reason}); "
+                    "recorded as failed in ingestion.load_manifest, the other files still load"
+                )
+            elif load.rows_quarantined:
+                context.log.warning(
+                    f"{load.relative_path}: {load.rows_quarantined} of {load.rows_read} records "
+                    "sent to ingestion.quarantine"
+                )
+
+        for landing_object in objects:
+            object_loads = by_object.get(landing_object.name, [])
+            yield dg.MaterializeResult(
+                asset_key=raw_asset_key(source, landing_object.name),
+                metadata={
+                    "files_loaded": sum(1 for x in object_loads if x.status == "loaded"),
+                    "files_already_loaded": sum(
+                        1 for x in object_loads if x.status == "already_loaded"
+                    ),
+                    "files_failed": sum(1 for x in object_loads if x.status == "failed"),
+                    "rows_read": sum(x.rows_read for x in object_loads),
+                    "rows_loaded": sum(x.rows_loaded for x in object_loads),
+                    "rows_quarantined": sum(x.rows_quarantined for x in object_loads),
+                    "dagster/row_count": totals.get(landing_object.name, 0),
+                    "files": dg.MetadataValue.md(_file_table(object_loads)),
+                },
+            )
+
+    return ingest
+
+
+ingestion_assets = [build_ingestion_asset(source) for source in SOURCES]

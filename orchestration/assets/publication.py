@@ -1,0 +1,75 @@
+"""The publish step of write-audit-publish: the audited marts replace the served mart.
+
+Blocking checks already stop this asset when one fails in the same run. The asset also
+verifies it explicitly: every check guarding a published table must have passed in this
+very run, or nothing is published (a run that skipped a check cannot publish either).
+"""
+
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from boussole.publication import publish_marts
+from boussole.settings import get_settings
+from orchestration.assets.ingestion import WAREHOUSE_POOL
+from orchestration.resources import WarehouseResource
+
+
+class PublicationRefused(dg.Failure):
+    """A guarding check failed or did not run: the served mart stays as it was."""
+
+
+def checks_not_passed_in_run(
+    instance: dg.DagsterInstance, run_id: str, required: Sequence[dg.AssetCheckKey]
+) -> list[str]:
+    passed: dict[dg.AssetCheckKey, bool] = {}
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        passed[evaluation.asset_check_key] = evaluation.passed
+    problems = []
+    for key in required:
+        label = f"{key.name} on {key.asset_key.to_user_string()}"
+        if key not in passed:
+            problems.append(f"{label} (did not run)")
+        elif not passed[key]:
+            problems.append(f"{label} (failed)")
+    return problems
+
+
+def build_publication_asset(
+    published_tables: Sequence[dg.AssetKey], required_checks: Sequence[dg.AssetCheckKey]
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="published_mart",
+        group_name="publication",
+        deps=list(published_tables),
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb"},
+        description=(
+            "The audited KPI mart that analysts and BI tools read, replaced atomically "
+            "only when every guarding check passed in the same run."
+        ),
+    )
+    def published_mart(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        problems = checks_not_passed_in_run(context.instance, context.run_id, required_checks)
+        if problems:
+            raise PublicationRefused(
+                description="Publication refused, the published mart is unchanged: "
+                + "; ".join(problems)
+            )
+        published = publish_marts(warehouse.path_obj, get_settings().published_mart_path)
+        context.log.info(f"published {published.path}")
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(published.path)),
+                "tables": dg.MetadataValue.json(published.row_counts),
+                "dagster/row_count": published.row_counts.get("kpi_values", 0),
+                "checks_verified": len(required_checks),
+            }
+        )
+
+    return published_mart

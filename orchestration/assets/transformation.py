@@ -1,0 +1,77 @@
+"""dbt models as Dagster assets: staging, intermediate and marts groups; dbt tests become
+asset checks (error severity = blocking)."""
+
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from boussole.settings import DBT_PROJECT_DIR, get_settings
+from orchestration.assets.ingestion import WAREHOUSE_POOL, raw_asset_key
+from orchestration.resources import WarehouseResource
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# Under `dagster dev` the manifest is re-parsed on load; elsewhere `boussole prepare`
+# (run by the CLI and the set-up) has written it once.
+dbt_project.prepare_if_dev()
+
+
+class BoussoleDbtTranslator(DagsterDbtTranslator):
+    """dbt sources are the raw tables of the ingestion assets; models group by layer."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return raw_asset_key(dbt_resource_props["source_name"], dbt_resource_props["name"])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        # fqn = [project, layer, ...]: staging, intermediate or marts
+        return fqn[1] if len(fqn) > 2 else "dbt"
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=BoussoleDbtTranslator(),
+    pool=WAREHOUSE_POOL,
+)
+def dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    settings = get_settings()
+    # The profile and models read these from the environment of the dbt process.
+    os.environ.update(settings.dbt_env())
+    invocation = dbt.cli(
+        ["build", "--vars", json.dumps(settings.dbt_vars())], context=context, raise_on_error=False
+    )
+    # DuckDB has one writer: the row counts are read once dbt has exited and released the
+    # file, through a connection this step closes (not dbt's adapter, which stays open).
+    events = list(invocation.stream())
+    with warehouse.connect(read_only=True) as conn:
+        row_counts = table_row_counts(conn)
+    for event in events:
+        if isinstance(event, dg.Output):
+            key = context.assets_def.keys_by_output_name[event.output_name]
+            count = row_counts.get(tuple(key.path))
+            if count is not None:
+                event = event.with_metadata({**event.metadata, "dagster/row_count": count})
+        yield event
+    if not invocation.is_successful():
+        raise dg.Failure(description=f"dbt build failed: {invocation.get_error()}")
+
+
+def table_row_counts(conn: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
+    """Row counts of the materialised tables (views are skipped: counting re-runs them)."""
+    tables = conn.execute(
+        "select schema_name, table_name from duckdb_tables() where not temporary"
+    ).fetchall()
+    return {
+        (schema, table): conn.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+        for schema, table in tables
+    }

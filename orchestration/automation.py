@@ -1,0 +1,74 @@
+"""The pipeline job, its daily schedule, and the sensor that reacts to new landing files."""
+
+
+import hashlib
+import json
+
+import dagster as dg
+
+from boussole.ingestion.contracts import SOURCES, extract_dates
+from orchestration.partitions import extract_date_partitions
+from orchestration.resources import LandingResource
+
+PARTITION_RANGE_START = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END = "dagster/asset_partition_range_end"
+
+pipeline_job = dg.define_asset_job(
+    name="boussole_pipeline",
+    selection=dg.AssetSelection.all(),
+    partitions_def=extract_date_partitions,
+    description=(
+        "Ingest the extracts of the selected dates, build the dbt models, audit them, and "
+        "publish the KPI mart when every check passed."
+    ),
+)
+
+daily_schedule = dg.build_schedule_from_partitioned_job(
+    pipeline_job,
+    name="boussole_daily",
+    hour_of_day=6,
+    minute_of_hour=30,
+    description="Every morning: the pipeline for the latest extract date.",
+)
+
+
+def partition_range_tags(first: str, last: str) -> dict[str, str]:
+    """Tags that make one run cover a range of extract dates (single-run backfill)."""
+    return {PARTITION_RANGE_START: first, PARTITION_RANGE_END: last}
+
+
+def _day_fingerprint(landing: LandingResource, day: str) -> str:
+    """Names, sizes and modification times of a day's files: cheap, and changes on arrival."""
+    digest = hashlib.sha256()
+    for source in SOURCES:
+        day_dir = landing.directory / source / day
+        if day_dir.is_dir():
+            for path in sorted(p for p in day_dir.iterdir() if p.is_file()):
+                stat = path.stat()
+                digest.update(f"{source}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+@dg.sensor(
+    job=pipeline_job,
+    minimum_interval_seconds=60,
+    description="Launches the pipeline over the extract dates whose landing files are new or changed.",
+)
+def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    valid_keys = set(extract_date_partitions.get_partition_keys())
+    current = {
+        day.isoformat(): _day_fingerprint(landing, day.isoformat())
+        for day in extract_dates(landing.directory)
+        if day.isoformat() in valid_keys
+    }
+    changed = sorted(day for day, fingerprint in current.items() if seen.get(day) != fingerprint)
+    if not changed:
+        return dg.SkipReason("no new or changed landing files")
+    fingerprint = hashlib.sha256(json.dumps({d: current[d] for d in changed}).encode()).hexdigest()
+    context.update_cursor(json.dumps(current))
+    # One run over the changed range: dbt and the audit run once, not once per day.
+    return dg.RunRequest(
+        run_key=f"{changed[0]}..{changed[-1]}:{fingerprint[:16]}",
+        tags=partition_range_tags(changed[0], changed[-1]),
+    )
