@@ -153,7 +153,10 @@ class SuiteRunner:
 
         columns = suite.columns()
         select_list = ", ".join(f'"{c}"' for c in columns) if columns else "1 as _row"
-        frame = conn.execute(f"select {select_list} from {suite.table}").df()
+        try:
+            frame = conn.execute(f"select {select_list} from {suite.table}").df()
+        except duckdb.Error as error:
+            return _suite_could_not_run(suite, f"cannot read {suite.table}: {error}")
 
         gx_suite = self._gx.ExpectationSuite(name=suite.name)
         for spec in suite.expectations:
@@ -165,7 +168,10 @@ class SuiteRunner:
         batch = asset.add_batch_definition_whole_dataframe("whole_table").get_batch(
             batch_parameters={"dataframe": frame}
         )
-        result = batch.validate(gx_suite, expectation_parameters=parameters or {})
+        try:
+            result = batch.validate(gx_suite, expectation_parameters=parameters or {})
+        except self._gx.exceptions.GreatExpectationsError as error:
+            return _suite_could_not_run(suite, str(error), rows=len(frame))
 
         by_name = {}
         for item in result.results:
@@ -184,6 +190,18 @@ class SuiteRunner:
             rows_validated=len(frame),
             outcomes=tuple(by_name[s.name] for s in suite.expectations),
         )
+
+
+def _suite_could_not_run(suite: SuiteSpec, reason: str, rows: int = 0) -> SuiteOutcome:
+    first_line = reason.strip().splitlines()[0]
+    return SuiteOutcome(
+        suite=suite.name,
+        table=suite.table,
+        rows_validated=rows,
+        outcomes=tuple(
+            ExpectationOutcome(s.name, s.type, "error", error=first_line) for s in suite.expectations
+        ),
+    )
 
 
 def _outcome(name: str, item: Any) -> ExpectationOutcome:

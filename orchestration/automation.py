@@ -16,7 +16,6 @@ PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 pipeline_job = dg.define_asset_job(
     name="boussole_pipeline",
     selection=dg.AssetSelection.all(),
-    partitions_def=extract_date_partitions,
     description=(
         "Ingest the extracts of the selected dates, build the dbt models, audit them, and "
         "publish the KPI mart when every check passed."

@@ -235,6 +235,9 @@ def bucket_by_day(
     return by_day
 
 
+_CHUNK_LINES = 2000
+
+
 class LandingWriter:
     """Writes <landing>/<source>/<YYYY-MM-DD>/<object>.<ext> and keeps the tallies."""
 
@@ -260,9 +263,17 @@ class LandingWriter:
 
     def write_lines(self, source: str, day: date, obj: str, lines: Sequence[str]) -> None:
         """JSONL; nothing is written for a day without records (no empty incremental file)."""
-        if lines:
-            self.write_bytes(source, day, f"{obj}.jsonl", ("\n".join(lines) + "\n").encode())
-            self.rows[f"{source}/{obj}"] += len(lines)
+        if not lines:
+            return
+        path = self.path(source, day, f"{obj}.jsonl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Chunks: one huge join-encode-write of a day of web events is several times slower.
+        with path.open("w", encoding="utf-8", newline="\n") as out:
+            for i in range(0, len(lines), _CHUNK_LINES):
+                out.write("\n".join(lines[i : i + _CHUNK_LINES]))
+                out.write("\n")
+        self.files.add(path)
+        self.rows[f"{source}/{obj}"] += len(lines)
 
     def write_document(self, source: str, day: date, obj: str, doc: dict[str, Any]) -> None:
         text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"

@@ -39,7 +39,11 @@ WARMUP_DAYS = 120
 PORTAL_ID = 26123456
 
 # Team name carries the sales region (owners have no region field in HubSpot).
-TEAMS = (("4101", "Ventes Île-de-France"), ("4102", "Ventes Régions"), ("4103", "Ventes International"))
+TEAMS = (
+    ("4101", "Ventes Île-de-France"),
+    ("4102", "Ventes Régions"),
+    ("4103", "Ventes International"),
+)
 
 # (id, label, stages as (id, label, isClosed, probability)); won and lost are told apart by
 # metadata only: labels differ between pipelines and are not "won"/"lost".
@@ -300,7 +304,9 @@ class _CrmSimulation:
         self.companies: list[Company] = []
         self.contacts: list[Contact] = []
         self.deals: list[RecordHistory] = []
-        self.activities: dict[str, list[RecordHistory]] = {"calls": [], "emails": [], "meetings": []}
+        self.activities: dict[str, list[RecordHistory]] = {
+            "calls": [], "emails": [], "meetings": []
+        }
         self.won: list[WonDeal] = []
         self.email_events: list[list[tuple[int, str]]] = []
         self.email_campaigns: list[list[tuple[int, str]]] = []
@@ -337,14 +343,15 @@ class _CrmSimulation:
     def make_owners(self) -> None:
         rng, count = self.rng, max(1, self.scale.owners)
         long_ago = self.cal.midnight(self.warmup_start - timedelta(days=1100)) * 1000
+        owner_ids = _Ids(rng, 61_000_000, 900_000)
         for i in range(count):
             first, last = person(rng)
             team = i % len(TEAMS)
             # The last owner is hired mid-period, so owners.jsonl has a later re-export.
             hired = long_ago + rng.randrange(300) * DAY_MS
             if count >= 4 and i == count - 1:
-                hired = self.office_ms(self.start + (self.end - self.start) / 2)
-            owner_id = str(61_000_000 + rng.randrange(9_000_000))
+                hired = self.later_office_ms(self.start_ms, (self.end - self.start).days / 2)
+            owner_id = owner_ids()
             doc = {
                 "id": owner_id,
                 "email": self.unique_email(f"{slug(first)}.{slug(last)}", "boussole-demo.fr"),
@@ -361,7 +368,7 @@ class _CrmSimulation:
         if count >= 3:  # one owner moves team during the period
             mover = self.owners[1]
             mover.team = (mover.team + 1) % len(TEAMS)
-            moved = self.office_ms(self.start + (self.end - self.start) * 2 / 5)
+            moved = self.later_office_ms(self.start_ms, (self.end - self.start).days * 2 / 5)
             tid, tname = TEAMS[mover.team]
             mover.history.change(moved, teams=[{"id": tid, "name": tname, "primary": True}])
 
@@ -445,7 +452,8 @@ class _CrmSimulation:
         if campaigns:
             source_detail: str | None = rng.choice(campaigns).name
         else:
-            source_detail = rng.choice(UNTAGGED_SOURCES[channel])[0]
+            sources = UNTAGGED_SOURCES[channel]
+            source_detail = pick(rng, sources, cumulative([w for *_, w in sources]))[0]
             if channel == "DIRECT_TRAFFIC":
                 source_detail = None
         # HubSpot returns some date properties as epoch-millisecond strings: mix both.
@@ -493,7 +501,8 @@ class _CrmSimulation:
             return None
         mql = self.later_office_ms(created, min(rng.expovariate(1 / 4), 30))
         team = company.team if company else 1
-        contact.owner_id = (company.owner if company else rng.choice(self.active_owners(mql, team))).id
+        owner = company.owner if company else rng.choice(self.active_owners(mql, team))
+        contact.owner_id = owner.id
         contact.history.change(mql, {
             "lifecyclestage": "marketingqualifiedlead",
             "hs_lifecyclestage_marketingqualifiedlead_date": date_format(mql),
@@ -611,9 +620,10 @@ class _CrmSimulation:
 
         p_win = (0.62 if expansion else 0.30) * owner.skill * WIN_BY_CHANNEL.get(source, 1.0)
         won = rng.random() < p_win
-        path = open_stages[1:] + [won_stage] if won else (
-            open_stages[1:rng.randrange(1, len(open_stages) + 1)] + [lost_stage]
-        )
+        if won:
+            path = [*open_stages[1:], won_stage]
+        else:  # lost at any open stage
+            path = [*open_stages[1 : rng.randrange(1, len(open_stages) + 1)], lost_stage]
         # A few deals are duplicates, archived soon after creation.
         archived_at = created + rng.randrange(DAY_MS, 5 * DAY_MS) if rng.random() < 0.02 else None
         t, discounted = created, False
@@ -763,7 +773,8 @@ class _CrmSimulation:
             first_welcome = min(ts for ts, _ in welcomes)
             self.email_campaigns.append([(first_welcome, self._campaign(
                 welcome_id, "Bienvenue", "Bienvenue chez Boussole", "AUTOMATED_EMAIL"))])
-            events.extend((ts, len(events) + i, c, welcome_id) for i, (ts, c) in enumerate(welcomes))
+            first_seq = len(events)
+            events.extend((ts, first_seq + i, c, welcome_id) for i, (ts, c) in enumerate(welcomes))
         events.sort(key=lambda e: (e[0], e[1]))
         for send_ms, _, contact, campaign_id in events:
             if _reachable(contact, send_ms):
@@ -775,10 +786,10 @@ class _CrmSimulation:
     def send_email(self, sent: int, contact: Contact, campaign_id: str) -> None:
         rng = self.rng
         sent_id = uuid_from(rng)
-        lines: list[tuple[int, str]] = []
 
         def event(kind: str, ts: int, **extra: Any) -> None:
-            lines.append((ts, dumps({
+            # every event is a record of its own (one version), exported on its day
+            self.email_events.append([(ts, dumps({
                 "id": sent_id if kind == "SENT" else uuid_from(rng),
                 "type": kind,
                 "created": ts,
@@ -813,7 +824,6 @@ class _CrmSimulation:
                 contact.blocked_ms = unsubscribed
             elif rng.random() < 0.0008:
                 event("SPAMREPORT", delivered + rng.randrange(60_000, DAY_MS))
-        self.email_events.append(lines)
 
     def make_feedback(self, customers: list[Customer]) -> None:
         rng = self.rng
@@ -855,9 +865,10 @@ class _CrmSimulation:
                     self.feedback.append(RecordHistory(doc, ts))
 
     def archive_idle_companies(self) -> None:
+        """A few companies that never had a deal are archived (merged duplicates)."""
         idle = [c for c in self.companies if not c.has_deals]
         for company in idle[: max(1, len(idle) // 10)]:
-            ts = self.office_ms(self.start + (self.end - self.start) * 3 / 4)
+            ts = self.later_office_ms(self.start_ms, (self.end - self.start).days * 3 / 4)
             if ts > company.created_ms:
                 company.history.change(ts, archived=True)
 

@@ -123,11 +123,10 @@ def _wrong_format(writer: LandingWriter, day: date) -> None:
     """calls.jsonl holding CSV text, as when an export job is misconfigured."""
     path = writer.path("crm", day, "calls.jsonl")
     rows = ["id,hs_timestamp,hubspot_owner_id,hs_call_status"]
+    columns = ("hs_timestamp", "hubspot_owner_id", "hs_call_status")
     for line in _lines(path) or ['{"id":"1","properties":{}}']:
         call = json.loads(line)
-        props = call["properties"]
-        rows.append(",".join((call["id"], props.get("hs_timestamp") or "",
-                              props.get("hubspot_owner_id") or "", props.get("hs_call_status") or "")))
+        rows.append(",".join([call["id"], *(call["properties"].get(k) or "" for k in columns)]))
     _write_lines(writer, path, rows)
 
 

@@ -54,7 +54,7 @@ def generate(
     seed: int = 42,
     start: date = date(2026, 1, 1),
     end: date = date(2026, 3, 31),
-    scale: SampleScale = SampleScale(),  # noqa: B008 - frozen dataclass, safe as a default
+    scale: SampleScale = SampleScale(),  # frozen, so safe as a default
     faults: frozenset[str] = frozenset(),
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerationSummary:

@@ -7,6 +7,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+
 from ._common import ParisCalendar, day_factor, days_between, normalised
 from ._marketing import CAMPAIGNS
 from .crm import WonDeal

@@ -33,7 +33,9 @@ SUBDOMAIN = "https://boussole-demo.zendesk.com/api/v2"
 PRODUCT_FIELD_ID = 360_012_345_678
 SUPPORT_WEEKDAY = normalised((1.25, 1.15, 1.1, 1.05, 0.95, 0.3, 0.2))
 # Requests also arrive in the evening; agents answer in business hours.
-REQUEST_HOURS = cumulative((1, 0, 0, 0, 0, 1, 2, 5, 10, 11, 10, 9, 6, 7, 9, 9, 8, 7, 5, 4, 3, 3, 2, 1))
+REQUEST_HOURS = cumulative(
+    (1, 0, 0, 0, 0, 1, 2, 5, 10, 11, 10, 9, 6, 7, 9, 9, 8, 7, 5, 4, 3, 3, 2, 1)
+)
 
 GROUPS = ("Support niveau 1", "Support technique", "Facturation")
 CHANNELS = ("email", "web", "chat", "api")

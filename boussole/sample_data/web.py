@@ -78,10 +78,12 @@ DEVICES = (  # (category, operating system, browser, weight)
     ("tablet", "iOS", "Safari", 3), ("tablet", "Android", "Chrome", 2),
 )
 PLACES = (  # (country, region, city, weight)
-    ("France", "Ile-de-France", "Paris", 30), ("France", "Ile-de-France", "Boulogne-Billancourt", 5),
+    ("France", "Ile-de-France", "Paris", 30),
+    ("France", "Ile-de-France", "Boulogne-Billancourt", 5),
     ("France", "Auvergne-Rhone-Alpes", "Lyon", 9), ("France", "Pays de la Loire", "Nantes", 5),
     ("France", "Hauts-de-France", "Lille", 5), ("France", "Nouvelle-Aquitaine", "Bordeaux", 5),
-    ("France", "Occitanie", "Toulouse", 5), ("France", "Provence-Alpes-Cote d'Azur", "Marseille", 4),
+    ("France", "Occitanie", "Toulouse", 5),
+    ("France", "Provence-Alpes-Cote d'Azur", "Marseille", 4),
     ("France", "Brittany", "Rennes", 3), ("France", "Grand Est", "Strasbourg", 3),
     ("Belgium", "Brussels", "Brussels", 5), ("Switzerland", "Geneva", "Geneva", 4),
     ("Canada", "Quebec", "Montreal", 4), ("United Kingdom", "England", "London", 3),
@@ -140,7 +142,8 @@ DEVICE_FRAGMENTS = tuple(
 )
 DEVICE_WEIGHTS = cumulative([d[3] for d in DEVICES])
 PLACE_FRAGMENTS = tuple(
-    dumps({"country": country, "region": region, "city": city}) for country, region, city, _ in PLACES
+    dumps({"country": country, "region": region, "city": city})
+    for country, region, city, _ in PLACES
 )
 PLACE_WEIGHTS = cumulative([p[3] for p in PLACES])
 ENTRANCE = "," + _int_param("entrances", 1)
@@ -201,13 +204,13 @@ def _traffic_mix() -> tuple[list[_Traffic], list[float]]:
                 weights.append(share * c.daily_budget / budget)
         else:
             sources = UNTAGGED_SOURCES[channel]
-            for source, medium in sources:
+            for source, medium, within in sources:
                 if channel == "SOCIAL_MEDIA":  # organic posts carry UTM tags, without spend
                     items.append(_traffic(channel, source, medium, SOCIAL_POSTS, True))
                 else:
                     items.append(_traffic(channel, source, medium, untagged_campaign[channel],
                                           False))
-                weights.append(share / len(sources))
+                weights.append(share * within)
     return items, cumulative(weights)
 
 
@@ -289,7 +292,8 @@ class WebSimulator:
             events.append((0, _body("page_view", opening, ENTRANCE)))
             if random_() < 0.5:
                 dwell = US + int(random_() * 8 * US)
-                events.append((dwell, _body("user_engagement", opening, _engagement(dwell // 1000))))
+                engagement = _engagement(dwell // 1000)
+                events.append((dwell, _body("user_engagement", opening, engagement)))
             return _Plan(traffic, events, first_visit, "0", False)
         pages = [landing]
         while len(pages) < 8 and random_() < 0.55:

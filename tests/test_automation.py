@@ -1,0 +1,49 @@
+"""The landing sensor launches one run over the extract dates whose files are new or changed."""
+
+import dagster as dg
+
+from orchestration.automation import (
+    PARTITION_RANGE_END,
+    PARTITION_RANGE_START,
+    landing_files_sensor,
+)
+from orchestration.resources import LandingResource
+
+
+def evaluate(landing, cursor=None):
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"landing": LandingResource(path=str(landing))}
+    )
+    result = landing_files_sensor(context)
+    return result, context.cursor
+
+
+def land(landing, source, day, name="tickets.jsonl", content='{"id": 1}\n'):
+    path = landing / source / day / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+
+
+def test_sensor_requests_the_range_of_new_dates_then_waits(tmp_path):
+    land(tmp_path, "support", "2026-01-05")
+    land(tmp_path, "web", "2026-01-07", "events.jsonl")
+    request, cursor = evaluate(tmp_path)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags[PARTITION_RANGE_START] == "2026-01-05"
+    assert request.tags[PARTITION_RANGE_END] == "2026-01-07"
+
+    skipped, cursor = evaluate(tmp_path, cursor)
+    assert isinstance(skipped, dg.SkipReason)
+
+    land(tmp_path, "crm", "2026-01-09", "deals.jsonl")
+    later, _ = evaluate(tmp_path, cursor)
+    assert (later.tags[PARTITION_RANGE_START], later.tags[PARTITION_RANGE_END]) == (
+        "2026-01-09",
+        "2026-01-09",
+    )
+    assert later.run_key != request.run_key
+
+
+def test_sensor_skips_an_empty_landing_folder(tmp_path):
+    result, _ = evaluate(tmp_path)
+    assert isinstance(result, dg.SkipReason)

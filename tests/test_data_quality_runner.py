@@ -1,0 +1,115 @@
+"""The GX runner: expectations that pass, fail, and cannot run are told apart."""
+
+import duckdb
+import pytest
+
+from data_quality.runner import ExpectationSpec, SuiteRunner, SuiteSpec, load_suites
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return SuiteRunner()
+
+
+@pytest.fixture
+def conn():
+    connection = duckdb.connect()
+    connection.execute("create schema marts")
+    connection.execute(
+        "create table marts.t as select * from (values (1, 30.0), (2, -5.0), (2, null)) v(id, minutes)"
+    )
+    yield connection
+    connection.close()
+
+
+def suite(*expectations):
+    return SuiteSpec(name="t", table="marts.t", description="", expectations=tuple(expectations))
+
+
+def test_failures_count_unexpected_rows(runner, conn):
+    outcome = runner.run(
+        conn,
+        suite(
+            ExpectationSpec("id_unique", "expect_column_values_to_be_unique", {"column": "id"}),
+            ExpectationSpec(
+                "minutes_not_negative",
+                "expect_column_values_to_be_between",
+                {"column": "minutes", "min_value": 0},
+            ),
+        ),
+    )
+    assert not outcome.passed
+    by_name = {o.name: o for o in outcome.outcomes}
+    assert (by_name["id_unique"].status, by_name["id_unique"].unexpected_count) == ("failed", 2)
+    assert by_name["minutes_not_negative"].status == "failed"
+    assert by_name["minutes_not_negative"].unexpected_count == 1
+    assert by_name["minutes_not_negative"].unexpected_sample == [-5.0]
+    assert outcome.rows_validated == 3
+
+
+def test_passing_suite(runner, conn):
+    outcome = runner.run(
+        conn,
+        suite(ExpectationSpec("id_set", "expect_column_values_to_not_be_null", {"column": "id"})),
+    )
+    assert outcome.passed and outcome.summary() == "1 expectations passed on 3 rows"
+
+
+def test_checks_that_cannot_run_are_errors_not_failures(runner, conn):
+    # GX cannot compare text values with a numeric bound: it reports exception_info.
+    conn.execute("create table marts.words as select * from (values ('a'), ('b')) v(word)")
+    gx_error = runner.run(
+        conn,
+        SuiteSpec(
+            name="words",
+            table="marts.words",
+            description="",
+            expectations=(
+                ExpectationSpec(
+                    "word_between", "expect_column_values_to_be_between",
+                    {"column": "word", "min_value": 0},
+                ),
+            ),
+        ),
+    )
+    missing_column = runner.run(
+        conn, suite(ExpectationSpec("nope", "expect_column_values_to_not_be_null", {"column": "nope"}))
+    )
+    missing_parameter = runner.run(
+        conn,
+        suite(
+            ExpectationSpec(
+                "floor", "expect_column_values_to_be_between",
+                {"column": "minutes", "min_value": {"$PARAMETER": "floor"}},
+            )
+        ),
+    )
+    for outcome in (gx_error, missing_column, missing_parameter):
+        assert not outcome.passed
+        assert outcome.failed == []
+        assert [o.status for o in outcome.outcomes] == ["error"]
+        assert "could not run" in outcome.summary()
+    assert "same type" in gx_error.outcomes[0].error
+    assert "nope" in missing_column.outcomes[0].error
+    assert "floor" in missing_parameter.outcomes[0].error
+
+
+def test_run_time_parameters_reach_the_expectations(runner, conn):
+    spec = suite(
+        ExpectationSpec(
+            "minutes_above_floor",
+            "expect_column_values_to_be_between",
+            {"column": "minutes", "min_value": {"$PARAMETER": "floor"}},
+        )
+    )
+    assert runner.run(conn, spec, parameters={"floor": -10}).passed
+    assert not runner.run(conn, spec, parameters={"floor": 0}).passed
+
+
+def test_project_suites_are_well_formed():
+    suites = {s.name: s for s in load_suites()}
+    assert {"kpi_values", "fct_tickets", "fct_deals"} <= set(suites)
+    for spec in suites.values():
+        names = [e.name for e in spec.expectations]
+        assert len(names) == len(set(names)), spec.name
+        assert spec.table.startswith("marts.")

@@ -1,0 +1,85 @@
+"""The Dagster code location loads and wires the layers together as the architecture says."""
+
+import re
+
+import dagster as dg
+import yaml
+
+from boussole.ingestion.contracts import LANDING_OBJECTS
+from orchestration.definitions import defs
+from tests.conftest import PROJECT_ROOT
+
+
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def test_definitions_load_and_validate():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_every_landing_object_is_an_ingestion_asset_and_a_dbt_source():
+    keys = graph().get_all_asset_keys()
+    for landing_object in LANDING_OBJECTS:
+        assert dg.AssetKey(["raw", landing_object.source, landing_object.name]) in keys
+    declared = set()
+    for path in (PROJECT_ROOT / "dbt_project" / "models" / "staging").rglob("_*__sources.yml"):
+        for source in yaml.safe_load(path.read_text())["sources"]:
+            declared |= {(source["name"], table["name"]) for table in source["tables"]}
+    assert declared == {(o.source, o.name) for o in LANDING_OBJECTS}
+
+
+def test_lineage_runs_from_landing_to_published_mart():
+    asset_graph = graph()
+    upstream = asset_graph.get(dg.AssetKey("published_mart")).parent_keys
+    assert dg.AssetKey(["marts", "kpi_values"]) in upstream
+    # raw -> staging -> intermediate -> marts for each of the three KPIs' sources
+    chain = [
+        dg.AssetKey(["raw", "support", "ticket_metrics"]),
+        dg.AssetKey(["staging", "stg_support__ticket_metrics"]),
+        dg.AssetKey(["marts", "fct_tickets"]),
+        dg.AssetKey(["intermediate", "int_kpi__first_response_time_min"]),
+        dg.AssetKey(["marts", "kpi_values"]),
+    ]
+    for parent, child in zip(chain, chain[1:], strict=False):
+        assert parent in asset_graph.get(child).parent_keys, (parent, child)
+
+
+def test_assets_are_grouped_by_layer():
+    groups = {node.key: node.group_name for node in graph().asset_nodes}
+    assert groups[dg.AssetKey(["raw", "web", "events"])] == "ingestion"
+    assert groups[dg.AssetKey(["staging", "stg_web__events"])] == "staging"
+    assert groups[dg.AssetKey(["intermediate", "int_web__sessions"])] == "intermediate"
+    assert groups[dg.AssetKey(["marts", "kpi_values"])] == "marts"
+    assert groups[dg.AssetKey("published_mart")] == "publication"
+
+
+def test_great_expectations_and_dbt_tests_are_blocking_checks_on_the_marts():
+    check_specs = {
+        spec.key.name: spec for assets_def in graph().assets_defs for spec in assets_def.check_specs
+    }
+    for suite in ("gx_kpi_values", "gx_fct_tickets", "gx_fct_deals"):
+        assert check_specs[suite].blocking
+    dbt_kpi_checks = [
+        spec
+        for name, spec in check_specs.items()
+        if spec.asset_key == dg.AssetKey(["marts", "kpi_values"]) and not name.startswith("gx_")
+    ]
+    assert dbt_kpi_checks and all(spec.blocking for spec in dbt_kpi_checks)
+
+
+def test_schedule_sensor_and_job_exist():
+    assert defs.resolve_job_def("boussole_pipeline") is not None
+    schedule = defs.resolve_schedule_def("boussole_daily")
+    assert re.fullmatch(r"30 6 \* \* \*", schedule.cron_schedule)
+    assert defs.resolve_sensor_def("landing_files_sensor") is not None
+
+
+def test_every_warehouse_writer_shares_one_concurrency_pool():
+    instance_config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    assert instance_config["concurrency"]["runs"]["max_concurrent_runs"] == 1
+    assert instance_config["concurrency"]["pools"]["default_limit"] == 1
+    assert instance_config["telemetry"]["enabled"] is False
+    job = defs.resolve_job_def("boussole_pipeline")
+    pools = {node.name: node.definition.pool for node in job.graph.node_dict.values()}
+    assert set(pools.values()) == {"duckdb_warehouse"}, pools

@@ -1,0 +1,133 @@
+"""Loading landed files: set-based, once per content, nothing lost."""
+
+import gzip
+import json
+from datetime import date
+
+import duckdb
+import pytest
+
+from boussole.ingestion.contracts import LandedFile, landed_files
+from boussole.ingestion.loader import load_files
+
+
+@pytest.fixture
+def conn():
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+def write_day(landing, source, day, name, content: bytes):
+    path = landing / source / day / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def load_day(conn, landing, source, day):
+    files, _ = landed_files(landing, source, date.fromisoformat(day))
+    return {load.relative_path: load for load in load_files(conn, files, landing)}
+
+
+def test_jsonl_records_keep_lineage_and_bad_lines_go_to_quarantine(conn, tmp_path):
+    lines = [
+        json.dumps({"id": "1", "properties": {"amount": "10.5"}}),
+        '{"id": "2", "properties": ',  # truncated line
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"id": "3", "properties": {"amount": "7"}}),
+    ]
+    write_day(tmp_path, "crm", "2026-01-05", "deals.jsonl", ("\n".join(lines) + "\n").encode())
+    load = load_day(conn, tmp_path, "crm", "2026-01-05")["crm/2026-01-05/deals.jsonl"]
+
+    assert (load.status, load.rows_read, load.rows_loaded, load.rows_quarantined) == ("loaded", 4, 2, 2)
+    raw = conn.execute(
+        "select record ->> '$.id', _record_number, _extract_date::varchar, _source_file "
+        "from raw_crm.deals order by _record_number"
+    ).fetchall()
+    assert raw == [
+        ("1", 1, "2026-01-05", "crm/2026-01-05/deals.jsonl"),
+        ("3", 4, "2026-01-05", "crm/2026-01-05/deals.jsonl"),
+    ]
+    quarantined = conn.execute(
+        "select record_number, reason, raw_text from ingestion.quarantine order by record_number"
+    ).fetchall()
+    assert quarantined == [
+        (2, "malformed JSON", lines[1]),
+        (3, "record is not a JSON object", lines[2]),
+    ]
+    manifest = conn.execute(
+        "select rows_read, rows_loaded + rows_quarantined from ingestion.load_manifest"
+    ).fetchone()
+    assert manifest[0] == manifest[1] == 4
+
+
+def test_same_content_is_ingested_once_even_under_another_name(conn, tmp_path):
+    content = (json.dumps({"id": 1, "status": "open"}) + "\n").encode()
+    write_day(tmp_path, "support", "2026-01-05", "tickets.jsonl", content)
+    first = load_day(conn, tmp_path, "support", "2026-01-05")
+    write_day(tmp_path, "support", "2026-01-06", "tickets.jsonl", content)
+    second = load_day(conn, tmp_path, "support", "2026-01-05")
+    third = load_day(conn, tmp_path, "support", "2026-01-06")
+
+    assert first["support/2026-01-05/tickets.jsonl"].status == "loaded"
+    assert second["support/2026-01-05/tickets.jsonl"].status == "already_loaded"
+    assert third["support/2026-01-06/tickets.jsonl"].status == "already_loaded"
+    assert conn.execute("select count(*) from raw_support.tickets").fetchone()[0] == 1
+
+
+def test_unreadable_files_are_recorded_as_failed_and_others_still_load(conn, tmp_path):
+    good = gzip.compress((json.dumps({"id": 1}) + "\n").encode())
+    write_day(tmp_path, "support", "2026-01-05", "tickets.jsonl.gz", good)
+    write_day(tmp_path, "support", "2026-01-05", "users.jsonl.gz", good[: len(good) // 2])
+    write_day(tmp_path, "support", "2026-01-05", "groups.jsonl", b"")
+    loads = load_day(conn, tmp_path, "support", "2026-01-05")
+
+    assert loads["support/2026-01-05/tickets.jsonl.gz"].rows_loaded == 1
+    truncated = loads["support/2026-01-05/users.jsonl.gz"]
+    assert truncated.status == "failed" and "gzip" in truncated.failure_reason.lower()
+    assert loads["support/2026-01-05/groups.jsonl"].failure_reason == "the file is empty"
+    assert conn.execute(
+        "select count(*) from ingestion.load_manifest where status = 'failed'"
+    ).fetchone()[0] == 2
+    assert conn.execute("select count(*) from raw_support.users").fetchone()[0] == 0
+
+
+def test_json_document_csv_latin1_bom_and_parquet(conn, tmp_path):
+    pipelines = {"results": [{"id": "p1", "stages": []}, {"id": "p2", "stages": []}]}
+    write_day(tmp_path, "crm", "2026-01-05", "pipelines.json", json.dumps(pipelines).encode())
+    write_day(
+        tmp_path, "spend", "2026-01-05", "marketing_spend.csv",
+        "date,channel,campaign,spend,currency\n2026-01-05,PAID_SEARCH,Été,12.50,EUR\n".encode("latin-1"),
+    )
+    write_day(
+        tmp_path, "spend", "2026-01-05", "fx_rates.csv",
+        b"\xef\xbb\xbfdate,currency,rate_to_reporting\n2026-01-05,USD,0.9\n",
+    )
+    parquet = tmp_path / "web" / "2026-01-05" / "events_20260105.parquet"
+    parquet.parent.mkdir(parents=True)
+    conn.execute(
+        f"copy (select 1767600000000000 as event_timestamp, 'page_view' as event_name, "
+        f"[{{'key': 'ga_session_id', 'value': {{'int_value': 7}}}}] as event_params) to '{parquet}'"
+    )
+    load_day(conn, tmp_path, "crm", "2026-01-05")
+    load_day(conn, tmp_path, "spend", "2026-01-05")
+    load_day(conn, tmp_path, "web", "2026-01-05")
+
+    assert conn.execute(
+        "select record ->> '$.id', _record_number from raw_crm.pipelines order by 2"
+    ).fetchall() == [("p1", 1), ("p2", 2)]
+    assert conn.execute("select record ->> '$.campaign' from raw_spend.marketing_spend").fetchone() == ("Été",)
+    assert conn.execute("select record ->> '$.date' from raw_spend.fx_rates").fetchone() == ("2026-01-05",)
+    assert conn.execute(
+        "select record ->> '$.event_params[0].value.int_value' from raw_web.events"
+    ).fetchone() == ("7",)
+
+
+def test_landed_files_match_contract_names_only(tmp_path):
+    for name in ("events.jsonl", "events_20260105.ndjson.gz", "events_extra.jsonl", "notes.txt"):
+        write_day(tmp_path, "web", "2026-01-05", name, b"{}\n")
+    known, unknown = landed_files(tmp_path, "web", date(2026, 1, 5))
+    assert sorted(f.path.name for f in known) == ["events.jsonl", "events_20260105.ndjson.gz"]
+    assert sorted(p.name for p in unknown) == ["events_extra.jsonl", "notes.txt"]
+    assert isinstance(known[0], LandedFile)

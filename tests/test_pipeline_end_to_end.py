@@ -1,0 +1,127 @@
+"""The whole pipeline through Dagster on a hand-made fixture (tests/fixtures/landing_small).
+
+Expected values are worked out by hand from the fixture files; the reporting time zone is
+Europe/Paris (UTC+1 in January and February 2026).
+"""
+
+import hashlib
+import shutil
+
+import duckdb
+import pytest
+
+from tests.conftest import FIXTURES, make_workspace
+
+pytestmark = pytest.mark.e2e
+
+
+def kpi(published, kpi_id, grain, dimension="all", dimension_value="all"):
+    conn = duckdb.connect(str(published), read_only=True)
+    try:
+        rows = conn.execute(
+            "select period_start::varchar, value from kpi_values where kpi_id = ? and grain = ? "
+            "and dimension = ? and dimension_value = ? order by period_start",
+            [kpi_id, grain, dimension, dimension_value],
+        ).fetchall()
+    finally:
+        conn.close()
+    return dict(rows)
+
+
+def all_kpi_rows(published):
+    conn = duckdb.connect(str(published), read_only=True)
+    try:
+        return conn.execute("select * from kpi_values order by all").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def published_once(tmp_path_factory):
+    workspace = make_workspace(tmp_path_factory.mktemp("e2e"), "landing_small")
+    result = workspace.boussole("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workspace, result
+
+
+def test_run_publishes_and_prints_the_mart(published_once):
+    workspace, result = published_once
+    assert workspace.published.exists()
+    assert f"Published mart: {workspace.published}" in result.stdout
+    assert "revenue" in result.stdout and "1,660.00" in result.stdout
+
+
+def test_revenue_by_close_date_in_reporting_currency(published_once):
+    workspace, _ = published_once
+    # Deal 1: 1000 EUR won on 2026-01-05, amended to 1200 by a later version -> 1200.
+    # Deal 2: 500 USD closed 2026-01-06T23:30Z = 2026-01-07 00:30 Paris; USD rate of
+    #         2026-01-07 is 0.92 -> 500 * 0.92 = 460.
+    # Deal 3 is lost, deal 4 open (its older 'won' version delivered late must not win).
+    # Deal 5: 400 GBP closed 2026-02-03 (epoch ms); latest GBP rate (2026-01-05) 1.15 -> 460.
+    assert kpi(workspace.published, "revenue", "day") == {
+        "2026-01-05": 1200.0,
+        "2026-01-07": 460.0,
+        "2026-02-03": 460.0,
+    }
+    assert kpi(workspace.published, "revenue", "month") == {
+        "2026-01-01": 1200.0 + 460.0,
+        "2026-02-01": 460.0,
+    }
+    assert kpi(workspace.published, "revenue", "month", "product_line", "Services") == {
+        "2026-01-01": 460.0
+    }
+
+
+def test_sessions_by_paris_date_of_first_event(published_once):
+    workspace, _ = published_once
+    # u1/100 and u2/200 (22:59Z = 23:59 Paris) start on 01-05; u1/101 starts 23:30Z =
+    # 00:30 Paris on 01-06; u3/300 on 02-10. u2/200's page_view delivered twice counts once.
+    assert kpi(workspace.published, "sessions", "day") == {
+        "2026-01-05": 2.0,
+        "2026-01-06": 1.0,
+        "2026-02-10": 1.0,
+    }
+    assert kpi(workspace.published, "sessions", "month") == {"2026-01-01": 3.0, "2026-02-01": 1.0}
+
+
+def test_first_response_time_is_a_median_per_grain(published_once):
+    workspace, _ = published_once
+    # Created 01-05 (Paris): tickets 1 (30 min) and 2 (90 min); ticket 5 has no reply yet.
+    # Ticket 3 is created 23:30Z = 00:30 Paris on 01-06 (10 min); ticket 4 on 02-02 (45).
+    assert kpi(workspace.published, "first_response_time_min", "day") == {
+        "2026-01-05": (30 + 90) / 2,
+        "2026-01-06": 10.0,
+        "2026-02-02": 45.0,
+    }
+    # January median of [10, 30, 90] is 30 (not the mean of daily medians, 35).
+    assert kpi(workspace.published, "first_response_time_min", "month") == {
+        "2026-01-01": 30.0,
+        "2026-02-01": 45.0,
+    }
+
+
+def test_running_again_publishes_the_same_values(published_once):
+    workspace, _ = published_once
+    before = all_kpi_rows(workspace.published)
+    again = workspace.boussole("run")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all_kpi_rows(workspace.published) == before
+
+
+def test_failed_check_refuses_publication_and_keeps_the_mart(tmp_path):
+    workspace = make_workspace(tmp_path, "landing_small")
+    first = workspace.boussole("run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    digest_before = hashlib.sha256(workspace.published.read_bytes()).hexdigest()
+
+    # A later ticket_metrics version gives ticket 1 a negative reply time.
+    bad_day = workspace.landing / "support" / "2026-02-03"
+    bad_day.mkdir(parents=True)
+    shutil.copy(FIXTURES / "bad_inputs" / "negative_reply_time.jsonl", bad_day / "ticket_metrics.jsonl")
+    refused = workspace.boussole("run")
+
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Publication refused" in refused.stderr
+    assert "gx_fct_tickets" in refused.stderr
+    assert "first_reply_minutes_not_negative" in refused.stderr
+    assert hashlib.sha256(workspace.published.read_bytes()).hexdigest() == digest_before

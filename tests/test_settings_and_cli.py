@@ -1,0 +1,74 @@
+"""Configuration by environment variables, and the command line's help and errors."""
+
+import subprocess
+
+import pytest
+
+from boussole.cli import build_parser
+from boussole.settings import DEVELOPMENT_PII_KEY, Settings, SettingsError
+from tests.conftest import BOUSSOLE
+
+
+def test_defaults(tmp_path):
+    settings = Settings.from_env({"BOUSSOLE_DATA_DIR": str(tmp_path)})
+    assert settings.reporting_tz == "Europe/Paris"
+    assert settings.reporting_currency == "EUR"
+    assert settings.landing_dir == tmp_path / "landing"
+    assert settings.build_warehouse_path == tmp_path / "build" / "warehouse.duckdb"
+    assert settings.published_mart_path == tmp_path / "published" / "boussole.duckdb"
+    assert settings.pii_key == DEVELOPMENT_PII_KEY and settings.uses_development_pii_key
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BOUSSOLE_REPORTING_TZ", "Mars/Olympus"),
+        ("BOUSSOLE_REPORTING_CURRENCY", "euro"),
+        ("BOUSSOLE_FIRST_EXTRACT_DATE", "21/11/2026"),
+    ],
+)
+def test_bad_values_name_the_variable(variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_development_pii_key_warns(caplog):
+    Settings.from_env({}).warn_if_insecure()
+    assert "BOUSSOLE_PII_KEY is not set" in caplog.text
+    caplog.clear()
+    Settings.from_env({"BOUSSOLE_PII_KEY": "secret"}).warn_if_insecure()
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize("command", ["generate", "run", "prepare", "ui"])
+def test_every_command_has_help(command):
+    completed = subprocess.run([str(BOUSSOLE), command, "--help"], capture_output=True, text=True)
+    assert completed.returncode == 0
+    assert f"usage: boussole {command}" in completed.stdout
+    description = build_parser()._subparsers._group_actions[0].choices[command].description
+    assert description.split()[0] in completed.stdout
+
+
+def test_run_without_extracts_says_what_to_do(workspace):
+    empty = workspace.landing.parent / "empty"
+    empty.mkdir()
+    completed = subprocess.run(
+        [str(BOUSSOLE), "run"],
+        env={**workspace.env, "BOUSSOLE_LANDING_DIR": str(empty)},
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2
+    assert f"No extracts in {empty}" in completed.stderr
+    assert "boussole generate" in completed.stderr
+
+
+def test_bad_configuration_is_reported_not_raised(workspace):
+    completed = subprocess.run(
+        [str(BOUSSOLE), "run"],
+        env={**workspace.env, "BOUSSOLE_REPORTING_TZ": "Nowhere/Land"},
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2
+    assert "configuration error: BOUSSOLE_REPORTING_TZ='Nowhere/Land'" in completed.stderr
