@@ -237,20 +237,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--landing-dir", help="write here instead of BOUSSOLE_LANDING_DIR")
     generate.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    generate.add_argument("--start", type=_parse_date, default=date(2026, 1, 1),
-                          help="first extract date (default 2026-01-01)")
-    generate.add_argument("--end", type=_parse_date, default=date(2026, 3, 31),
-                          help="last extract date (default 2026-03-31)")
-    generate.add_argument("--web-events-per-day", type=int, default=400,
-                          help="average GA4 events per day (default 400)")
-    generate.add_argument("--deals-per-day", type=float, default=3.0,
-                          help="average new deals per day (default 3)")
-    generate.add_argument("--tickets-per-day", type=float, default=8.0,
-                          help="average new tickets per day (default 8)")
-    generate.add_argument("--fault", action="append", default=[], metavar="NAME",
-                          help="inject a bad input (repeatable), e.g. malformed_json_line")
-    generate.add_argument("--if-empty", action="store_true",
-                          help="do nothing when the landing folder already holds files")
+    generate.add_argument(
+        "--start",
+        type=_parse_date,
+        default=date(2026, 1, 1),
+        help="first extract date (default 2026-01-01)",
+    )
+    generate.add_argument(
+        "--end",
+        type=_parse_date,
+        default=date(2026, 3, 31),
+        help="last extract date (default 2026-03-31)",
+    )
+    generate.add_argument(
+        "--web-events-per-day",
+        type=int,
+        default=400,
+        help="average GA4 events per day (default 400)",
+    )
+    generate.add_argument(
+        "--deals-per-day", type=float, default=3.0, help="average new deals per day (default 3)"
+    )
+    generate.add_argument(
+        "--tickets-per-day", type=float, default=8.0, help="average new tickets per day (default 8)"
+    )
+    generate.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="inject a bad input (repeatable), e.g. malformed_json_line",
+    )
+    generate.add_argument(
+        "--if-empty",
+        action="store_true",
+        help="do nothing when the landing folder already holds files",
+    )
     generate.set_defaults(handler=command_generate)
 
     run = commands.add_parser(
@@ -262,8 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--start", type=_parse_date, help="first extract date to ingest")
     run.add_argument("--end", type=_parse_date, help="last extract date to ingest")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                     help="Dagster console log level (default INFO)")
+    run.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster console log level (default INFO)",
+    )
     run.set_defaults(handler=command_run)
 
     prepare = commands.add_parser(

@@ -33,8 +33,15 @@ def ensure_manifest(settings: Settings, force: bool = False) -> Path:
     if force or not manifest_is_current():
         dbt = Path(sys.executable).parent / "dbt"
         completed = subprocess.run(
-            [str(dbt), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
-             "--profiles-dir", str(DBT_PROJECT_DIR)],
+            [
+                str(dbt),
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+            ],
             env={**os.environ, **settings.dbt_env()},
             capture_output=True,
             text=True,

@@ -43,7 +43,9 @@ def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
                 conn.execute(
                     f'create table main."{table}" as select * from build."{schema}"."{table}"'
                 )
-                row_counts[table] = conn.execute(f'select count(*) from main."{table}"').fetchone()[0]
+                row_counts[table] = conn.execute(f'select count(*) from main."{table}"').fetchone()[
+                    0
+                ]
             conn.execute("detach build")
             conn.execute("checkpoint")
         finally:

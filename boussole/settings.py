@@ -52,7 +52,8 @@ class Settings:
         currency = (env.get("BOUSSOLE_REPORTING_CURRENCY") or "EUR").upper()
         if not re.fullmatch(r"[A-Z]{3}", currency):
             raise SettingsError(
-                f"BOUSSOLE_REPORTING_CURRENCY={currency!r} is not an ISO 4217 code (for example EUR)"
+                f"BOUSSOLE_REPORTING_CURRENCY={currency!r} is not an ISO 4217 code "
+                "(for example EUR)"
             )
 
         raw_first_date = env.get("BOUSSOLE_FIRST_EXTRACT_DATE") or "2024-01-01"

@@ -161,7 +161,9 @@ class SuiteRunner:
         gx_suite = self._gx.ExpectationSuite(name=suite.name)
         for spec in suite.expectations:
             gx_suite.add_expectation_configuration(
-                ExpectationConfiguration(type=spec.type, kwargs=spec.kwargs, meta={"name": spec.name})
+                ExpectationConfiguration(
+                    type=spec.type, kwargs=spec.kwargs, meta={"name": spec.name}
+                )
             )
         gx_suite = self._context.suites.add_or_update(gx_suite)
         asset = self._datasource.add_dataframe_asset(f"{suite.name}_{len(self._datasource.assets)}")
@@ -199,7 +201,8 @@ def _suite_could_not_run(suite: SuiteSpec, reason: str, rows: int = 0) -> SuiteO
         table=suite.table,
         rows_validated=rows,
         outcomes=tuple(
-            ExpectationOutcome(s.name, s.type, "error", error=first_line) for s in suite.expectations
+            ExpectationOutcome(s.name, s.type, "error", error=first_line)
+            for s in suite.expectations
         ),
     )
 

@@ -1,6 +1,5 @@
 """The pipeline job, its daily schedule, and the sensor that reacts to new landing files."""
 
-
 import hashlib
 import json
 
@@ -51,7 +50,7 @@ def _day_fingerprint(landing: LandingResource, day: str) -> str:
 @dg.sensor(
     job=pipeline_job,
     minimum_interval_seconds=60,
-    description="Launches the pipeline over the extract dates whose landing files are new or changed.",
+    description="Runs the pipeline over the extract dates whose landing files are new or changed.",
 )
 def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}

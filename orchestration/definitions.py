@@ -1,9 +1,8 @@
 """The Boussole code location: one Definitions object for the whole pipeline.
 
-    landing files -> ingestion (raw_*) -> dbt staging -> intermediate -> marts
-                  -> Great Expectations + dbt tests (blocking checks) -> published_mart
+landing files -> ingestion (raw_*) -> dbt staging -> intermediate -> marts
+              -> Great Expectations + dbt tests (blocking checks) -> published_mart
 """
-
 
 import sys
 from pathlib import Path
@@ -23,9 +22,7 @@ MART_GROUP = "marts"
 
 
 def _published_tables() -> list[dg.AssetKey]:
-    return [
-        spec.key for spec in dbt_models.specs if spec.group_name == MART_GROUP
-    ]
+    return [spec.key for spec in dbt_models.specs if spec.group_name == MART_GROUP]
 
 
 def _guarding_checks(published: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:

@@ -16,7 +16,8 @@ def conn():
     connection = duckdb.connect()
     connection.execute("create schema marts")
     connection.execute(
-        "create table marts.t as select * from (values (1, 30.0), (2, -5.0), (2, null)) v(id, minutes)"
+        "create table marts.t as "
+        "select * from (values (1, 30.0), (2, -5.0), (2, null)) v(id, minutes)"
     )
     yield connection
     connection.close()
@@ -66,20 +67,23 @@ def test_checks_that_cannot_run_are_errors_not_failures(runner, conn):
             description="",
             expectations=(
                 ExpectationSpec(
-                    "word_between", "expect_column_values_to_be_between",
+                    "word_between",
+                    "expect_column_values_to_be_between",
                     {"column": "word", "min_value": 0},
                 ),
             ),
         ),
     )
     missing_column = runner.run(
-        conn, suite(ExpectationSpec("nope", "expect_column_values_to_not_be_null", {"column": "nope"}))
+        conn,
+        suite(ExpectationSpec("nope", "expect_column_values_to_not_be_null", {"column": "nope"})),
     )
     missing_parameter = runner.run(
         conn,
         suite(
             ExpectationSpec(
-                "floor", "expect_column_values_to_be_between",
+                "floor",
+                "expect_column_values_to_be_between",
                 {"column": "minutes", "min_value": {"$PARAMETER": "floor"}},
             )
         ),

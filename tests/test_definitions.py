@@ -1,5 +1,6 @@
 """The Dagster code location loads and wires the layers together as the architecture says."""
 
+import itertools
 import re
 
 import dagster as dg
@@ -41,7 +42,7 @@ def test_lineage_runs_from_landing_to_published_mart():
         dg.AssetKey(["intermediate", "int_kpi__first_response_time_min"]),
         dg.AssetKey(["marts", "kpi_values"]),
     ]
-    for parent, child in zip(chain, chain[1:], strict=False):
+    for parent, child in itertools.pairwise(chain):
         assert parent in asset_graph.get(child).parent_keys, (parent, child)
 
 

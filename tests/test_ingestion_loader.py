@@ -40,7 +40,12 @@ def test_jsonl_records_keep_lineage_and_bad_lines_go_to_quarantine(conn, tmp_pat
     write_day(tmp_path, "crm", "2026-01-05", "deals.jsonl", ("\n".join(lines) + "\n").encode())
     load = load_day(conn, tmp_path, "crm", "2026-01-05")["crm/2026-01-05/deals.jsonl"]
 
-    assert (load.status, load.rows_read, load.rows_loaded, load.rows_quarantined) == ("loaded", 4, 2, 2)
+    assert (load.status, load.rows_read, load.rows_loaded, load.rows_quarantined) == (
+        "loaded",
+        4,
+        2,
+        2,
+    )
     raw = conn.execute(
         "select record ->> '$.id', _record_number, _extract_date::varchar, _source_file "
         "from raw_crm.deals order by _record_number"
@@ -87,9 +92,12 @@ def test_unreadable_files_are_recorded_as_failed_and_others_still_load(conn, tmp
     truncated = loads["support/2026-01-05/users.jsonl.gz"]
     assert truncated.status == "failed" and "gzip" in truncated.failure_reason.lower()
     assert loads["support/2026-01-05/groups.jsonl"].failure_reason == "the file is empty"
-    assert conn.execute(
-        "select count(*) from ingestion.load_manifest where status = 'failed'"
-    ).fetchone()[0] == 2
+    assert (
+        conn.execute(
+            "select count(*) from ingestion.load_manifest where status = 'failed'"
+        ).fetchone()[0]
+        == 2
+    )
     assert conn.execute("select count(*) from raw_support.users").fetchone()[0] == 0
 
 
@@ -97,11 +105,19 @@ def test_json_document_csv_latin1_bom_and_parquet(conn, tmp_path):
     pipelines = {"results": [{"id": "p1", "stages": []}, {"id": "p2", "stages": []}]}
     write_day(tmp_path, "crm", "2026-01-05", "pipelines.json", json.dumps(pipelines).encode())
     write_day(
-        tmp_path, "spend", "2026-01-05", "marketing_spend.csv",
-        "date,channel,campaign,spend,currency\n2026-01-05,PAID_SEARCH,Été,12.50,EUR\n".encode("latin-1"),
+        tmp_path,
+        "spend",
+        "2026-01-05",
+        "marketing_spend.csv",
+        "date,channel,campaign,spend,currency\n2026-01-05,PAID_SEARCH,Été,12.50,EUR\n".encode(
+            "latin-1"
+        ),
     )
     write_day(
-        tmp_path, "spend", "2026-01-05", "fx_rates.csv",
+        tmp_path,
+        "spend",
+        "2026-01-05",
+        "fx_rates.csv",
         b"\xef\xbb\xbfdate,currency,rate_to_reporting\n2026-01-05,USD,0.9\n",
     )
     parquet = tmp_path / "web" / "2026-01-05" / "events_20260105.parquet"
@@ -117,8 +133,12 @@ def test_json_document_csv_latin1_bom_and_parquet(conn, tmp_path):
     assert conn.execute(
         "select record ->> '$.id', _record_number from raw_crm.pipelines order by 2"
     ).fetchall() == [("p1", 1), ("p2", 2)]
-    assert conn.execute("select record ->> '$.campaign' from raw_spend.marketing_spend").fetchone() == ("Été",)
-    assert conn.execute("select record ->> '$.date' from raw_spend.fx_rates").fetchone() == ("2026-01-05",)
+    assert conn.execute(
+        "select record ->> '$.campaign' from raw_spend.marketing_spend"
+    ).fetchone() == ("Été",)
+    assert conn.execute("select record ->> '$.date' from raw_spend.fx_rates").fetchone() == (
+        "2026-01-05",
+    )
     assert conn.execute(
         "select record ->> '$.event_params[0].value.int_value' from raw_web.events"
     ).fetchone() == ("7",)

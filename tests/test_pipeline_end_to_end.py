@@ -117,7 +117,9 @@ def test_failed_check_refuses_publication_and_keeps_the_mart(tmp_path):
     # A later ticket_metrics version gives ticket 1 a negative reply time.
     bad_day = workspace.landing / "support" / "2026-02-03"
     bad_day.mkdir(parents=True)
-    shutil.copy(FIXTURES / "bad_inputs" / "negative_reply_time.jsonl", bad_day / "ticket_metrics.jsonl")
+    shutil.copy(
+        FIXTURES / "bad_inputs" / "negative_reply_time.jsonl", bad_day / "ticket_metrics.jsonl"
+    )
     refused = workspace.boussole("run")
 
     assert refused.returncode == 1, refused.stdout + refused.stderr

@@ -54,7 +54,9 @@ class LandingObject:
         stem = file_name[: -len(suffix)]
         if stem == self.name:
             return True
-        return self.dated_suffix and re.fullmatch(rf"{re.escape(self.name)}_\d{{8}}", stem) is not None
+        return (
+            self.dated_suffix and re.fullmatch(rf"{re.escape(self.name)}_\d{{8}}", stem) is not None
+        )
 
 
 def file_suffix(file_name: str) -> str | None:
@@ -122,7 +124,9 @@ def extract_dates(landing_dir: Path) -> list[date]:
     return sorted(found)
 
 
-def landed_files(landing_dir: Path, source: str, extract_date: date) -> tuple[list[LandedFile], list[Path]]:
+def landed_files(
+    landing_dir: Path, source: str, extract_date: date
+) -> tuple[list[LandedFile], list[Path]]:
     """The files of one source and extract date: those of a known object, and the others."""
     day_dir = landing_dir / source / extract_date.isoformat()
     if not day_dir.is_dir():

@@ -30,9 +30,6 @@ _WEEKDAY_B2B = (1.12, 1.16, 1.14, 1.08, 0.98, 0.30, 0.22)
 _MONTH = (0.94, 1.0, 1.06, 1.02, 0.97, 1.0, 0.84, 0.62, 1.08, 1.06, 1.04, 0.86)
 GROWTH_PER_YEAR = 0.25
 
-# Local hour profiles (Europe/Paris), as cumulative weights for bisect-based draws.
-OFFICE_HOURS = (0, 0, 0, 0, 0, 0, 0, 1, 4, 9, 10, 9, 5, 6, 9, 10, 9, 7, 4, 2, 1, 0, 0, 0)
-WEB_HOURS = (2, 1, 1, 1, 1, 2, 4, 7, 11, 13, 13, 12, 10, 11, 13, 13, 12, 11, 10, 10, 9, 8, 6, 4)
 # Support business schedule, Monday to Friday (local time).
 BUSINESS_OPEN_H = 9
 BUSINESS_CLOSE_H = 18
@@ -60,6 +57,15 @@ def cumulative(weights: Sequence[float]) -> list[float]:
         total += w
         out.append(total)
     return out
+
+
+# Local hour profiles (Europe/Paris), as cumulative weights for bisect-based draws.
+OFFICE_HOURS = cumulative(
+    (0, 0, 0, 0, 0, 0, 0, 1, 4, 9, 10, 9, 5, 6, 9, 10, 9, 7, 4, 2, 1, 0, 0, 0)
+)
+WEB_HOURS = cumulative(
+    (2, 1, 1, 1, 1, 2, 4, 7, 11, 13, 13, 12, 10, 11, 13, 13, 12, 11, 10, 10, 9, 8, 6, 4)
+)
 
 
 def pick(rng: random.Random, items: Sequence[Any], cum_weights: Sequence[float]) -> Any:
@@ -133,16 +139,18 @@ class ParisCalendar:
         ts = start + hour * 3600 + rng.randrange(3600)
         return min(ts, self.midnight(day + timedelta(days=1)) - 1)  # 23-hour DST day
 
-    def office_moment(self, rng: random.Random, ts: int) -> int:
-        """Move a moment to office hours: same day if it is a weekday, else the next weekday."""
+    def workday_moment(self, rng: random.Random, ts: int, days: float) -> int:
+        """An office-hours moment about `days` calendar days after ts, counted in working days,
+        so that work delayed over a weekend does not pile up on Mondays."""
         day = self.date_of(ts)
-        if day.weekday() < 5 and 8 <= (ts - self.midnight(day)) // 3600 < 19:
-            return ts
-        if (ts - self.midnight(day)) // 3600 >= 19:
+        remaining = int(days * 5 / 7 + rng.random())  # stochastic rounding
+        while remaining > 0:
             day += timedelta(days=1)
+            remaining -= day.weekday() < 5
         while day.weekday() >= 5:
             day += timedelta(days=1)
-        return max(ts, self.random_time(rng, day, OFFICE_HOURS))
+        moment = self.random_time(rng, day, OFFICE_HOURS)
+        return moment if moment > ts else ts + 60 + rng.randrange(3600)
 
     def _business_window(self, day: date) -> tuple[int, int]:
         start = self.midnight(day)

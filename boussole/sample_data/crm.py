@@ -14,7 +14,7 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._common import (
     DAY_MS,
@@ -34,6 +34,9 @@ from ._common import (
 )
 from ._marketing import CHANNELS, UNTAGGED_SOURCES, campaigns_of
 from ._names import COMPANY_KINDS, COMPANY_ROOTS, FREEMAIL_DOMAINS, person
+
+if TYPE_CHECKING:  # generator imports this module
+    from .generator import SampleScale
 
 WARMUP_DAYS = 120
 PORTAL_ID = 26123456
@@ -295,7 +298,9 @@ def pipelines_document() -> dict[str, Any]:
 
 
 class _CrmSimulation:
-    def __init__(self, rng: random.Random, cal: ParisCalendar, scale: Any, start: date, end: date):
+    def __init__(
+        self, rng: random.Random, cal: ParisCalendar, scale: SampleScale, start: date, end: date
+    ) -> None:
         self.rng, self.cal, self.scale, self.start, self.end = rng, cal, scale, start, end
         self.warmup_start = start - timedelta(days=WARMUP_DAYS)
         self.end_ms = cal.midnight(end + timedelta(days=1)) * 1000
@@ -323,7 +328,7 @@ class _CrmSimulation:
         return self.cal.random_time(self.rng, day, OFFICE_HOURS) * 1000 + self.rng.randrange(1000)
 
     def later_office_ms(self, ts_ms: int, days: float) -> int:
-        ts = self.cal.office_moment(self.rng, (ts_ms + int(days * DAY_MS)) // 1000)
+        ts = self.cal.workday_moment(self.rng, ts_ms // 1000, days)
         return ts * 1000 + self.rng.randrange(1000)
 
     def active_owners(self, ts_ms: int, team: int | None = None) -> list[Owner]:
@@ -383,12 +388,12 @@ class _CrmSimulation:
             for i in range(total)
         )
         for day in created_days:
-            name = ""
-            while not name or name in names:
-                kind, industry = rng.choice(COMPANY_KINDS)
-                name = f"{rng.choice(COMPANY_ROOTS)} {kind}"
-                if name in names:
-                    name = f"{name} {rng.choice(('Groupe', 'SAS', 'Services', 'Partners'))}"
+            kind, industry = rng.choice(COMPANY_KINDS)
+            base = f"{rng.choice(COMPANY_ROOTS)} {kind}"
+            name, n = base, 1
+            while name in names:  # homonyms get a suffix, as in company registers
+                n += 1
+                name = f"{base} {n}"
             names.add(name)
             country, (city, state), _ = pick(rng, COUNTRIES, COUNTRY_WEIGHTS)
             team = 2 if country != "France" else (0 if state == "Île-de-France" else 1)
@@ -530,8 +535,8 @@ class _CrmSimulation:
 
     # -- deals -------------------------------------------------------------------------------
     def make_deals(self, sqls: list[tuple[int, Contact]]) -> None:
-        """New business from SQL contacts, plus expansion deals on customer companies so that
-        the daily deal count averages scale.deals_per_day."""
+        """New business from SQL contacts, topped up with expansion deals on customer companies
+        so that the daily deal count averages scale.deals_per_day (unless SQLs alone exceed it)."""
         rng = self.rng
         starts: list[tuple[int, int, Contact | None]] = []
         for seq, (sql, contact) in enumerate(sqls):
@@ -798,7 +803,7 @@ class _CrmSimulation:
                 "portalId": PORTAL_ID,
                 "sentBy": {"id": sent_id, "created": sent},
                 **extra,
-            })))
+            }))])
 
         event("SENT", sent)
         r = rng.random()
@@ -828,7 +833,7 @@ class _CrmSimulation:
     def make_feedback(self, customers: list[Customer]) -> None:
         rng = self.rng
         survey_kinds = (
-            ("NPS", 0.08, NPS_WEIGHTS, 0, "Enquête NPS trimestrielle"),
+            ("NPS", 0.12, NPS_WEIGHTS, 0, "Enquête NPS trimestrielle"),
             ("CSAT", 0.05, CSAT_WEIGHTS, 1, "Satisfaction après accompagnement"),
             ("CES", 0.02, CES_WEIGHTS, 1, "Effort client"),
         )
@@ -874,7 +879,7 @@ class _CrmSimulation:
 
 
 def simulate(
-    rng: random.Random, cal: ParisCalendar, scale: Any, start: date, end: date
+    rng: random.Random, cal: ParisCalendar, scale: SampleScale, start: date, end: date
 ) -> CrmResult:
     sim = _CrmSimulation(rng, cal, scale, start, end)
     sim.make_owners()

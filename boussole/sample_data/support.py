@@ -9,7 +9,7 @@ import bisect
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._common import (
     DAY_S,
@@ -27,6 +27,9 @@ from ._common import (
 )
 from ._names import FREEMAIL_DOMAINS, person
 from .crm import CompanyRef, Customer
+
+if TYPE_CHECKING:  # generator imports this module
+    from .generator import SampleScale
 
 WARMUP_DAYS = 21  # open tickets at the first extract make a realistic backlog
 SUBDOMAIN = "https://boussole-demo.zendesk.com/api/v2"
@@ -299,8 +302,10 @@ class _Ticket:
 
 
 class _SupportSimulation:
-    def __init__(self, rng: random.Random, cal: ParisCalendar, scale: Any, start: date, end: date,
-                 customers: list[Customer], companies: list[CompanyRef]) -> None:
+    def __init__(
+        self, rng: random.Random, cal: ParisCalendar, scale: SampleScale, start: date, end: date,
+        customers: list[Customer], companies: list[CompanyRef],
+    ) -> None:
         self.rng, self.cal, self.scale, self.start, self.end = rng, cal, scale, start, end
         self.customers, self.customer_since = customers, [c.since_s for c in customers]
         self.metric_ids = _Ids(rng, 364_000_000_000, 5000)
@@ -401,7 +406,7 @@ class _SupportSimulation:
         return tickets
 
 
-def simulate(rng: random.Random, cal: ParisCalendar, scale: Any, start: date, end: date,
+def simulate(rng: random.Random, cal: ParisCalendar, scale: SampleScale, start: date, end: date,
              customers: list[Customer], companies: list[CompanyRef]) -> SupportResult:
     sim = _SupportSimulation(rng, cal, scale, start, end, customers, companies)
     tickets = sim.run()

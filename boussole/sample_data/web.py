@@ -1,10 +1,11 @@
 """GA4 BigQuery export-shaped web events, one JSON object per line.
 
 This is the large source (millions of events), so lines are assembled from JSON
-fragments prepared once (pages, devices, places, traffic sources) or once per session
-(user and session parameters); per event only the timestamp, name and a few parameters
-are formatted. Each event lands in the file of its own Paris event_date, so a session
-crossing midnight is split over two extract days, as in the GA4 daily export tables.
+fragments prepared once (pages, devices, places, traffic sources), when a session is
+planned (each event's name and parameters) or once per session (user and session
+columns); per event only the timestamp is formatted. Each event lands in the file of its
+own Paris event_date, so a session crossing midnight is split over two extract days, as in
+the GA4 daily export tables.
 """
 
 from __future__ import annotations
@@ -91,15 +92,15 @@ PLACES = (  # (country, region, city, weight)
     ("Morocco", "Casablanca-Settat", "Casablanca", 3), ("Senegal", "Dakar", "Dakar", 1),
 )
 # Channel -> (share of sessions, bounce probability, P(lead), P(sign-up), P(purchase) of
-# engaged sessions, referrer URL for the landing page or None)
+# engaged sessions)
 CHANNEL_BEHAVIOUR = {
-    "ORGANIC_SEARCH": (0.35, 0.45, 0.05, 0.025, 0.010, "https://www.google.com/"),
-    "DIRECT_TRAFFIC": (0.22, 0.40, 0.04, 0.030, 0.018, None),
-    "PAID_SEARCH": (0.15, 0.38, 0.09, 0.040, 0.012, "https://www.google.com/"),
-    "PAID_SOCIAL": (0.08, 0.55, 0.06, 0.020, 0.004, "https://www.linkedin.com/"),
-    "REFERRALS": (0.08, 0.35, 0.06, 0.030, 0.008, None),
-    "SOCIAL_MEDIA": (0.06, 0.58, 0.03, 0.015, 0.003, "https://www.linkedin.com/"),
-    "EMAIL_MARKETING": (0.06, 0.30, 0.08, 0.020, 0.010, None),
+    "ORGANIC_SEARCH": (0.35, 0.45, 0.05, 0.025, 0.010),
+    "DIRECT_TRAFFIC": (0.22, 0.40, 0.04, 0.030, 0.018),
+    "PAID_SEARCH": (0.15, 0.38, 0.09, 0.040, 0.012),
+    "PAID_SOCIAL": (0.08, 0.55, 0.06, 0.020, 0.004),
+    "REFERRALS": (0.08, 0.35, 0.06, 0.030, 0.008),
+    "SOCIAL_MEDIA": (0.06, 0.58, 0.03, 0.015, 0.003),
+    "EMAIL_MARKETING": (0.06, 0.30, 0.08, 0.020, 0.010),
 }
 LANDINGS = {
     "ORGANIC_SEARCH": ("/", "/blog/calculer-son-cac", "/blog/nps-mode-emploi",
@@ -157,7 +158,7 @@ def _body(name: str, page_part: str, params: str = "", ecommerce: str = "null") 
 
 
 def _engagement(msec: int) -> str:
-    return f',{{"key":"engagement_time_msec","value":{{"int_value":{msec}}}}}'
+    return "," + _int_param("engagement_time_msec", msec)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ class _Traffic:
     tagged: bool  # UTM parameters on the landing URL (collected_traffic_source)
     gclid: bool
     first_touch: str  # traffic_source of users acquired by it
+    referrer: str  # page_referrer parameter of the landing page ("" when there is none)
     # landing page index -> page parameters of the landing visit: page_location (with the
     # UTM query string when tagged), page_title, and source/medium/campaign, which GA4
     # records on the events of the landing page
@@ -186,8 +188,14 @@ def _traffic(channel: str, source: str, medium: str, campaign: str, tagged: bool
         for path in LANDINGS[channel]
     }
     first_touch = dumps({"name": campaign, "medium": medium, "source": source})
+    if channel in ("DIRECT_TRAFFIC", "EMAIL_MARKETING"):  # typed URL, bookmark, mail client
+        referrer = ""
+    elif channel in ("REFERRALS", "SOCIAL_MEDIA"):
+        referrer = "," + _string_param("page_referrer", f"https://{source}/")
+    else:  # search engines and ad networks
+        referrer = "," + _string_param("page_referrer", f"https://www.{source}.com/")
     return _Traffic(channel, source, medium, campaign, tagged, source == "google" and tagged,
-                    first_touch, landings)
+                    first_touch, referrer, landings)
 
 
 def _traffic_mix() -> tuple[list[_Traffic], list[float]]:
@@ -280,12 +288,11 @@ class WebSimulator:
         rng = self.rng
         random_ = rng.random
         traffic = pick(rng, TRAFFIC, TRAFFIC_WEIGHTS)
-        _, p_bounce, p_lead, p_signup, p_purchase, external = CHANNEL_BEHAVIOUR[traffic.channel]
+        _, p_bounce, p_lead, p_signup, p_purchase = CHANNEL_BEHAVIOUR[traffic.channel]
         landings = list(traffic.landings)
         landing = landings[int(random_() * len(landings))]
         landing_part = traffic.landings[landing]
-        referrer = "," + _string_param("page_referrer", external) if external else ""
-        opening = landing_part + referrer
+        opening = landing_part + traffic.referrer
         events = [(0, _body("session_start", opening))]
         first_visit = _body("first_visit", opening)
         if random_() < p_bounce:

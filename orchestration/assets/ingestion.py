@@ -1,7 +1,6 @@
 """Ingestion assets: one per source, one raw table per landing object, partitioned by
 extract date. A run over a range of dates loads all their files in one step."""
 
-
 from collections import defaultdict
 from datetime import date
 
@@ -20,7 +19,10 @@ def raw_asset_key(source: str, object_name: str) -> dg.AssetKey:
 
 
 def _file_table(loads: list[FileLoad]) -> str:
-    lines = ["| file | status | read | loaded | quarantined | reason |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| file | status | read | loaded | quarantined | reason |",
+        "|---|---|---|---|---|---|",
+    ]
     for load in loads:
         lines.append(
             f"| {load.relative_path} | {load.status} | {load.rows_read} | {load.rows_loaded} "
@@ -61,7 +63,9 @@ def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
             files.extend(known)
             unknown.extend(others)
         for path in unknown:
-            context.log.warning(f"{path}: not a {source} object of the extract contract; left alone")
+            context.log.warning(
+                f"{path}: not a {source} object of the extract contract; left alone"
+            )
 
         with warehouse.connect() as conn:
             loads = load_files(conn, files, landing.directory)

@@ -5,7 +5,6 @@ verifies it explicitly: every check guarding a published table must have passed 
 very run, or nothing is published (a run that skipped a check cannot publish either).
 """
 
-
 from collections.abc import Sequence
 
 import dagster as dg

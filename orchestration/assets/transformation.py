@@ -1,7 +1,6 @@
 """dbt models as Dagster assets: staging, intermediate and marts groups; dbt tests become
 asset checks (error severity = blocking)."""
 
-
 import json
 import os
 from collections.abc import Mapping

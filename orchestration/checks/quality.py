@@ -4,7 +4,6 @@ One multi-asset check runs every suite of data_quality/suites/ so that the GX co
 created once per run; each suite reports as its own check on the table it guards.
 """
 
-
 import dagster as dg
 
 from boussole.settings import get_settings

@@ -13,17 +13,17 @@ select
     deals.deal_id,
     deals.deal_name,
     deals.pipeline_id,
-    stages.pipeline_label,
+    deal_stages.pipeline_label,
     deals.stage_id,
-    stages.stage_label,
-    coalesce(stages.is_closed, false) as is_closed,
-    coalesce(stages.is_won, false) as is_won,
-    coalesce(stages.is_lost, false) as is_lost,
-    stages.probability as stage_probability,
+    deal_stages.stage_label,
+    coalesce(deal_stages.is_closed, false) as is_closed,
+    coalesce(deal_stages.is_won, false) as is_won,
+    coalesce(deal_stages.is_lost, false) as is_lost,
+    deal_stages.probability as stage_probability,
     deals.owner_id,
     coalesce(deals.product_line, '(not set)') as product_line,
     deals.create_date,
-    case when stages.is_closed then deals.close_date end as close_date,
+    case when deal_stages.is_closed then deals.close_date end as close_date,
     deals.amount as amount_original,
     deals.currency as currency_original,
     case
@@ -32,8 +32,8 @@ select
     end as amount_reporting,
     deals.updated_at
 from deals
-left join {{ ref('stg_crm__pipeline_stages') }} as stages
-    on deals.pipeline_id = stages.pipeline_id and deals.stage_id = stages.stage_id
+left join {{ ref('stg_crm__pipeline_stages') }} as deal_stages
+    on deals.pipeline_id = deal_stages.pipeline_id and deals.stage_id = deal_stages.stage_id
 left join {{ ref('int_fx__rate_periods') }} as fx
     on
         deals.currency = fx.currency

@@ -8,10 +8,10 @@
 
 with kpi_rows as (
     {%- for model in kpi_models %}
-    select * from {{ ref(model) }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+        select * from {{ ref(model) }}
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
     {%- endfor %}
 )
 
@@ -21,7 +21,7 @@ select
     period_start,
     case grain
         {%- for grain in var('kpi_grains') %}
-        when '{{ grain }}' then cast({{ dbt.dateadd('day', -1, dbt.dateadd(grain, 1, 'period_start')) }} as date)
+            when '{{ grain }}' then cast({{ dbt.dateadd('day', -1, dbt.dateadd(grain, 1, 'period_start')) }} as date)
         {%- endfor %}
     end as period_end,
     dimension,

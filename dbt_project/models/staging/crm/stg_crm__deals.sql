@@ -24,7 +24,7 @@ with versions as (
 
 ranked as (
     select
-        versions.*,
+        *,
         row_number() over (
             partition by deal_id
             order by updated_at desc, _extract_date desc, _source_file desc, _record_number desc

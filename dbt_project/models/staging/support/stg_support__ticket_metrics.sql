@@ -8,9 +8,12 @@ with versions as (
         {{ vendor_timestamp(json_text('record', ['solved_at'])) }} as solved_at,
         cast({{ json_text('record', ['replies']) }} as integer) as replies,
         cast({{ json_text('record', ['reopens']) }} as integer) as reopens,
-        cast({{ json_text('record', ['reply_time_in_minutes', 'calendar']) }} as double) as first_reply_minutes_calendar,
-        cast({{ json_text('record', ['reply_time_in_minutes', 'business']) }} as double) as first_reply_minutes_business,
-        cast({{ json_text('record', ['full_resolution_time_in_minutes', 'calendar']) }} as double) as full_resolution_minutes_calendar,
+        cast({{ json_text('record', ['reply_time_in_minutes', 'calendar']) }} as double)
+            as first_reply_minutes_calendar,
+        cast({{ json_text('record', ['reply_time_in_minutes', 'business']) }} as double)
+            as first_reply_minutes_business,
+        cast({{ json_text('record', ['full_resolution_time_in_minutes', 'calendar']) }} as double)
+            as full_resolution_minutes_calendar,
         _extract_date,
         _source_file,
         _record_number
@@ -19,7 +22,7 @@ with versions as (
 
 ranked as (
     select
-        versions.*,
+        *,
         row_number() over (
             partition by ticket_id
             order by updated_at desc, _extract_date desc, _source_file desc, _record_number desc

@@ -52,13 +52,13 @@ flat_params as (
     select
         _source_file,
         _record_number,
-        {%- for name, kind in params.items() %}
+    {%- for name, kind in params.items() %}
         {%- if kind == 'int' %}
-        max(case when param_key = '{{ name }}' then cast(param_text as bigint) end) as {{ name }}
+            max(case when param_key = '{{ name }}' then cast(param_text as bigint) end) as {{ name }}
         {%- else %}
-        max(case when param_key = '{{ name }}' then param_text end) as {{ name }}
+            max(case when param_key = '{{ name }}' then param_text end) as {{ name }}
         {%- endif %}{{ "," if not loop.last }}
-        {%- endfor %}
+    {%- endfor %}
     from params
     group by _source_file, _record_number
 ),
@@ -77,7 +77,7 @@ flattened as (
         events.transaction_id,
         events.purchase_revenue,
         {%- for name in params %}
-        flat_params.{{ name }},
+            flat_params.{{ name }},
         {%- endfor %}
         events._extract_date,
         events._source_file,
@@ -114,7 +114,7 @@ select
     transaction_id,
     purchase_revenue,
     {%- for name in params %}
-    {{ name }},
+        {{ name }},
     {%- endfor %}
     _extract_date,
     _source_file
