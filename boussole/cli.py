@@ -166,12 +166,9 @@ def print_kpi_summary(published_path: Path, months: int = 3) -> None:
 
 
 def command_run(args: argparse.Namespace, settings: Settings) -> int:
-    from boussole.dbt_manifest import ensure_manifest
-
     partition_range = _partition_range(args, settings)
     if partition_range is None:
         return EXIT_USAGE
-    ensure_manifest(settings)
     instance = _dagster_instance()
 
     from orchestration.automation import partition_range_tags

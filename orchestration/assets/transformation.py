@@ -10,14 +10,16 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from boussole.dbt_manifest import ensure_manifest
 from boussole.settings import DBT_PROJECT_DIR, get_settings
 from orchestration.assets.ingestion import WAREHOUSE_POOL, raw_asset_key
 from orchestration.resources import WarehouseResource
 
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# Under `dagster dev` the manifest is re-parsed on load; elsewhere `boussole prepare`
-# (run by the CLI and the set-up) has written it once.
-dbt_project.prepare_if_dev()
+# Parses only when the manifest is missing or older than the dbt project (an mtime check
+# otherwise), with this environment's dbt, which need not be on PATH under `dagster dev`.
+ensure_manifest(get_settings())
 
 
 class BoussoleDbtTranslator(DagsterDbtTranslator):
