@@ -23,13 +23,20 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--web-events", type=int, default=1_000_000,
-                        help="approximate number of GA4 events in all (default 1,000,000)")
+    parser.add_argument(
+        "--web-events",
+        type=int,
+        default=1_000_000,
+        help="approximate number of GA4 events in all (default 1,000,000)",
+    )
     parser.add_argument("--days", type=int, default=30, help="extract days (default 30)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=PROJECT_ROOT / "benchmarks" / "output")
-    parser.add_argument("--keep-landing", action="store_true",
-                        help="reuse the landing folder of a previous run with the same scale")
+    parser.add_argument(
+        "--keep-landing",
+        action="store_true",
+        help="reuse the landing folder of a previous run with the same scale",
+    )
     return parser.parse_args()
 
 
@@ -137,8 +144,10 @@ def main() -> int:
     ingest_web = stages.get("ingest_web", float("nan"))
     print(f"\n  end-to-end throughput: {raw_rows / total:,.0f} raw records/s")
     print(f"  web ingestion: {web_events / ingest_web:,.0f} events/s")
-    print(f"  plain DuckDB scan of the same files: {floor_seconds:.2f} s "
-          f"({web_events / floor_seconds:,.0f} events/s)")
+    print(
+        f"  plain DuckDB scan of the same files: {floor_seconds:.2f} s "
+        f"({web_events / floor_seconds:,.0f} events/s)"
+    )
     print(f"  ingestion / plain scan ratio: {ingest_web / floor_seconds:.2f}x")
     return 0
 

@@ -39,14 +39,27 @@ TINY = SampleScale(
 
 OBJECTS = {
     "crm": {
-        "contacts.jsonl", "companies.jsonl", "deals.jsonl", "owners.jsonl", "pipelines.json",
-        "calls.jsonl", "emails.jsonl", "meetings.jsonl", "email_events.jsonl",
-        "email_campaigns.jsonl", "feedback_submissions.jsonl",
+        "contacts.jsonl",
+        "companies.jsonl",
+        "deals.jsonl",
+        "owners.jsonl",
+        "pipelines.json",
+        "calls.jsonl",
+        "emails.jsonl",
+        "meetings.jsonl",
+        "email_events.jsonl",
+        "email_campaigns.jsonl",
+        "feedback_submissions.jsonl",
     },
     "web": {"events.jsonl"},
     "support": {
-        "tickets.jsonl", "ticket_metrics.jsonl", "ticket_comments.jsonl", "users.jsonl",
-        "groups.jsonl", "organizations.jsonl", "satisfaction_ratings.jsonl",
+        "tickets.jsonl",
+        "ticket_metrics.jsonl",
+        "ticket_comments.jsonl",
+        "users.jsonl",
+        "groups.jsonl",
+        "organizations.jsonl",
+        "satisfaction_ratings.jsonl",
     },
     "spend": {"marketing_spend.csv", "sales_costs.csv", "fx_rates.csv"},
 }
@@ -63,20 +76,54 @@ REQUIRED_KEYS = {
     "crm/email_campaigns": {"id", "name", "subject", "type"},
     "crm/feedback_submissions": {"id", "properties", "createdAt", "updatedAt"},
     "web/events": {
-        "event_date", "event_timestamp", "event_name", "event_params", "user_pseudo_id",
-        "user_id", "user_first_touch_timestamp", "device", "geo", "traffic_source",
-        "collected_traffic_source", "ecommerce", "platform", "stream_id",
+        "event_date",
+        "event_timestamp",
+        "event_name",
+        "event_params",
+        "user_pseudo_id",
+        "user_id",
+        "user_first_touch_timestamp",
+        "device",
+        "geo",
+        "traffic_source",
+        "collected_traffic_source",
+        "ecommerce",
+        "platform",
+        "stream_id",
     },
     "support/tickets": {
-        "id", "created_at", "updated_at", "status", "priority", "type", "via", "requester_id",
-        "submitter_id", "assignee_id", "group_id", "organization_id", "subject", "tags",
-        "satisfaction_rating", "custom_fields",
+        "id",
+        "created_at",
+        "updated_at",
+        "status",
+        "priority",
+        "type",
+        "via",
+        "requester_id",
+        "submitter_id",
+        "assignee_id",
+        "group_id",
+        "organization_id",
+        "subject",
+        "tags",
+        "satisfaction_rating",
+        "custom_fields",
     },
     "support/ticket_metrics": {
-        "id", "ticket_id", "created_at", "updated_at", "solved_at", "assigned_at",
-        "initially_assigned_at", "reopens", "replies", "reply_time_in_minutes",
-        "first_resolution_time_in_minutes", "full_resolution_time_in_minutes",
-        "agent_wait_time_in_minutes", "requester_wait_time_in_minutes",
+        "id",
+        "ticket_id",
+        "created_at",
+        "updated_at",
+        "solved_at",
+        "assigned_at",
+        "initially_assigned_at",
+        "reopens",
+        "replies",
+        "reply_time_in_minutes",
+        "first_resolution_time_in_minutes",
+        "full_resolution_time_in_minutes",
+        "agent_wait_time_in_minutes",
+        "requester_wait_time_in_minutes",
     },
     "support/ticket_comments": {"id", "ticket_id", "author_id", "public", "created_at"},
     "support/users": {"id", "name", "email", "role", "organization_id", "time_zone"},
@@ -86,23 +133,50 @@ REQUIRED_KEYS = {
 }
 REQUIRED_PROPERTIES = {
     "crm/contacts": {
-        "email", "firstname", "lastname", "phone", "lifecyclestage", "createdate",
-        "hs_lifecyclestage_lead_date", "hs_lifecyclestage_marketingqualifiedlead_date",
-        "hs_lifecyclestage_salesqualifiedlead_date", "hs_lifecyclestage_customer_date",
-        "hs_analytics_source", "hs_analytics_source_data_1", "country", "associatedcompanyid",
-        "hubspot_owner_id", "lastmodifieddate",
+        "email",
+        "firstname",
+        "lastname",
+        "phone",
+        "lifecyclestage",
+        "createdate",
+        "hs_lifecyclestage_lead_date",
+        "hs_lifecyclestage_marketingqualifiedlead_date",
+        "hs_lifecyclestage_salesqualifiedlead_date",
+        "hs_lifecyclestage_customer_date",
+        "hs_analytics_source",
+        "hs_analytics_source_data_1",
+        "country",
+        "associatedcompanyid",
+        "hubspot_owner_id",
+        "lastmodifieddate",
     },
     "crm/companies": {
-        "name", "domain", "country", "industry", "numberofemployees", "createdate",
+        "name",
+        "domain",
+        "country",
+        "industry",
+        "numberofemployees",
+        "createdate",
         "hubspot_owner_id",
     },
     "crm/deals": {
-        "dealname", "amount", "deal_currency_code", "dealstage", "pipeline", "createdate",
-        "closedate", "hubspot_owner_id", "product_line", "recurring_revenue_amount",
+        "dealname",
+        "amount",
+        "deal_currency_code",
+        "dealstage",
+        "pipeline",
+        "createdate",
+        "closedate",
+        "hubspot_owner_id",
+        "product_line",
+        "recurring_revenue_amount",
         "contract_end_date",
     },
     "crm/feedback_submissions": {
-        "hs_survey_type", "hs_response_value", "hs_submission_timestamp", "hs_contact_id",
+        "hs_survey_type",
+        "hs_response_value",
+        "hs_submission_timestamp",
+        "hs_contact_id",
     },
 }
 CSV_HEADERS = {
@@ -112,8 +186,11 @@ CSV_HEADERS = {
 }
 # Records whose updated timestamp names the extract day they land in (after the full load).
 UPDATED_FIELD = {
-    "crm/contacts": "updatedAt", "crm/companies": "updatedAt", "crm/deals": "updatedAt",
-    "crm/meetings": "updatedAt", "support/tickets": "updated_at",
+    "crm/contacts": "updatedAt",
+    "crm/companies": "updatedAt",
+    "crm/deals": "updatedAt",
+    "crm/meetings": "updatedAt",
+    "support/tickets": "updated_at",
     "support/ticket_metrics": "updated_at",
 }
 
@@ -144,8 +221,13 @@ def stage_metadata(root: Path) -> dict[str, dict[str, str]]:
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GenerationSummary]:
     root = tmp_path_factory.mktemp("landing")
     calls: list[tuple[int, int]] = []
-    summary = generate(root, start=START, end=END, scale=SMALL,
-                       progress=lambda done, total: calls.append((done, total)))
+    summary = generate(
+        root,
+        start=START,
+        end=END,
+        scale=SMALL,
+        progress=lambda done, total: calls.append((done, total)),
+    )
     days = (END - START).days + 1
     assert calls == [(i, days) for i in range(1, days + 1)]
     return root, summary
@@ -206,14 +288,18 @@ def test_layout_matches_the_landing_contract(sample: tuple[Path, GenerationSumma
         seen_days.add(day)
     assert seen_days == set(days)
     for day in days:  # every day has web traffic, spend and FX rates
-        for required in ("web/{}/events.jsonl", "spend/{}/marketing_spend.csv",
-                         "spend/{}/fx_rates.csv"):
+        for required in (
+            "web/{}/events.jsonl",
+            "spend/{}/marketing_spend.csv",
+            "spend/{}/fx_rates.csv",
+        ):
             assert required.format(day) in files
     assert {n.split("/")[2] for n in files if n.startswith(f"crm/{START}")} == OBJECTS["crm"]
     assert sum(1 for n in files if n.endswith("pipelines.json")) == 1
     # sales costs on the first extract day and the first day of each month
     assert [n for n in files if n.endswith("sales_costs.csv")] == [
-        f"spend/{START}/sales_costs.csv", "spend/2026-04-01/sales_costs.csv"
+        f"spend/{START}/sales_costs.csv",
+        "spend/2026-04-01/sales_costs.csv",
     ]
 
 
@@ -258,12 +344,23 @@ def test_vendor_value_conventions(sample: tuple[Path, GenerationSummary]) -> Non
     tickets = [r for _, r in records(root, "support", "tickets")]
     assert all(isinstance(t["id"], int) for t in tickets)  # Zendesk: integers
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t["updated_at"]) for t in tickets)
-    assert {t["status"] for t in tickets} <= {"new", "open", "pending", "hold", "solved",
-                                               "closed", "deleted"}
+    assert {t["status"] for t in tickets} <= {
+        "new",
+        "open",
+        "pending",
+        "hold",
+        "solved",
+        "closed",
+        "deleted",
+    }
     assert {t["via"]["channel"] for t in tickets} <= {"web", "email", "chat", "api"}
     assert {t["priority"] for t in tickets} <= {"low", "normal", "high", "urgent"}
-    assert {t["satisfaction_rating"]["score"] for t in tickets} <= {"unoffered", "offered",
-                                                                    "good", "bad"}
+    assert {t["satisfaction_rating"]["score"] for t in tickets} <= {
+        "unoffered",
+        "offered",
+        "good",
+        "bad",
+    }
     domains = {c["properties"]["domain"] for _, c in records(root, "crm", "companies")}
     orgs = [o for _, o in records(root, "support", "organizations")]
     assert {d for o in orgs for d in o["domain_names"]} == domains
@@ -288,10 +385,16 @@ def test_pipelines_tell_won_and_lost_by_metadata_only(
         metadata = [s["metadata"] for s in pipeline["stages"]]
         assert {m["isClosed"] for m in metadata} == {"true", "false"}
         assert all(0.0 <= float(m["probability"]) <= 1.0 for m in metadata)
-        won = [s for s in pipeline["stages"] if s["metadata"] == {"isClosed": "true",
-                                                                  "probability": "1.0"}]
-        lost = [s for s in pipeline["stages"] if s["metadata"] == {"isClosed": "true",
-                                                                   "probability": "0.0"}]
+        won = [
+            s
+            for s in pipeline["stages"]
+            if s["metadata"] == {"isClosed": "true", "probability": "1.0"}
+        ]
+        lost = [
+            s
+            for s in pipeline["stages"]
+            if s["metadata"] == {"isClosed": "true", "probability": "0.0"}
+        ]
         assert len(won) == len(lost) == 1
         assert not re.search(r"won|lost", won[0]["label"] + lost[0]["label"], re.IGNORECASE)
     stages = stage_metadata(root)
@@ -344,7 +447,8 @@ def test_the_data_exercises_the_kpis(sample: tuple[Path, GenerationSummary]) -> 
     for _, deal in records(root, "crm", "deals"):
         latest[deal["id"]] = deal
     in_period = [
-        d for d in latest.values()
+        d
+        for d in latest.values()
         if stages[d["properties"]["dealstage"]]["isClosed"] == "true"
         and START <= paris_date(d["properties"]["closedate"]) <= END
     ]
@@ -358,8 +462,12 @@ def test_the_data_exercises_the_kpis(sample: tuple[Path, GenerationSummary]) -> 
     assert set(nps) <= set(range(11)) and len(set(nps)) >= 3
     event_types = {e["type"] for _, e in records(root, "crm", "email_events")}
     assert {"SENT", "DELIVERED", "OPEN", "CLICK"} <= event_types
-    per_day = {d: len(path.read_text().splitlines()) for d, path in
-               ((date.fromisoformat(p.parent.name), p) for p in root.glob("web/*/events.jsonl"))}
+    per_day = {
+        d: len(path.read_text().splitlines())
+        for d, path in (
+            (date.fromisoformat(p.parent.name), p) for p in root.glob("web/*/events.jsonl")
+        )
+    }
     weekdays = [n for d, n in per_day.items() if d.weekday() < 5]
     weekends = [n for d, n in per_day.items() if d.weekday() >= 5]
     assert sum(weekends) / len(weekends) < 0.8 * sum(weekdays) / len(weekdays)
@@ -392,8 +500,16 @@ def test_ga4_events(sample: tuple[Path, GenerationSummary]) -> None:
             assert event["ecommerce"]["purchase_revenue"] > 0
         if event["event_name"] == "session_start":
             assert {"page_location", "source", "medium", "campaign"} <= params.keys()
-    assert {"session_start", "first_visit", "page_view", "user_engagement", "scroll",
-            "generate_lead", "sign_up", "purchase"} <= names
+    assert {
+        "session_start",
+        "first_visit",
+        "page_view",
+        "user_engagement",
+        "scroll",
+        "generate_lead",
+        "sign_up",
+        "purchase",
+    } <= names
     assert user_ids and user_ids <= contact_ids
     assert sum(1 for events in sessions.values() if len(events) > 2) > len(sessions) / 3
     users: dict[str, int] = {}
@@ -410,8 +526,10 @@ def test_sessions_crossing_midnight_are_split_by_event_date(
     busy = SampleScale(**{**TINY.__dict__, "web_events_per_day": 3000})
     generate(tmp_path, start=START, end=START + timedelta(days=1), scale=busy)
     second_midnight = datetime.combine(START + timedelta(days=2), datetime.min.time(), PARIS)
-    bad_date, bad_file, split, total = duckdb.connect().execute(
-        """
+    bad_date, bad_file, split, total = (
+        duckdb.connect()
+        .execute(
+            """
         select
             count(*) filter (where strftime(timezone('Europe/Paris',
                 make_timestamptz(event_timestamp)), '%Y%m%d') <> event_date),
@@ -422,14 +540,21 @@ def test_sessions_crossing_midnight_are_split_by_event_date(
             count(*)
         from read_json(?, filename = true, format = 'newline_delimited')
         """,
-        [(START + timedelta(days=1)).strftime("%Y%m%d"),
-         int(second_midnight.timestamp()) - 86_400, str(tmp_path / "web" / "*" / "events.jsonl")],
-    ).fetchone()
+            [
+                (START + timedelta(days=1)).strftime("%Y%m%d"),
+                int(second_midnight.timestamp()) - 86_400,
+                str(tmp_path / "web" / "*" / "events.jsonl"),
+            ],
+        )
+        .fetchone()
+    )
     assert total > 0 and bad_date == 0 and bad_file == 0
     assert split > 0  # the tail of a session started before midnight, in the next day's file
     # after the last extract day, the tails are not exported (not yet in any GA4 table)
-    last = [json.loads(line) for line in
-            (tmp_path / "web" / str(START + timedelta(days=1)) / "events.jsonl").open()]
+    last = [
+        json.loads(line)
+        for line in (tmp_path / "web" / str(START + timedelta(days=1)) / "events.jsonl").open()
+    ]
     assert all(e["event_timestamp"] < second_midnight.timestamp() * 1e6 for e in last)
 
 
@@ -471,8 +596,9 @@ def test_unknown_fault_is_refused(tmp_path: Path) -> None:
 def test_each_fault_changes_only_its_file(
     fault: str, clean_tiny: dict[str, bytes], tmp_path: Path
 ) -> None:
-    generate(tmp_path, start=START, end=START + timedelta(days=1), scale=TINY,
-             faults=frozenset({fault}))
+    generate(
+        tmp_path, start=START, end=START + timedelta(days=1), scale=TINY, faults=frozenset({fault})
+    )
     faulty = tree(tmp_path)
     changed = {k for k in clean_tiny.keys() | faulty.keys() if clean_tiny.get(k) != faulty.get(k)}
     assert changed == CHANGED_BY_FAULT[fault]
@@ -493,15 +619,19 @@ def check_fault(fault: str, clean: dict[str, bytes], faulty: dict[str, bytes], r
         assert bad["id"] in clean_deals
         assert bad["updatedAt"] > clean_deals[bad["id"]]["updatedAt"]
     elif fault in ("bad_date", "unknown_enum"):
-        field, value = ("created_at", "not-a-date") if fault == "bad_date" else ("status",
-                                                                                 "escalated")
+        field, value = (
+            ("created_at", "not-a-date") if fault == "bad_date" else ("status", "escalated")
+        )
         (bad,) = [t for t in json_lines(after) if t[field] == value]
         assert bad["id"] not in {t["id"] for t in json_lines(before)}
     elif fault == "missing_id":
         assert sum("id" not in c for c in json_lines(after)) == 1
     elif fault == "changed_type":
-        assert [e["event_timestamp"] for e in json_lines(after)
-                if not isinstance(e["event_timestamp"], int)] == ["abc"]
+        assert [
+            e["event_timestamp"]
+            for e in json_lines(after)
+            if not isinstance(e["event_timestamp"], int)
+        ] == ["abc"]
     elif fault == "truncated_gzip":
         with pytest.raises(EOFError):
             gzip.decompress(after)
@@ -527,10 +657,13 @@ def check_fault(fault: str, clean: dict[str, bytes], faulty: dict[str, bytes], r
             "select count(*), max(len(event_params)) from read_parquet(?)", [str(parquet)]
         ).fetchone()
         assert count == len(events) and params > 0
-        columns = [r[0] for r in con.execute(
-            "select name from parquet_schema(?) where name in (select unnest(?))",
-            [str(parquet), list(events[0])],
-        ).fetchall()]
+        columns = [
+            r[0]
+            for r in con.execute(
+                "select name from parquet_schema(?) where name in (select unnest(?))",
+                [str(parquet), list(events[0])],
+            ).fetchall()
+        ]
         assert set(columns) == set(events[0])
         session_ids = con.execute(
             "select count(*) from read_parquet(?), unnest(event_params) as p(param) "
@@ -558,8 +691,13 @@ def _parses(line: str) -> bool:
 
 
 def test_changed_type_in_parquet_makes_a_string_column(tmp_path: Path) -> None:
-    generate(tmp_path, start=START, end=START, scale=TINY,
-             faults=frozenset({"parquet_events", "changed_type"}))
+    generate(
+        tmp_path,
+        start=START,
+        end=START,
+        scale=TINY,
+        faults=frozenset({"parquet_events", "changed_type"}),
+    )
     parquet = str(tmp_path / "web" / DAY / "events.parquet")
     con = duckdb.connect()
     (column_type,) = con.execute(
@@ -580,7 +718,11 @@ def test_all_faults_together(clean_tiny: dict[str, bytes], tmp_path: Path) -> No
     assert changed == set().union(*CHANGED_BY_FAULT.values())
     events = json_lines(clean_tiny[f"web/{DAY}/events.jsonl"])
     gzipped = json_lines(gzip.decompress(faulty[f"web/{DAY}/events.jsonl.gz"]))
-    (in_parquet,) = duckdb.connect().execute(
-        "select count(*) from read_parquet(?)", [str(tmp_path / "web" / DAY / "events.parquet")]
-    ).fetchone()
+    (in_parquet,) = (
+        duckdb.connect()
+        .execute(
+            "select count(*) from read_parquet(?)", [str(tmp_path / "web" / DAY / "events.parquet")]
+        )
+        .fetchone()
+    )
     assert in_parquet + len(gzipped) == len(events) + 1  # + the changed_type event

@@ -41,16 +41,22 @@ CAMPAIGNS = (
 
 # Channels without UTM tags: (source, medium, share within the channel) as GA4 reports them.
 UNTAGGED_SOURCES = {
-    "ORGANIC_SEARCH": (("google", "organic", 0.86), ("bing", "organic", 0.09),
-                       ("qwant", "organic", 0.05)),
+    "ORGANIC_SEARCH": (
+        ("google", "organic", 0.86),
+        ("bing", "organic", 0.09),
+        ("qwant", "organic", 0.05),
+    ),
     "DIRECT_TRAFFIC": (("(direct)", "(none)", 1.0),),
     "REFERRALS": (
         ("capterra.fr", "referral", 0.4),
         ("journaldunet.com", "referral", 0.25),
         ("ecosystem.hubspot.com", "referral", 0.35),
     ),
-    "SOCIAL_MEDIA": (("linkedin.com", "social", 0.7), ("twitter.com", "social", 0.1),
-                     ("youtube.com", "social", 0.2)),
+    "SOCIAL_MEDIA": (
+        ("linkedin.com", "social", 0.7),
+        ("twitter.com", "social", 0.1),
+        ("youtube.com", "social", 0.2),
+    ),
 }
 
 

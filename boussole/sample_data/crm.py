@@ -127,16 +127,32 @@ COUNTRIES = (
 COUNTRY_WEIGHTS = cumulative([c[2] for c in COUNTRIES])
 CURRENCY_BY_COUNTRY = {"United Kingdom": "GBP", "United States": "USD", "Canada": "USD"}
 TLD_BY_COUNTRY = {
-    "France": "fr", "Belgium": "be", "Switzerland": "ch", "Germany": "de", "Spain": "es",
-    "United Kingdom": "co.uk", "United States": "com", "Canada": "ca",
+    "France": "fr",
+    "Belgium": "be",
+    "Switzerland": "ch",
+    "Germany": "de",
+    "Spain": "es",
+    "United Kingdom": "co.uk",
+    "United States": "com",
+    "Canada": "ca",
 }
 
 NPS_WEIGHTS = cumulative((2, 1, 2, 2, 3, 4, 6, 10, 16, 24, 30))
 CSAT_WEIGHTS = cumulative((5, 7, 13, 35, 40))
 CES_WEIGHTS = cumulative((3, 5, 8, 14, 25, 27, 18))
 MONTHS_FR = (
-    "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-    "octobre", "novembre", "décembre",
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
 )
 NEWSLETTER_SUBJECTS = (
     "5 KPI à suivre ce trimestre",
@@ -310,7 +326,9 @@ class _CrmSimulation:
         self.contacts: list[Contact] = []
         self.deals: list[RecordHistory] = []
         self.activities: dict[str, list[RecordHistory]] = {
-            "calls": [], "emails": [], "meetings": []
+            "calls": [],
+            "emails": [],
+            "meetings": [],
         }
         self.won: list[WonDeal] = []
         self.email_events: list[list[tuple[int, str]]] = []
@@ -368,8 +386,9 @@ class _CrmSimulation:
                 "updatedAt": iso_ms(hired),
                 "archived": False,
             }
-            self.owners.append(Owner(owner_id, team, rng.uniform(0.75, 1.25), hired,
-                                     RecordHistory(doc, hired)))
+            self.owners.append(
+                Owner(owner_id, team, rng.uniform(0.75, 1.25), hired, RecordHistory(doc, hired))
+            )
         if count >= 3:  # one owner moves team during the period
             mover = self.owners[1]
             mover.team = (mover.team + 1) % len(TEAMS)
@@ -495,8 +514,17 @@ class _CrmSimulation:
             "updatedAt": iso_ms(created),
             "archived": False,
         }
-        contact = Contact(contact_id, email, f"{first} {last}", company, channel, created,
-                          rng.random() < 0.75, date_format, RecordHistory(doc, created))
+        contact = Contact(
+            contact_id,
+            email,
+            f"{first} {last}",
+            company,
+            channel,
+            created,
+            rng.random() < 0.75,
+            date_format,
+            RecordHistory(doc, created),
+        )
         self.contacts.append(contact)
         if rng.random() < 0.025:  # spam or duplicate lead, archived by marketing ops
             contact.archived_ms = created + rng.randrange(3600_000, 3 * DAY_MS)
@@ -508,30 +536,44 @@ class _CrmSimulation:
         team = company.team if company else 1
         owner = company.owner if company else rng.choice(self.active_owners(mql, team))
         contact.owner_id = owner.id
-        contact.history.change(mql, {
-            "lifecyclestage": "marketingqualifiedlead",
-            "hs_lifecyclestage_marketingqualifiedlead_date": date_format(mql),
-            "hubspot_owner_id": contact.owner_id,
-        })
+        contact.history.change(
+            mql,
+            {
+                "lifecyclestage": "marketingqualifiedlead",
+                "hs_lifecyclestage_marketingqualifiedlead_date": date_format(mql),
+                "hubspot_owner_id": contact.owner_id,
+            },
+        )
         if rng.random() < 0.6:  # qualification call by the owner
-            self.add_call(self.later_office_ms(mql, rng.uniform(0, 2)), contact.owner_id,
-                          [contact.id], [company.id] if company else [], [])
+            self.add_call(
+                self.later_office_ms(mql, rng.uniform(0, 2)),
+                contact.owner_id,
+                [contact.id],
+                [company.id] if company else [],
+                [],
+            )
         if company is None or rng.random() >= P_SQL:
             return None
         sql = self.later_office_ms(mql, rng.uniform(2, 20))
-        contact.history.change(sql, {
-            "lifecyclestage": "salesqualifiedlead",
-            "hs_lifecyclestage_salesqualifiedlead_date": date_format(sql),
-        })
+        contact.history.change(
+            sql,
+            {
+                "lifecyclestage": "salesqualifiedlead",
+                "hs_lifecyclestage_salesqualifiedlead_date": date_format(sql),
+            },
+        )
         return sql, contact
 
     def make_customer(self, contact: Contact, ts_ms: int) -> None:
         if contact.customer_ms is None:
             contact.customer_ms = ts_ms
-            contact.history.change(ts_ms, {
-                "lifecyclestage": "customer",
-                "hs_lifecyclestage_customer_date": contact.date_format(ts_ms),
-            })
+            contact.history.change(
+                ts_ms,
+                {
+                    "lifecyclestage": "customer",
+                    "hs_lifecyclestage_customer_date": contact.date_format(ts_ms),
+                },
+            )
 
     # -- deals -------------------------------------------------------------------------------
     def make_deals(self, sqls: list[tuple[int, Contact]]) -> None:
@@ -562,12 +604,14 @@ class _CrmSimulation:
                 customer_contacts.setdefault(company.id, []).extend(contacts)
             if contact is not None:
                 assert contact.company is not None
-                outcome = self.make_deal(created, contact.company, [contact], expansion=False,
-                                         source=contact.source)
+                outcome = self.make_deal(
+                    created, contact.company, [contact], expansion=False, source=contact.source
+                )
             elif customers:
                 company = rng.choice(customers)
-                outcome = self.make_deal(created, company, customer_contacts[company.id][:2],
-                                         expansion=True, source="")
+                outcome = self.make_deal(
+                    created, company, customer_contacts[company.id][:2], expansion=True, source=""
+                )
             else:
                 continue
             if outcome is not None:
@@ -575,7 +619,12 @@ class _CrmSimulation:
                 heapq.heappush(pending_wins, (close, seq, company, contacts))
 
     def make_deal(
-        self, created: int, company: Company, contacts: list[Contact], *, expansion: bool,
+        self,
+        created: int,
+        company: Company,
+        contacts: list[Contact],
+        *,
+        expansion: bool,
         source: str,
     ) -> tuple[int, Company, list[Contact]] | None:
         """Simulate one deal; returns (close moment, company, contacts) when it is won."""
@@ -668,14 +717,24 @@ class _CrmSimulation:
         return t, company, contacts
 
     # -- activities ----------------------------------------------------------------------------
-    def _activity(self, kind: str, created: int, props: dict[str, Any], contacts: list[str],
-                  companies: list[str], deals: list[str]) -> RecordHistory:
+    def _activity(
+        self,
+        kind: str,
+        created: int,
+        props: dict[str, Any],
+        contacts: list[str],
+        companies: list[str],
+        deals: list[str],
+    ) -> RecordHistory:
         activity_id = self.activity_ids()
         singular = kind[:-1]
         doc = {
             "id": activity_id,
-            "properties": {**props, "hs_object_id": activity_id,
-                           "hs_lastmodifieddate": iso_ms(created)},
+            "properties": {
+                **props,
+                "hs_object_id": activity_id,
+                "hs_lastmodifieddate": iso_ms(created),
+            },
             "associations": {
                 "contacts": _assoc(singular, contacts, "contact"),
                 "companies": _assoc(singular, companies, "company"),
@@ -689,8 +748,9 @@ class _CrmSimulation:
         self.activities[kind].append(history)
         return history
 
-    def add_call(self, ts: int, owner_id: str, contacts: list[str], companies: list[str],
-                 deals: list[str]) -> None:
+    def add_call(
+        self, ts: int, owner_id: str, contacts: list[str], companies: list[str], deals: list[str]
+    ) -> None:
         rng = self.rng
         status = pick(rng, ("COMPLETED", "NO_ANSWER", "BUSY"), (0.75, 0.95, 1.0))
         duration = int(rng.lognormvariate(math.log(420_000), 0.7)) if status == "COMPLETED" else 0
@@ -702,11 +762,19 @@ class _CrmSimulation:
             "hs_call_status": status,
             "hs_call_duration": str(duration),
         }
-        self._activity("calls", ts + duration + rng.randrange(600_000), props, contacts, companies,
-                       deals)
+        self._activity(
+            "calls", ts + duration + rng.randrange(600_000), props, contacts, companies, deals
+        )
 
-    def make_activities(self, created: int, closed: int, owner: Owner, company: Company,
-                        contacts: list[Contact], deal_id: str) -> None:
+    def make_activities(
+        self,
+        created: int,
+        closed: int,
+        owner: Owner,
+        company: Company,
+        contacts: list[Contact],
+        deal_id: str,
+    ) -> None:
         """Calls, emails and meetings logged while the deal is open."""
         rng = self.rng
         contact_ids, companies, deals = [c.id for c in contacts], [company.id], [deal_id]
@@ -740,8 +808,9 @@ class _CrmSimulation:
                     "hs_meeting_outcome": "SCHEDULED",
                 }
                 meeting = self._activity("meetings", booked, props, contact_ids, companies, deals)
-                outcome = pick(rng, ("COMPLETED", "NO_SHOW", "CANCELED", "RESCHEDULED"),
-                               (0.8, 0.87, 0.95, 1.0))
+                outcome = pick(
+                    rng, ("COMPLETED", "NO_SHOW", "CANCELED", "RESCHEDULED"), (0.8, 0.87, 0.95, 1.0)
+                )
                 done = start + minutes * 60_000 + rng.randrange(3 * 3600_000)
                 meeting.change(done, {"hs_meeting_outcome": outcome})
 
@@ -755,8 +824,15 @@ class _CrmSimulation:
                 sends.append((day, 10, f"Newsletter {day:%d/%m/%Y}", subject, "newsletter"))
             if day.weekday() == 3 and 8 <= day.day <= 14:
                 month = MONTHS_FR[day.month - 1]
-                sends.append((day, 11, f"Webinaire {month} {day.year}",
-                              "Webinaire : piloter ses KPI", "prospects"))
+                sends.append(
+                    (
+                        day,
+                        11,
+                        f"Webinaire {month} {day.year}",
+                        "Webinaire : piloter ses KPI",
+                        "prospects",
+                    )
+                )
         events: list[tuple[int, int, Contact, str]] = []
         for day, hour, name, subject, audience in sends:
             send_ms = (self.cal.midnight(day) + hour * 3600) * 1000
@@ -776,8 +852,16 @@ class _CrmSimulation:
         ]
         if welcomes:
             first_welcome = min(ts for ts, _ in welcomes)
-            self.email_campaigns.append([(first_welcome, self._campaign(
-                welcome_id, "Bienvenue", "Bienvenue chez Boussole", "AUTOMATED_EMAIL"))])
+            self.email_campaigns.append(
+                [
+                    (
+                        first_welcome,
+                        self._campaign(
+                            welcome_id, "Bienvenue", "Bienvenue chez Boussole", "AUTOMATED_EMAIL"
+                        ),
+                    )
+                ]
+            )
             first_seq = len(events)
             events.extend((ts, first_seq + i, c, welcome_id) for i, (ts, c) in enumerate(welcomes))
         events.sort(key=lambda e: (e[0], e[1]))
@@ -794,16 +878,25 @@ class _CrmSimulation:
 
         def event(kind: str, ts: int, **extra: Any) -> None:
             # every event is a record of its own (one version), exported on its day
-            self.email_events.append([(ts, dumps({
-                "id": sent_id if kind == "SENT" else uuid_from(rng),
-                "type": kind,
-                "created": ts,
-                "recipient": contact.email,
-                "emailCampaignId": campaign_id,
-                "portalId": PORTAL_ID,
-                "sentBy": {"id": sent_id, "created": sent},
-                **extra,
-            }))])
+            self.email_events.append(
+                [
+                    (
+                        ts,
+                        dumps(
+                            {
+                                "id": sent_id if kind == "SENT" else uuid_from(rng),
+                                "type": kind,
+                                "created": ts,
+                                "recipient": contact.email,
+                                "emailCampaignId": campaign_id,
+                                "portalId": PORTAL_ID,
+                                "sentBy": {"id": sent_id, "created": sent},
+                                **extra,
+                            }
+                        ),
+                    )
+                ]
+            )
 
         event("SENT", sent)
         r = rng.random()
@@ -821,8 +914,11 @@ class _CrmSimulation:
                 for _ in range(poisson(rng, 0.6)):  # repeated opens: KPIs count unique ones
                     event("OPEN", opened + rng.randrange(60_000, 2 * DAY_MS))
                 if rng.random() < 0.16:
-                    event("CLICK", opened + rng.randrange(5000, 600_000),
-                          url="https://www.boussole-demo.fr/ressources/guide-kpi")
+                    event(
+                        "CLICK",
+                        opened + rng.randrange(5000, 600_000),
+                        url="https://www.boussole-demo.fr/ressources/guide-kpi",
+                    )
             if rng.random() < 0.004:
                 unsubscribed = delivered + rng.randrange(3_600_000, 2 * DAY_MS)
                 event("UNSUBSCRIBED", unsubscribed)
@@ -890,8 +986,9 @@ def simulate(
     sim.make_marketing_emails()
     customers = sorted(
         (
-            Customer(c.id, c.email, c.name, c.company.id if c.company else None,
-                     c.customer_ms // 1000)
+            Customer(
+                c.id, c.email, c.name, c.company.id if c.company else None, c.customer_ms // 1000
+            )
             for c in sim.contacts
             if c.customer_ms is not None and c.customer_ms < sim.end_ms
         ),
@@ -907,8 +1004,10 @@ def simulate(
         "companies": spread([c.history.versions(_stamp_object) for c in sim.companies]),
         "contacts": spread([c.history.versions(_stamp_contact) for c in sim.contacts]),
         "deals": spread([d.versions(_stamp_object) for d in sim.deals]),
-        **{kind: spread([a.versions(_stamp_object) for a in items])
-           for kind, items in sim.activities.items()},
+        **{
+            kind: spread([a.versions(_stamp_object) for a in items])
+            for kind, items in sim.activities.items()
+        },
         "email_campaigns": spread(sim.email_campaigns),
         "email_events": spread(sim.email_events),
         "feedback_submissions": spread([f.versions(_stamp_object) for f in sim.feedback]),

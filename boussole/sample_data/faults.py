@@ -14,22 +14,24 @@ from typing import Any
 from ._common import LandingWriter, dumps, iso_ms
 from .web import parquet_schema
 
-FAULTS = frozenset({
-    "malformed_json_line",
-    "bad_amount",
-    "bad_date",
-    "missing_id",
-    "unknown_enum",
-    "changed_type",
-    "truncated_gzip",
-    "wrong_format",
-    "empty_file",
-    "latin1_csv",
-    "bom_csv",
-    "parquet_events",
-    "gzip_events",
-    "unknown_field",
-})
+FAULTS = frozenset(
+    {
+        "malformed_json_line",
+        "bad_amount",
+        "bad_date",
+        "missing_id",
+        "unknown_enum",
+        "changed_type",
+        "truncated_gzip",
+        "wrong_format",
+        "empty_file",
+        "latin1_csv",
+        "bom_csv",
+        "parquet_events",
+        "gzip_events",
+        "unknown_field",
+    }
+)
 # Ticket ids far above the simulated ones, so that no later extract updates them.
 BAD_DATE_TICKET_ID = 9_000_001
 UNKNOWN_ENUM_TICKET_ID = 9_000_002
@@ -89,10 +91,19 @@ def _malformed_json_line(writer: LandingWriter, day: date) -> None:
 def _bad_ticket(writer: LandingWriter, day: date, ticket_id: int, **changes: str) -> None:
     path = writer.path("support", day, "tickets.jsonl")
     lines = _lines(path)
-    ticket = _first(lines, {"status": "new", "created_at": "2026-01-01T00:00:00Z",
-                            "updated_at": "2026-01-01T00:00:00Z"})
-    ticket.update(id=ticket_id, url=f"https://boussole-demo.zendesk.com/api/v2/tickets/{ticket_id}.json",
-                  **changes)
+    ticket = _first(
+        lines,
+        {
+            "status": "new",
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+        },
+    )
+    ticket.update(
+        id=ticket_id,
+        url=f"https://boussole-demo.zendesk.com/api/v2/tickets/{ticket_id}.json",
+        **changes,
+    )
     _write_lines(writer, path, [*lines, dumps(ticket)])
 
 
@@ -149,7 +160,8 @@ def _events_format(writer: LandingWriter, day: date, faults: frozenset[str]) -> 
     """events.parquet and/or events.jsonl.gz instead of events.jsonl (both: half each)."""
     path = writer.path("web", day, "events.jsonl")
     lines = _lines(path)
-    writer.remove(path)
+    if path.exists():
+        writer.remove(path)
     parquet, gzipped = "parquet_events" in faults, "gzip_events" in faults
     split = len(lines) // 2 if parquet and gzipped else (len(lines) if parquet else 0)
     if parquet:

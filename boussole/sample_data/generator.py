@@ -99,12 +99,32 @@ def _generate(
     cal = ParisCalendar(warmup_start, end + timedelta(days=_HORIZON_DAYS))
     fx = spend.simulate_fx(random.Random(f"{seed}/fx"), warmup_start, end)
     crm_data = crm.simulate(random.Random(f"{seed}/crm"), cal, scale, start, end)
-    support_data = support.simulate(random.Random(f"{seed}/support"), cal, scale, start, end,
-                                    crm_data.customers, crm_data.companies)
-    spend_data = spend.simulate(random.Random(f"{seed}/spend"), cal, start, end, fx,
-                                crm_data.won_deals, crm_data.team_headcount)
-    web = WebSimulator(random.Random(f"{seed}/web"), cal, scale.web_events_per_day, start,
-                       crm_data.leads_by_day, fx)
+    support_data = support.simulate(
+        random.Random(f"{seed}/support"),
+        cal,
+        scale,
+        start,
+        end,
+        crm_data.customers,
+        crm_data.companies,
+    )
+    spend_data = spend.simulate(
+        random.Random(f"{seed}/spend"),
+        cal,
+        start,
+        end,
+        fx,
+        crm_data.won_deals,
+        crm_data.team_headcount,
+    )
+    web = WebSimulator(
+        random.Random(f"{seed}/web"),
+        cal,
+        scale.web_events_per_day,
+        start,
+        crm_data.leads_by_day,
+        fx,
+    )
 
     writer = LandingWriter(landing_dir)
     days = days_between(start, end)
@@ -116,10 +136,20 @@ def _generate(
         writer.write_lines("web", day, "events", web.events_for(day, last_day=day == end))
         for obj, by_day in support_data.files.items():
             writer.write_lines("support", day, obj, by_day.get(day, []))
-        writer.write_csv("spend", day, "marketing_spend", spend.MARKETING_HEADER,
-                         spend_data.marketing_spend.get(day, []))
-        writer.write_csv("spend", day, "sales_costs", spend.SALES_COSTS_HEADER,
-                         spend_data.sales_costs.get(day, []))
+        writer.write_csv(
+            "spend",
+            day,
+            "marketing_spend",
+            spend.MARKETING_HEADER,
+            spend_data.marketing_spend.get(day, []),
+        )
+        writer.write_csv(
+            "spend",
+            day,
+            "sales_costs",
+            spend.SALES_COSTS_HEADER,
+            spend_data.sales_costs.get(day, []),
+        )
         writer.write_csv("spend", day, "fx_rates", spend.FX_HEADER, spend_data.fx_rates[day])
         if day == start and faults:
             apply_faults(writer, day, faults)

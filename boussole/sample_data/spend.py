@@ -90,9 +90,13 @@ def simulate(
     for day in days_between(start, end):
         factor = day_factor(day, start, ADS_WEEKDAY)
         rows = [
-            (day.isoformat(), c.channel, c.name,
-             f"{c.daily_budget * factor * rng.uniform(0.8, 1.2) / fx[day][c.currency]:.2f}",
-             c.currency)
+            (
+                day.isoformat(),
+                c.channel,
+                c.name,
+                f"{c.daily_budget * factor * rng.uniform(0.8, 1.2) / fx[day][c.currency]:.2f}",
+                c.currency,
+            )
             for c in CAMPAIGNS
         ]
         restatements = []

@@ -53,13 +53,23 @@ DEFAULT_REPLY_WEIGHTS = cumulative((0.52, 0.28, 0.13, 0.07))
 TOPICS = (
     ("Impossible de me connecter", "incident", 0, "boussole_cloud", ["connexion"]),
     ("Question sur la facture", "question", 2, "facturation", ["facture"]),
-    ("Le connecteur HubSpot ne synchronise plus", "problem", 1, "boussole_cloud",
-     ["connecteur_hubspot", "bug"]),
+    (
+        "Le connecteur HubSpot ne synchronise plus",
+        "problem",
+        1,
+        "boussole_cloud",
+        ["connecteur_hubspot", "bug"],
+    ),
     ("Export CSV incomplet", "incident", 1, "boussole_cloud", ["export"]),
     ("Demande de formation pour l'équipe", "task", 0, "formation", ["formation"]),
     ("Ajouter un utilisateur", "question", 0, "boussole_cloud", ["utilisateurs"]),
-    ("Erreur lors de la mise à jour on-premise", "incident", 1, "boussole_on_premise",
-     ["installation"]),
+    (
+        "Erreur lors de la mise à jour on-premise",
+        "incident",
+        1,
+        "boussole_on_premise",
+        ["installation"],
+    ),
     ("Changement de moyen de paiement", "task", 2, "facturation", ["paiement"]),
     ("Tableau de bord lent", "problem", 1, "boussole_cloud", ["performance"]),
     ("Comment définir un objectif ?", "question", 0, "boussole_cloud", ["objectifs"]),
@@ -91,8 +101,14 @@ _NO_MINUTES: dict[str, int | None] = {"calendar": None, "business": None}
 class _Ticket:
     """One ticket's life; every change appends a ticket version and a metrics version."""
 
-    def __init__(self, sim: _SupportSimulation, ticket_id: int, created: int, requester: int,
-                 organization_id: int | None) -> None:
+    def __init__(
+        self,
+        sim: _SupportSimulation,
+        ticket_id: int,
+        created: int,
+        requester: int,
+        organization_id: int | None,
+    ) -> None:
         rng = sim.rng
         self.sim, self.id, self.created = sim, ticket_id, created
         self.requester, self.organization_id = requester, organization_id
@@ -119,16 +135,25 @@ class _Ticket:
     def comment(self, ts: int, author: int, public: bool = True) -> None:
         self.latest_comment = ts
         body = "Bonjour, pouvez-vous m'aider ?" if author == self.requester else "Bonjour,"
-        self.sim.comments.append([(ts, dumps({
-            "id": self.sim.comment_ids(),
-            "ticket_id": self.id,
-            "type": "Comment",
-            "author_id": author,
-            "body": body,
-            "public": public,
-            "via": {"channel": self.channel},
-            "created_at": iso_s(ts),
-        }))])
+        self.sim.comments.append(
+            [
+                (
+                    ts,
+                    dumps(
+                        {
+                            "id": self.sim.comment_ids(),
+                            "ticket_id": self.id,
+                            "type": "Comment",
+                            "author_id": author,
+                            "body": body,
+                            "public": public,
+                            "via": {"channel": self.channel},
+                            "created_at": iso_s(ts),
+                        }
+                    ),
+                )
+            ]
+        )
 
     def set_status(self, ts: int, status: str) -> None:
         self.status = status
@@ -153,63 +178,84 @@ class _Ticket:
 
     def snapshot(self, ts: int) -> None:
         cal = self.sim.cal
-        self.versions.append((ts, dumps({
-            "url": f"{SUBDOMAIN}/tickets/{self.id}.json",
-            "id": self.id,
-            "external_id": None,
-            "via": {"channel": self.channel},
-            "created_at": iso_s(self.created),
-            "updated_at": iso_s(ts),
-            "generated_timestamp": ts,
-            "type": self.type,
-            "subject": self.subject,
-            "priority": self.priority,
-            "status": self.status,
-            "requester_id": self.requester,
-            "submitter_id": self.requester,
-            "assignee_id": self.assignee,
-            "organization_id": self.organization_id,
-            "group_id": self.group,
-            "collaborator_ids": [],
-            "has_incidents": False,
-            "is_public": True,
-            "tags": self.tags,
-            "custom_fields": [{"id": PRODUCT_FIELD_ID, "value": self.product}],
-            "satisfaction_rating": self.rating,
-            "brand_id": 360_000_111_222,
-        })))
+        self.versions.append(
+            (
+                ts,
+                dumps(
+                    {
+                        "url": f"{SUBDOMAIN}/tickets/{self.id}.json",
+                        "id": self.id,
+                        "external_id": None,
+                        "via": {"channel": self.channel},
+                        "created_at": iso_s(self.created),
+                        "updated_at": iso_s(ts),
+                        "generated_timestamp": ts,
+                        "type": self.type,
+                        "subject": self.subject,
+                        "priority": self.priority,
+                        "status": self.status,
+                        "requester_id": self.requester,
+                        "submitter_id": self.requester,
+                        "assignee_id": self.assignee,
+                        "organization_id": self.organization_id,
+                        "group_id": self.group,
+                        "collaborator_ids": [],
+                        "has_incidents": False,
+                        "is_public": True,
+                        "tags": self.tags,
+                        "custom_fields": [{"id": PRODUCT_FIELD_ID, "value": self.product}],
+                        "satisfaction_rating": self.rating,
+                        "brand_id": 360_000_111_222,
+                    }
+                ),
+            )
+        )
         solved_at = self.solved if self.status in ("solved", "closed") else None
-        self.metric_versions.append((ts, dumps({
-            "url": f"{SUBDOMAIN}/ticket_metrics/{self.metric_id}.json",
-            "id": self.metric_id,
-            "ticket_id": self.id,
-            "created_at": iso_s(self.created),
-            "updated_at": iso_s(ts),
-            "group_stations": 1 if self.group else 0,
-            "assignee_stations": 1 if self.assignee else 0,
-            "reopens": self.reopens,
-            "replies": self.replies,
-            "assignee_updated_at": iso_s(self.assigned_at) if self.assigned_at else None,
-            "requester_updated_at": iso_s(self.created),
-            "status_updated_at": iso_s(self.transitions[-1][0]),
-            "initially_assigned_at": iso_s(self.assigned_at) if self.assigned_at else None,
-            "assigned_at": iso_s(self.assigned_at) if self.assigned_at else None,
-            "solved_at": iso_s(solved_at) if solved_at else None,
-            "latest_comment_added_at": iso_s(self.latest_comment),
-            "reply_time_in_minutes": (
-                _minutes(cal, self.created, self.first_reply) if self.first_reply else _NO_MINUTES
-            ),
-            "first_resolution_time_in_minutes": (
-                _minutes(cal, self.created, self.first_solved) if self.first_solved
-                else _NO_MINUTES
-            ),
-            "full_resolution_time_in_minutes": (
-                _minutes(cal, self.created, solved_at) if solved_at else _NO_MINUTES
-            ),
-            "agent_wait_time_in_minutes": self.waited("agent", ts),
-            "requester_wait_time_in_minutes": self.waited("requester", ts),
-            "on_hold_time_in_minutes": self.waited("on_hold", ts),
-        })))
+        self.metric_versions.append(
+            (
+                ts,
+                dumps(
+                    {
+                        "url": f"{SUBDOMAIN}/ticket_metrics/{self.metric_id}.json",
+                        "id": self.metric_id,
+                        "ticket_id": self.id,
+                        "created_at": iso_s(self.created),
+                        "updated_at": iso_s(ts),
+                        "group_stations": 1 if self.group else 0,
+                        "assignee_stations": 1 if self.assignee else 0,
+                        "reopens": self.reopens,
+                        "replies": self.replies,
+                        "assignee_updated_at": iso_s(self.assigned_at)
+                        if self.assigned_at
+                        else None,
+                        "requester_updated_at": iso_s(self.created),
+                        "status_updated_at": iso_s(self.transitions[-1][0]),
+                        "initially_assigned_at": iso_s(self.assigned_at)
+                        if self.assigned_at
+                        else None,
+                        "assigned_at": iso_s(self.assigned_at) if self.assigned_at else None,
+                        "solved_at": iso_s(solved_at) if solved_at else None,
+                        "latest_comment_added_at": iso_s(self.latest_comment),
+                        "reply_time_in_minutes": (
+                            _minutes(cal, self.created, self.first_reply)
+                            if self.first_reply
+                            else _NO_MINUTES
+                        ),
+                        "first_resolution_time_in_minutes": (
+                            _minutes(cal, self.created, self.first_solved)
+                            if self.first_solved
+                            else _NO_MINUTES
+                        ),
+                        "full_resolution_time_in_minutes": (
+                            _minutes(cal, self.created, solved_at) if solved_at else _NO_MINUTES
+                        ),
+                        "agent_wait_time_in_minutes": self.waited("agent", ts),
+                        "requester_wait_time_in_minutes": self.waited("requester", ts),
+                        "on_hold_time_in_minutes": self.waited("on_hold", ts),
+                    }
+                ),
+            )
+        )
 
     def live(self) -> None:
         """Walk the ticket from creation to close (or to deletion)."""
@@ -287,24 +333,32 @@ class _Ticket:
         self.set_status(solved + 4 * DAY_S, "closed")  # Zendesk closes solved tickets
 
     def _rating_doc(self, rating_id: int, created: int, updated: int) -> str:
-        return dumps({
-            "url": f"{SUBDOMAIN}/satisfaction_ratings/{rating_id}.json",
-            "id": rating_id,
-            "ticket_id": self.id,
-            "assignee_id": self.assignee,
-            "group_id": self.group,
-            "requester_id": self.requester,
-            "score": self.rating["score"],
-            "comment": self.rating.get("comment"),
-            "created_at": iso_s(created),
-            "updated_at": iso_s(updated),
-        })
+        return dumps(
+            {
+                "url": f"{SUBDOMAIN}/satisfaction_ratings/{rating_id}.json",
+                "id": rating_id,
+                "ticket_id": self.id,
+                "assignee_id": self.assignee,
+                "group_id": self.group,
+                "requester_id": self.requester,
+                "score": self.rating["score"],
+                "comment": self.rating.get("comment"),
+                "created_at": iso_s(created),
+                "updated_at": iso_s(updated),
+            }
+        )
 
 
 class _SupportSimulation:
     def __init__(
-        self, rng: random.Random, cal: ParisCalendar, scale: SampleScale, start: date, end: date,
-        customers: list[Customer], companies: list[CompanyRef],
+        self,
+        rng: random.Random,
+        cal: ParisCalendar,
+        scale: SampleScale,
+        start: date,
+        end: date,
+        customers: list[Customer],
+        companies: list[CompanyRef],
     ) -> None:
         self.rng, self.cal, self.scale, self.start, self.end = rng, cal, scale, start, end
         self.customers, self.customer_since = customers, [c.since_s for c in customers]
@@ -319,8 +373,19 @@ class _SupportSimulation:
         long_ago = cal.midnight(start - timedelta(days=800))
         self.group_ids = [360_000_200_000 + 17 * i for i in range(len(GROUPS))]
         self.groups = [
-            [(long_ago, dumps({"id": gid, "name": name, "created_at": iso_s(long_ago),
-                               "updated_at": iso_s(long_ago)}))]
+            [
+                (
+                    long_ago,
+                    dumps(
+                        {
+                            "id": gid,
+                            "name": name,
+                            "created_at": iso_s(long_ago),
+                            "updated_at": iso_s(long_ago),
+                        }
+                    ),
+                )
+            ]
             for gid, name in zip(self.group_ids, GROUPS, strict=True)
         ]
         org_ids = _Ids(rng, 372_000_000_000, 90_000)
@@ -329,22 +394,36 @@ class _SupportSimulation:
         for company in companies:
             org_id = org_ids()
             self.org_by_company[company.id] = org_id
-            self.organizations.append([(company.created_s, dumps({
-                "url": f"{SUBDOMAIN}/organizations/{org_id}.json",
-                "id": org_id,
-                "name": company.name,
-                "domain_names": [company.domain],
-                "created_at": iso_s(company.created_s),
-                "updated_at": iso_s(company.created_s),
-            }))])
+            self.organizations.append(
+                [
+                    (
+                        company.created_s,
+                        dumps(
+                            {
+                                "url": f"{SUBDOMAIN}/organizations/{org_id}.json",
+                                "id": org_id,
+                                "name": company.name,
+                                "domain_names": [company.domain],
+                                "created_at": iso_s(company.created_s),
+                                "updated_at": iso_s(company.created_s),
+                            }
+                        ),
+                    )
+                ]
+            )
         n_agents = max(3, round(scale.tickets_per_day * 0.75))
         self.agents: list[int] = []
         self.agents_by_group: list[list[int]] = [[] for _ in GROUPS]
         for i in range(n_agents + 1):
             first, last = person(rng)
             role = "admin" if i == n_agents else "agent"
-            agent_id = self.add_user(long_ago, f"{first} {last}",
-                                     f"{slug(first)}.{slug(last)}@boussole-demo.fr", role, None)
+            agent_id = self.add_user(
+                long_ago,
+                f"{first} {last}",
+                f"{slug(first)}.{slug(last)}@boussole-demo.fr",
+                role,
+                None,
+            )
             if role == "agent":
                 self.agents.append(agent_id)
                 self.agents_by_group[i % len(GROUPS)].append(agent_id)
@@ -355,20 +434,29 @@ class _SupportSimulation:
     def add_user(self, ts: int, name: str, email: str, role: str, org: int | None) -> int:
         user_id = self.user_ids()
         self.user_by_email[email] = user_id
-        self.users.append([(ts, dumps({
-            "url": f"{SUBDOMAIN}/users/{user_id}.json",
-            "id": user_id,
-            "name": name,
-            "email": email,
-            "role": role,
-            "organization_id": org,
-            "time_zone": "Paris",
-            "iana_time_zone": "Europe/Paris",
-            "locale": "fr",
-            "active": True,
-            "created_at": iso_s(ts),
-            "updated_at": iso_s(ts),
-        }))])
+        self.users.append(
+            [
+                (
+                    ts,
+                    dumps(
+                        {
+                            "url": f"{SUBDOMAIN}/users/{user_id}.json",
+                            "id": user_id,
+                            "name": name,
+                            "email": email,
+                            "role": role,
+                            "organization_id": org,
+                            "time_zone": "Paris",
+                            "iana_time_zone": "Europe/Paris",
+                            "locale": "fr",
+                            "active": True,
+                            "created_at": iso_s(ts),
+                            "updated_at": iso_s(ts),
+                        }
+                    ),
+                )
+            ]
+        )
         return user_id
 
     def requester(self, created: int) -> tuple[int, int | None]:
@@ -393,8 +481,10 @@ class _SupportSimulation:
         end_s = self.cal.midnight(self.end + timedelta(days=1))
         for day in days_between(self.start - timedelta(days=WARMUP_DAYS), self.end):
             lam = self.scale.tickets_per_day * day_factor(day, self.start, SUPPORT_WEEKDAY)
-            times = sorted(self.cal.random_time(self.rng, day, REQUEST_HOURS)
-                           for _ in range(poisson(self.rng, lam)))
+            times = sorted(
+                self.cal.random_time(self.rng, day, REQUEST_HOURS)
+                for _ in range(poisson(self.rng, lam))
+            )
             for created in times:
                 if created >= end_s:
                     continue
@@ -406,20 +496,29 @@ class _SupportSimulation:
         return tickets
 
 
-def simulate(rng: random.Random, cal: ParisCalendar, scale: SampleScale, start: date, end: date,
-             customers: list[Customer], companies: list[CompanyRef]) -> SupportResult:
+def simulate(
+    rng: random.Random,
+    cal: ParisCalendar,
+    scale: SampleScale,
+    start: date,
+    end: date,
+    customers: list[Customer],
+    companies: list[CompanyRef],
+) -> SupportResult:
     sim = _SupportSimulation(rng, cal, scale, start, end, customers, companies)
     tickets = sim.run()
 
     def spread(histories: list[list[tuple[int, str]]]) -> dict[date, list[str]]:
         return bucket_by_day(histories, cal, start, end)
 
-    return SupportResult({
-        "tickets": spread([t.versions for t in tickets]),
-        "ticket_metrics": spread([t.metric_versions for t in tickets]),
-        "ticket_comments": spread(sim.comments),
-        "satisfaction_ratings": spread(sim.ratings),
-        "users": spread(sim.users),
-        "groups": spread(sim.groups),
-        "organizations": spread(sim.organizations),
-    })
+    return SupportResult(
+        {
+            "tickets": spread([t.versions for t in tickets]),
+            "ticket_metrics": spread([t.metric_versions for t in tickets]),
+            "ticket_comments": spread(sim.comments),
+            "satisfaction_ratings": spread(sim.ratings),
+            "users": spread(sim.users),
+            "groups": spread(sim.groups),
+            "organizations": spread(sim.organizations),
+        }
+    )

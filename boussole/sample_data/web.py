@@ -22,7 +22,7 @@ from ._common import (
     ParisCalendar,
     cumulative,
     day_factor,
-    dumps,
+    dumps_ascii,
     normalised,
     pick,
 )
@@ -56,11 +56,22 @@ PAGES = (
     ("/commande/confirmation", "Confirmation de commande | Boussole"),
 )
 PAGE_INDEX = {path: i for i, (path, _) in enumerate(PAGES)}
-BROWSE = tuple(PAGE_INDEX[p] for p in (
-    "/", "/fonctionnalites", "/tarifs", "/blog/calculer-son-cac", "/blog/nps-mode-emploi",
-    "/blog/kpi-commerciaux", "/ressources/guide-kpi", "/integrations/hubspot", "/clients",
-    "/webinaire", "/a-propos",
-))
+BROWSE = tuple(
+    PAGE_INDEX[p]
+    for p in (
+        "/",
+        "/fonctionnalites",
+        "/tarifs",
+        "/blog/calculer-son-cac",
+        "/blog/nps-mode-emploi",
+        "/blog/kpi-commerciaux",
+        "/ressources/guide-kpi",
+        "/integrations/hubspot",
+        "/clients",
+        "/webinaire",
+        "/a-propos",
+    )
+)
 BROWSE_WEIGHTS = cumulative((10, 14, 16, 6, 5, 6, 8, 6, 7, 3, 3))
 # Key-event funnels: pages appended to the visit; the key events fire on the last page.
 FUNNELS = {
@@ -72,24 +83,36 @@ PLANS = (49.0, 99.0, 199.0, 490.0, 990.0, 1990.0)  # self-serve subscriptions, E
 PLAN_WEIGHTS = cumulative((30, 25, 10, 15, 12, 8))
 
 DEVICES = (  # (category, operating system, browser, weight)
-    ("desktop", "Windows", "Chrome", 35), ("desktop", "Macintosh", "Chrome", 10),
-    ("desktop", "Macintosh", "Safari", 8), ("desktop", "Windows", "Edge", 10),
-    ("desktop", "Windows", "Firefox", 4), ("desktop", "Linux", "Firefox", 2),
-    ("mobile", "iOS", "Safari", 14), ("mobile", "Android", "Chrome", 12),
-    ("tablet", "iOS", "Safari", 3), ("tablet", "Android", "Chrome", 2),
+    ("desktop", "Windows", "Chrome", 35),
+    ("desktop", "Macintosh", "Chrome", 10),
+    ("desktop", "Macintosh", "Safari", 8),
+    ("desktop", "Windows", "Edge", 10),
+    ("desktop", "Windows", "Firefox", 4),
+    ("desktop", "Linux", "Firefox", 2),
+    ("mobile", "iOS", "Safari", 14),
+    ("mobile", "Android", "Chrome", 12),
+    ("tablet", "iOS", "Safari", 3),
+    ("tablet", "Android", "Chrome", 2),
 )
 PLACES = (  # (country, region, city, weight)
     ("France", "Ile-de-France", "Paris", 30),
     ("France", "Ile-de-France", "Boulogne-Billancourt", 5),
-    ("France", "Auvergne-Rhone-Alpes", "Lyon", 9), ("France", "Pays de la Loire", "Nantes", 5),
-    ("France", "Hauts-de-France", "Lille", 5), ("France", "Nouvelle-Aquitaine", "Bordeaux", 5),
+    ("France", "Auvergne-Rhone-Alpes", "Lyon", 9),
+    ("France", "Pays de la Loire", "Nantes", 5),
+    ("France", "Hauts-de-France", "Lille", 5),
+    ("France", "Nouvelle-Aquitaine", "Bordeaux", 5),
     ("France", "Occitanie", "Toulouse", 5),
     ("France", "Provence-Alpes-Cote d'Azur", "Marseille", 4),
-    ("France", "Brittany", "Rennes", 3), ("France", "Grand Est", "Strasbourg", 3),
-    ("Belgium", "Brussels", "Brussels", 5), ("Switzerland", "Geneva", "Geneva", 4),
-    ("Canada", "Quebec", "Montreal", 4), ("United Kingdom", "England", "London", 3),
-    ("United States", "New York", "New York", 2), ("Germany", "Berlin", "Berlin", 2),
-    ("Morocco", "Casablanca-Settat", "Casablanca", 3), ("Senegal", "Dakar", "Dakar", 1),
+    ("France", "Brittany", "Rennes", 3),
+    ("France", "Grand Est", "Strasbourg", 3),
+    ("Belgium", "Brussels", "Brussels", 5),
+    ("Switzerland", "Geneva", "Geneva", 4),
+    ("Canada", "Quebec", "Montreal", 4),
+    ("United Kingdom", "England", "London", 3),
+    ("United States", "New York", "New York", 2),
+    ("Germany", "Berlin", "Berlin", 2),
+    ("Morocco", "Casablanca-Settat", "Casablanca", 3),
+    ("Senegal", "Dakar", "Dakar", 1),
 )
 # Channel -> (share of sessions, bounce probability, P(lead), P(sign-up), P(purchase) of
 # engaged sessions)
@@ -103,8 +126,13 @@ CHANNEL_BEHAVIOUR = {
     "EMAIL_MARKETING": (0.06, 0.30, 0.08, 0.020, 0.010),
 }
 LANDINGS = {
-    "ORGANIC_SEARCH": ("/", "/blog/calculer-son-cac", "/blog/nps-mode-emploi",
-                       "/blog/kpi-commerciaux", "/ressources/guide-kpi"),
+    "ORGANIC_SEARCH": (
+        "/",
+        "/blog/calculer-son-cac",
+        "/blog/nps-mode-emploi",
+        "/blog/kpi-commerciaux",
+        "/ressources/guide-kpi",
+    ),
     "DIRECT_TRAFFIC": ("/", "/", "/connexion", "/tarifs"),
     "PAID_SEARCH": ("/lp/tableau-de-bord-kpi", "/tarifs", "/"),
     "PAID_SOCIAL": ("/lp/tableau-de-bord-kpi", "/ressources/guide-kpi"),
@@ -116,7 +144,7 @@ SOCIAL_POSTS = "Posts organiques"  # organic social posts are UTM-tagged, withou
 
 
 def _string_param(key: str, value: str) -> str:
-    return f'{{"key":"{key}","value":{{"string_value":{dumps(value)}}}}}'
+    return f'{{"key":"{key}","value":{{"string_value":{dumps_ascii(value)}}}}}'
 
 
 def _int_param(key: str, value: int) -> str:
@@ -137,13 +165,19 @@ PAGE_FRAGMENTS = tuple(
 )
 REFERRER_FRAGMENTS = tuple(f",{_string_param('page_referrer', SITE + path)}" for path, _ in PAGES)
 DEVICE_FRAGMENTS = tuple(
-    dumps({"category": c, "operating_system": os_, "language": "fr-fr",
-           "web_info": {"browser": b, "hostname": HOST}})
+    dumps_ascii(
+        {
+            "category": c,
+            "operating_system": os_,
+            "language": "fr-fr",
+            "web_info": {"browser": b, "hostname": HOST},
+        }
+    )
     for c, os_, b, _ in DEVICES
 )
 DEVICE_WEIGHTS = cumulative([d[3] for d in DEVICES])
 PLACE_FRAGMENTS = tuple(
-    dumps({"country": country, "region": region, "city": city})
+    dumps_ascii({"country": country, "region": region, "city": city})
     for country, region, city, _ in PLACES
 )
 PLACE_WEIGHTS = cumulative([p[3] for p in PLACES])
@@ -178,31 +212,50 @@ class _Traffic:
 
 
 def _traffic(channel: str, source: str, medium: str, campaign: str, tagged: bool) -> _Traffic:
-    params = (f",{_string_param('source', source)},{_string_param('medium', medium)},"
-              f"{_string_param('campaign', campaign)}")
-    query = (f"?utm_source={quote(source)}&utm_medium={quote(medium)}"
-             f"&utm_campaign={quote(campaign)}") if tagged else ""
+    params = (
+        f",{_string_param('source', source)},{_string_param('medium', medium)},"
+        f"{_string_param('campaign', campaign)}"
+    )
+    query = (
+        (f"?utm_source={quote(source)}&utm_medium={quote(medium)}&utm_campaign={quote(campaign)}")
+        if tagged
+        else ""
+    )
     landings = {
-        PAGE_INDEX[path]: (f"{_string_param('page_location', SITE + path + query)},"
-                           f"{_string_param('page_title', PAGES[PAGE_INDEX[path]][1])}{params}")
+        PAGE_INDEX[path]: (
+            f"{_string_param('page_location', SITE + path + query)},"
+            f"{_string_param('page_title', PAGES[PAGE_INDEX[path]][1])}{params}"
+        )
         for path in LANDINGS[channel]
     }
-    first_touch = dumps({"name": campaign, "medium": medium, "source": source})
+    first_touch = dumps_ascii({"name": campaign, "medium": medium, "source": source})
     if channel in ("DIRECT_TRAFFIC", "EMAIL_MARKETING"):  # typed URL, bookmark, mail client
         referrer = ""
     elif channel in ("REFERRALS", "SOCIAL_MEDIA"):
         referrer = "," + _string_param("page_referrer", f"https://{source}/")
     else:  # search engines and ad networks
         referrer = "," + _string_param("page_referrer", f"https://www.{source}.com/")
-    return _Traffic(channel, source, medium, campaign, tagged, source == "google" and tagged,
-                    first_touch, referrer, landings)
+    return _Traffic(
+        channel,
+        source,
+        medium,
+        campaign,
+        tagged,
+        source == "google" and tagged,
+        first_touch,
+        referrer,
+        landings,
+    )
 
 
 def _traffic_mix() -> tuple[list[_Traffic], list[float]]:
     items: list[_Traffic] = []
     weights: list[float] = []
-    untagged_campaign = {"ORGANIC_SEARCH": "(organic)", "DIRECT_TRAFFIC": "(direct)",
-                         "REFERRALS": "(referral)"}
+    untagged_campaign = {
+        "ORGANIC_SEARCH": "(organic)",
+        "DIRECT_TRAFFIC": "(direct)",
+        "REFERRALS": "(referral)",
+    }
     for channel, (share, *_) in CHANNEL_BEHAVIOUR.items():
         campaigns = [c for c in CAMPAIGNS if c.channel == channel]
         if campaigns:
@@ -216,8 +269,9 @@ def _traffic_mix() -> tuple[list[_Traffic], list[float]]:
                 if channel == "SOCIAL_MEDIA":  # organic posts carry UTM tags, without spend
                     items.append(_traffic(channel, source, medium, SOCIAL_POSTS, True))
                 else:
-                    items.append(_traffic(channel, source, medium, untagged_campaign[channel],
-                                          False))
+                    items.append(
+                        _traffic(channel, source, medium, untagged_campaign[channel], False)
+                    )
                 weights.append(share * within)
     return items, cumulative(weights)
 
@@ -226,11 +280,20 @@ TRAFFIC, TRAFFIC_WEIGHTS = _traffic_mix()
 
 
 class _User:
-    __slots__ = ("device", "first_touch_us", "last_end_s", "place", "pseudo_id", "sessions",
-                 "traffic", "user_id")
+    __slots__ = (
+        "device",
+        "first_touch_us",
+        "last_end_s",
+        "place",
+        "pseudo_id",
+        "sessions",
+        "traffic",
+        "user_id",
+    )
 
-    def __init__(self, pseudo_id: str, first_touch_us: int, device: str, place: str,
-                 traffic: str) -> None:
+    def __init__(
+        self, pseudo_id: str, first_touch_us: int, device: str, place: str, traffic: str
+    ) -> None:
         self.pseudo_id, self.first_touch_us = pseudo_id, first_touch_us
         self.device, self.place, self.traffic = device, place, traffic
         self.sessions, self.user_id, self.last_end_s = 0, "null", 0
@@ -253,8 +316,15 @@ NEW_USER_SHARE = 0.7  # sessions of first-time visitors (they also log first_vis
 class WebSimulator:
     """Generates one extract day of events at a time; keeps returning users across days."""
 
-    def __init__(self, rng: random.Random, cal: ParisCalendar, events_per_day: int, start: date,
-                 leads_by_day: dict[date, list[str]], fx: dict[date, dict[str, float]]) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        cal: ParisCalendar,
+        events_per_day: int,
+        start: date,
+        leads_by_day: dict[date, list[str]],
+        fx: dict[date, dict[str, float]],
+    ) -> None:
         self.rng, self.cal, self.events_per_day, self.start = rng, cal, events_per_day, start
         self.leads_by_day = {d: list(ids) for d, ids in leads_by_day.items()}
         self.fx = fx
@@ -323,28 +393,39 @@ class WebSimulator:
                 events.append((t + dwell * 7 // 10, _body("scroll", part, SCROLL_PARAMS)))
             if key and i == last:
                 events.extend(self._key_events(key, t, part, day_tag, counter))
-            events.append((t + dwell, _body("user_engagement", part,
-                                            _engagement(dwell * 85 // 100_000))))
+            events.append(
+                (t + dwell, _body("user_engagement", part, _engagement(dwell * 85 // 100_000)))
+            )
             t += dwell + US // 2 + int(random_() * 2.5 * US)
         return _Plan(traffic, events, first_visit, "1", key in ("generate_lead", "sign_up"))
 
-    def _key_events(self, key: str, t: int, part: str, day_tag: str,
-                    counter: list[int]) -> list[tuple[int, str]]:
+    def _key_events(
+        self, key: str, t: int, part: str, day_tag: str, counter: list[int]
+    ) -> list[tuple[int, str]]:
         rng = self.rng
         at = t + US // 2 + int(rng.random() * 1.5 * US)
         if key == "generate_lead":
-            return [(at, _body("form_submit", part, LEAD_PARAMS)),
-                    (at + 1000, _body("generate_lead", part, LEAD_PARAMS))]
+            return [
+                (at, _body("form_submit", part, LEAD_PARAMS)),
+                (at + 1000, _body("generate_lead", part, LEAD_PARAMS)),
+            ]
         if key == "sign_up":
             return [(at, _body("sign_up", part, SIGN_UP_PARAMS))]
         counter[0] += 1
         transaction = f"T-{day_tag}-{counter[0]:05d}"
         revenue = pick(rng, PLANS, PLAN_WEIGHTS)
-        ecommerce = dumps({"transaction_id": transaction, "purchase_revenue": revenue,
-                           "purchase_revenue_in_usd": round(revenue / self.eur_per_usd, 2),
-                           "total_item_quantity": 1})
-        params = (f",{_string_param('transaction_id', transaction)},"
-                  f"{_double_param('value', revenue)},{_string_param('currency', 'EUR')}")
+        ecommerce = dumps_ascii(
+            {
+                "transaction_id": transaction,
+                "purchase_revenue": revenue,
+                "purchase_revenue_in_usd": round(revenue / self.eur_per_usd, 2),
+                "total_item_quantity": 1,
+            }
+        )
+        params = (
+            f",{_string_param('transaction_id', transaction)},"
+            f"{_double_param('value', revenue)},{_string_param('currency', 'EUR')}"
+        )
         events = [(at, _body("purchase", part, params, ecommerce))]
         if rng.random() < 0.04:  # the confirmation page reloaded: GA4 counts it twice
             events.append((at + 2 * US, events[0][1]))
@@ -355,18 +436,26 @@ class WebSimulator:
         traffic = plan.traffic
         if traffic.tagged:
             gclid = f"Cj0KCQiA{self.rng.getrandbits(64):016x}" if traffic.gclid else None
-            collected = dumps({"manual_source": traffic.source, "manual_medium": traffic.medium,
-                               "manual_campaign_name": traffic.campaign, "gclid": gclid})
+            collected = dumps_ascii(
+                {
+                    "manual_source": traffic.source,
+                    "manual_medium": traffic.medium,
+                    "manual_campaign_name": traffic.campaign,
+                    "gclid": gclid,
+                }
+            )
         else:
             collected = "null"
-        return (f"{_int_param('ga_session_id', start_s)},"
-                f"{_int_param('ga_session_number', user.sessions)},"
-                f"{_string_param('session_engaged', plan.engaged)}],"
-                f'"user_pseudo_id":"{user.pseudo_id}","user_id":{user.user_id},'
-                f'"user_first_touch_timestamp":{user.first_touch_us},"device":{user.device},'
-                f'"geo":{user.place},"traffic_source":{user.traffic},'
-                f'"collected_traffic_source":{collected},"platform":"WEB",'
-                f'"stream_id":"{STREAM_ID}"}}')
+        return (
+            f"{_int_param('ga_session_id', start_s)},"
+            f"{_int_param('ga_session_number', user.sessions)},"
+            f"{_string_param('session_engaged', plan.engaged)}],"
+            f'"user_pseudo_id":"{user.pseudo_id}","user_id":{user.user_id},'
+            f'"user_first_touch_timestamp":{user.first_touch_us},"device":{user.device},'
+            f'"geo":{user.place},"traffic_source":{user.traffic},'
+            f'"collected_traffic_source":{collected},"platform":"WEB",'
+            f'"stream_id":"{STREAM_ID}"}}'
+        )
 
     def events_for(self, day: date, last_day: bool) -> list[str]:
         """Lines of the day's events.jsonl: yesterday's after-midnight events, then today's."""
@@ -404,7 +493,7 @@ class WebSimulator:
                 new_users.append(user)
             user.sessions += 1
             if plan.identifies and leads and random_() < 0.7:
-                user.user_id = dumps(leads.pop(0))  # the lead form creates the CRM contact
+                user.user_id = dumps_ascii(leads.pop(0))  # the lead form creates the CRM contact
             suffix = self._suffix(plan, user, start_s)
             if first_visit:
                 append(f"{head}{start_us},{plan.first_visit}{suffix}")
@@ -424,32 +513,72 @@ def parquet_schema() -> Any:
     """Arrow schema of the events (nested fields as structs and lists), for Parquet files."""
     import pyarrow as pa
 
-    value = pa.struct([("string_value", pa.string()), ("int_value", pa.int64()),
-                       ("float_value", pa.float64()), ("double_value", pa.float64())])
-    return pa.schema([
-        ("event_date", pa.string()),
-        ("event_timestamp", pa.int64()),
-        ("event_name", pa.string()),
-        ("event_params", pa.list_(pa.struct([("key", pa.string()), ("value", value)]))),
-        ("ecommerce", pa.struct([("transaction_id", pa.string()),
-                                 ("purchase_revenue", pa.float64()),
-                                 ("purchase_revenue_in_usd", pa.float64()),
-                                 ("total_item_quantity", pa.int64())])),
-        ("user_pseudo_id", pa.string()),
-        ("user_id", pa.string()),
-        ("user_first_touch_timestamp", pa.int64()),
-        ("device", pa.struct([("category", pa.string()), ("operating_system", pa.string()),
-                              ("language", pa.string()),
-                              ("web_info", pa.struct([("browser", pa.string()),
-                                                      ("hostname", pa.string())]))])),
-        ("geo", pa.struct([("country", pa.string()), ("region", pa.string()),
-                           ("city", pa.string())])),
-        ("traffic_source", pa.struct([("name", pa.string()), ("medium", pa.string()),
-                                      ("source", pa.string())])),
-        ("collected_traffic_source", pa.struct([("manual_source", pa.string()),
-                                                ("manual_medium", pa.string()),
-                                                ("manual_campaign_name", pa.string()),
-                                                ("gclid", pa.string())])),
-        ("platform", pa.string()),
-        ("stream_id", pa.string()),
-    ])
+    value = pa.struct(
+        [
+            ("string_value", pa.string()),
+            ("int_value", pa.int64()),
+            ("float_value", pa.float64()),
+            ("double_value", pa.float64()),
+        ]
+    )
+    return pa.schema(
+        [
+            ("event_date", pa.string()),
+            ("event_timestamp", pa.int64()),
+            ("event_name", pa.string()),
+            ("event_params", pa.list_(pa.struct([("key", pa.string()), ("value", value)]))),
+            (
+                "ecommerce",
+                pa.struct(
+                    [
+                        ("transaction_id", pa.string()),
+                        ("purchase_revenue", pa.float64()),
+                        ("purchase_revenue_in_usd", pa.float64()),
+                        ("total_item_quantity", pa.int64()),
+                    ]
+                ),
+            ),
+            ("user_pseudo_id", pa.string()),
+            ("user_id", pa.string()),
+            ("user_first_touch_timestamp", pa.int64()),
+            (
+                "device",
+                pa.struct(
+                    [
+                        ("category", pa.string()),
+                        ("operating_system", pa.string()),
+                        ("language", pa.string()),
+                        (
+                            "web_info",
+                            pa.struct([("browser", pa.string()), ("hostname", pa.string())]),
+                        ),
+                    ]
+                ),
+            ),
+            (
+                "geo",
+                pa.struct(
+                    [("country", pa.string()), ("region", pa.string()), ("city", pa.string())]
+                ),
+            ),
+            (
+                "traffic_source",
+                pa.struct(
+                    [("name", pa.string()), ("medium", pa.string()), ("source", pa.string())]
+                ),
+            ),
+            (
+                "collected_traffic_source",
+                pa.struct(
+                    [
+                        ("manual_source", pa.string()),
+                        ("manual_medium", pa.string()),
+                        ("manual_campaign_name", pa.string()),
+                        ("gclid", pa.string()),
+                    ]
+                ),
+            ),
+            ("platform", pa.string()),
+            ("stream_id", pa.string()),
+        ]
+    )

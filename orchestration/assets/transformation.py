@@ -15,7 +15,6 @@ from boussole.settings import DBT_PROJECT_DIR, get_settings
 from orchestration.assets.ingestion import WAREHOUSE_POOL, raw_asset_key
 from orchestration.resources import WarehouseResource
 
-
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # Parses only when the manifest is missing or older than the dbt project (an mtime check
 # otherwise), with this environment's dbt, which need not be on PATH under `dagster dev`.
