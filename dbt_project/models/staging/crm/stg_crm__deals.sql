@@ -23,13 +23,7 @@ with versions as (
 ),
 
 ranked as (
-    select
-        *,
-        row_number() over (
-            partition by deal_id
-            order by updated_at desc, _extract_date desc, _source_file desc, _record_number desc
-        ) as version_rank
-    from versions
+    {{ rank_versions('versions', 'deal_id', 'updated_at') }}
 )
 
 select

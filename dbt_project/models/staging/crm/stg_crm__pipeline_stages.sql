@@ -1,15 +1,18 @@
 -- Deal stages with the metadata that decides won and lost (never the stage label):
 -- closed with probability 1 is won, closed with probability 0 is lost.
-with pipelines as (
+with versions as (
     select
         {{ json_text('record', ['id']) }} as pipeline_id,
         {{ json_text('record', ['label']) }} as pipeline_label,
         record,
-        row_number() over (
-            partition by {{ json_text('record', ['id']) }}
-            order by _extract_date desc, _source_file desc, _record_number desc
-        ) as version_rank
+        _extract_date,
+        _source_file,
+        _record_number
     from {{ source('crm', 'pipelines') }}
+),
+
+pipelines as (
+    {{ rank_versions('versions', 'pipeline_id') }}
 ),
 
 stages as (

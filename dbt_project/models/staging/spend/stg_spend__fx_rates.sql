@@ -5,16 +5,19 @@ with versions as (
         cast({{ json_text('record', ['date']) }} as date) as rate_date,
         upper({{ json_text('record', ['currency']) }}) as currency,
         cast({{ json_text('record', ['rate_to_reporting']) }} as decimal(18, 8)) as rate_to_reporting,
-        row_number() over (
-            partition by {{ json_text('record', ['date']) }}, upper({{ json_text('record', ['currency']) }})
-            order by _extract_date desc, _source_file desc, _record_number desc
-        ) as version_rank
+        _extract_date,
+        _source_file,
+        _record_number
     from {{ source('spend', 'fx_rates') }}
+),
+
+ranked as (
+    {{ rank_versions('versions', 'rate_date, currency') }}
 )
 
 select
     rate_date,
     currency,
     rate_to_reporting
-from versions
+from ranked
 where version_rank = 1

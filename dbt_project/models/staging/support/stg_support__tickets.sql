@@ -21,13 +21,7 @@ with versions as (
 ),
 
 ranked as (
-    select
-        *,
-        row_number() over (
-            partition by ticket_id
-            order by updated_at desc, _extract_date desc, _source_file desc, _record_number desc
-        ) as version_rank
-    from versions
+    {{ rank_versions('versions', 'ticket_id', 'updated_at') }}
 )
 
 select
