@@ -1,6 +1,6 @@
 """End-to-end benchmark: generate sample extracts at a chosen scale, run the whole pipeline
 through Dagster (as `boussole run` does), and print the time of each stage, rows per second,
-and the ingestion time against a plain DuckDB scan of the same files, measured in one run.
+and the ingestion time against a plain DuckDB load of the same files into a table, measured in one run.
 
     .venv/bin/python benchmarks/pipeline_benchmark.py --web-events 1000000 --days 30
 
@@ -72,18 +72,25 @@ def generate_landing(landing: Path, args: argparse.Namespace) -> float:
     return time.perf_counter() - began
 
 
-def plain_scan_seconds(landing: Path) -> tuple[float, int]:
-    """The floor for ingestion: DuckDB reading every web events file once, doing nothing."""
+def plain_scan_seconds(landing: Path, workdir: Path) -> tuple[float, int]:
+    """The floor for ingestion: DuckDB copying every web events record into a table of a
+    database file, with no lineage, checksum, validation or quarantine."""
     import duckdb
 
+    floor_db = workdir / "plain_scan.duckdb"
+    floor_db.unlink(missing_ok=True)
     began = time.perf_counter()
-    conn = duckdb.connect()
-    rows = conn.execute(
-        "select count(*) from read_json_objects(?, format = 'newline_delimited')",
+    conn = duckdb.connect(str(floor_db))
+    conn.execute(
+        "create table events as select json as record "
+        "from read_json_objects(?, format = 'newline_delimited')",
         [str(landing / "web" / "*" / "events*.jsonl*")],
-    ).fetchone()[0]
+    )
+    rows = conn.execute("select count(*) from events").fetchone()[0]
     conn.close()
-    return time.perf_counter() - began, rows
+    seconds = time.perf_counter() - began
+    floor_db.unlink()
+    return seconds, rows
 
 
 def run_pipeline() -> tuple[float, dict[str, float], str]:
@@ -122,7 +129,7 @@ def main() -> int:
     else:
         shutil.rmtree(landing, ignore_errors=True)
         generation = generate_landing(landing, args)
-    floor_seconds, web_events = plain_scan_seconds(landing)
+    floor_seconds, web_events = plain_scan_seconds(landing, args.workdir)
     total, stages, run_id = run_pipeline()
 
     import duckdb
@@ -145,10 +152,10 @@ def main() -> int:
     print(f"\n  end-to-end throughput: {raw_rows / total:,.0f} raw records/s")
     print(f"  web ingestion: {web_events / ingest_web:,.0f} events/s")
     print(
-        f"  plain DuckDB scan of the same files: {floor_seconds:.2f} s "
+        f"  plain DuckDB load of the same files: {floor_seconds:.2f} s "
         f"({web_events / floor_seconds:,.0f} events/s)"
     )
-    print(f"  ingestion / plain scan ratio: {ingest_web / floor_seconds:.2f}x")
+    print(f"  web ingestion / plain load ratio: {ingest_web / floor_seconds:.2f}x")
     return 0
 
 

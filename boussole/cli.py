@@ -131,40 +131,6 @@ def _failure_report(result) -> list[str]:
     return lines
 
 
-def print_kpi_summary(published_path: Path, months: int = 3) -> None:
-    import duckdb
-
-    conn = duckdb.connect(str(published_path), read_only=True)
-    try:
-        rows = conn.execute(
-            """
-            with ranked as (
-                select kpi_id, period_start, value,
-                    row_number() over (partition by kpi_id order by period_start desc) as recency
-                from kpi_values
-                where grain = 'month' and dimension = 'all'
-            )
-            select kpi_id, period_start, value from ranked where recency <= ?
-            order by kpi_id, period_start
-            """,
-            [months],
-        ).fetchall()
-    finally:
-        conn.close()
-    periods = sorted({period for _, period, _ in rows})
-    values = {(kpi, period): value for kpi, period, value in rows}
-    kpis = sorted({kpi for kpi, _, _ in rows})
-    header = f"{'KPI (company, month)':<28}" + "".join(f"{p:%Y-%m}".rjust(14) for p in periods)
-    print(header)
-    print("-" * len(header))
-    for kpi in kpis:
-        cells = []
-        for period in periods:
-            value = values.get((kpi, period))
-            cells.append(("" if value is None else f"{value:,.2f}").rjust(14))
-        print(f"{kpi:<28}" + "".join(cells))
-
-
 def command_run(args: argparse.Namespace, settings: Settings) -> int:
     partition_range = _partition_range(args, settings)
     if partition_range is None:
@@ -189,8 +155,10 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  - {line}", file=sys.stderr)
         print(f"Dagster run {result.run_id}", file=sys.stderr)
         return EXIT_REFUSED
+    from boussole.publication import kpi_summary_table
+
     print(f"\nPublished mart: {settings.published_mart_path}")
-    print_kpi_summary(settings.published_mart_path)
+    print(kpi_summary_table(settings.published_mart_path))
     return 0
 
 

@@ -56,3 +56,34 @@ def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
     finally:
         staging_path.unlink(missing_ok=True)
     return PublishedMart(path=published_path, row_counts=row_counts)
+
+
+def kpi_summary_table(published_path: Path, months: int = 3) -> str:
+    """The company-wide monthly values of every KPI over the last `months`, as text."""
+    conn = duckdb.connect(str(published_path), read_only=True)
+    try:
+        rows = conn.execute(
+            """
+            with ranked as (
+                select kpi_id, period_start, value,
+                    row_number() over (partition by kpi_id order by period_start desc) as recency
+                from kpi_values
+                where grain = 'month' and dimension = 'all'
+            )
+            select kpi_id, period_start, value from ranked where recency <= ?
+            order by kpi_id, period_start
+            """,
+            [months],
+        ).fetchall()
+    finally:
+        conn.close()
+    periods = sorted({period for _, period, _ in rows})
+    values = {(kpi, period): value for kpi, period, value in rows}
+    header = f"{'KPI (company, month)':<28}" + "".join(f"{p:%Y-%m}".rjust(14) for p in periods)
+    lines = [header, "-" * len(header)]
+    for kpi in sorted({kpi for kpi, _, _ in rows}):
+        cells = [values.get((kpi, period)) for period in periods]
+        lines.append(
+            f"{kpi:<28}" + "".join(("" if v is None else f"{v:,.2f}").rjust(14) for v in cells)
+        )
+    return "\n".join(lines)

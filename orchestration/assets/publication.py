@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from boussole.publication import publish_marts
+from boussole.publication import kpi_summary_table, publish_marts
 from boussole.settings import get_settings
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource
@@ -68,6 +68,7 @@ def build_publication_asset(
                 "tables": dg.MetadataValue.json(published.row_counts),
                 "dagster/row_count": published.row_counts.get("kpi_values", 0),
                 "checks_verified": len(required_checks),
+                "preview": dg.MetadataValue.md(f"```\n{kpi_summary_table(published.path)}\n```"),
             }
         )
 

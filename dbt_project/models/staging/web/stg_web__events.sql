@@ -1,4 +1,8 @@
 -- One row per GA4 event with the nested event_params flattened into typed columns.
+-- A table, not a view: flattening is the costliest step of the web path, and the tests and
+-- sessions that read it must not redo it.
+{{ config(materialized='table') }}
+
 -- GA4 has no event id: an event is identified by user, session, timestamp and name, which
 -- also removes an event delivered twice in two extracts.
 {% set params = {
