@@ -1,6 +1,6 @@
 """End-to-end benchmark: generate sample extracts at a chosen scale, run the whole pipeline
 through Dagster (as `boussole run` does), and print the time of each stage, rows per second,
-and the ingestion time against a plain DuckDB load of the same files into a table, measured in one run.
+and the ingestion time against a plain DuckDB load of the same files, measured in one run.
 
     .venv/bin/python benchmarks/pipeline_benchmark.py --web-events 1000000 --days 30
 
