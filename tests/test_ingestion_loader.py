@@ -68,7 +68,8 @@ def test_jsonl_records_keep_lineage_and_bad_lines_go_to_quarantine(conn, tmp_pat
 
 
 def test_same_content_is_ingested_once_even_under_another_name(conn, tmp_path):
-    content = (json.dumps({"id": 1, "status": "open"}) + "\n").encode()
+    ticket = {"id": 1, "status": "open", "created_at": "2026-01-05T09:00:00Z"}
+    content = (json.dumps(ticket) + "\n").encode()
     write_day(tmp_path, "support", "2026-01-05", "tickets.jsonl", content)
     first = load_day(conn, tmp_path, "support", "2026-01-05")
     write_day(tmp_path, "support", "2026-01-06", "tickets.jsonl", content)
@@ -82,7 +83,8 @@ def test_same_content_is_ingested_once_even_under_another_name(conn, tmp_path):
 
 
 def test_unreadable_files_are_recorded_as_failed_and_others_still_load(conn, tmp_path):
-    good = gzip.compress((json.dumps({"id": 1}) + "\n").encode())
+    ticket = {"id": 1, "status": "new", "created_at": "2026-01-05T09:00:00Z"}
+    good = gzip.compress((json.dumps(ticket) + "\n").encode())
     write_day(tmp_path, "support", "2026-01-05", "tickets.jsonl.gz", good)
     write_day(tmp_path, "support", "2026-01-05", "users.jsonl.gz", good[: len(good) // 2])
     write_day(tmp_path, "support", "2026-01-05", "groups.jsonl", b"")
@@ -124,6 +126,7 @@ def test_json_document_csv_latin1_bom_and_parquet(conn, tmp_path):
     parquet.parent.mkdir(parents=True)
     conn.execute(
         f"copy (select 1767600000000000 as event_timestamp, 'page_view' as event_name, "
+        "'u1' as user_pseudo_id, "
         f"[{{'key': 'ga_session_id', 'value': {{'int_value': 7}}}}] as event_params) to '{parquet}'"
     )
     load_day(conn, tmp_path, "crm", "2026-01-05")
@@ -144,10 +147,22 @@ def test_json_document_csv_latin1_bom_and_parquet(conn, tmp_path):
     ).fetchone() == ("7",)
 
 
-def test_landed_files_match_contract_names_only(tmp_path):
-    for name in ("events.jsonl", "events_20260105.ndjson.gz", "events_extra.jsonl", "notes.txt"):
+def test_landed_files_match_contract_names_and_split_exports(tmp_path):
+    for name in ("events.jsonl", "events_20260105.ndjson.gz", "events_page-2.jsonl", "notes.txt"):
         write_day(tmp_path, "web", "2026-01-05", name, b"{}\n")
+    for name in ("email_events_2.jsonl", "emails.jsonl", "deals.xlsx"):
+        write_day(tmp_path, "crm", "2026-01-05", name, b"{}\n")
     known, unknown = landed_files(tmp_path, "web", date(2026, 1, 5))
-    assert sorted(f.path.name for f in known) == ["events.jsonl", "events_20260105.ndjson.gz"]
-    assert sorted(p.name for p in unknown) == ["events_extra.jsonl", "notes.txt"]
-    assert isinstance(known[0], LandedFile)
+    assert sorted(f.path.name for f in known) == [
+        "events.jsonl",
+        "events_20260105.ndjson.gz",
+        "events_page-2.jsonl",
+    ]
+    assert [p.name for p in unknown] == ["notes.txt"]
+    crm_known, crm_unknown = landed_files(tmp_path, "crm", date(2026, 1, 5))
+    assert {f.path.name: f.landing_object.name for f in crm_known} == {
+        "email_events_2.jsonl": "email_events",
+        "emails.jsonl": "emails",
+    }
+    assert [p.name for p in crm_unknown] == ["deals.xlsx"]
+    assert all(isinstance(f, LandedFile) for f in known)

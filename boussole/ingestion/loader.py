@@ -1,9 +1,10 @@
 """Set-based loading of landed files into the DuckDB build warehouse.
 
 Every file is read by DuckDB's own readers (no Python loop over records), once per content
-checksum. Each record lands in its raw table with its lineage (file, record number), or in
-the quarantine table with a reason; the load manifest records rows read, loaded and
-quarantined per file, and files that could not be read at all.
+checksum; the JSON-lines files of one object are read together in one scan. Each record
+lands in its raw table with its lineage (file, record number), or in the quarantine table
+with the field and the reason; the load manifest records, per file, rows read, loaded and
+quarantined (read = loaded + quarantined), and the files that could not be read at all.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import codecs
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import groupby
 from pathlib import Path
 
 import duckdb
 
-from boussole.ingestion.contracts import LANDING_OBJECTS, LandedFile
+from boussole.ingestion.contracts import LANDING_OBJECTS, FieldRule, LandedFile, LandingObject
 
 RAW_COLUMNS = """
     record JSON NOT NULL,
@@ -55,6 +57,24 @@ create table if not exists ingestion.quarantine (
 );
 """
 
+_JSON_LINES_READER = (
+    "read_csv({paths}, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(1), "
+    "quote = '', escape = '', auto_detect = false, compression = 'auto', filename = true) "
+    "with ordinality"
+)
+
+_KIND_WORDING = {
+    "integer": "an integer",
+    "number": "a number",
+    "timestamp": "an ISO-8601 timestamp or epoch milliseconds",
+    "date": "a YYYY-MM-DD date",
+    "yyyymmdd": "a YYYYMMDD date",
+    "month": "a YYYY-MM month",
+    "enum": "one of",
+    "object": "a JSON object",
+    "array": "a JSON array",
+}
+
 
 @dataclass(frozen=True)
 class FileLoad:
@@ -68,6 +88,10 @@ class FileLoad:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     failure_reason: str | None = None
+
+
+class _Unreadable(Exception):
+    """The file as a whole cannot be read (truncated, wrong format, empty)."""
 
 
 def ensure_ingestion_tables(conn: duckdb.DuckDBPyConnection) -> None:
@@ -84,6 +108,20 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_files(
+    conn: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], landing_dir: Path
+) -> list[FileLoad]:
+    ensure_ingestion_tables(conn)
+    ordered = sorted(files, key=lambda f: (f.landing_object.name, f.extract_date, f.path.name))
+    loads: list[FileLoad] = []
+    for _, group in groupby(ordered, key=lambda f: f.landing_object):
+        loads.extend(_load_object_files(conn, list(group), landing_dir))
+    return loads
+
+
+# --- reading ----------------------------------------------------------------------------------
 
 
 def _sql_string(value: str) -> str:
@@ -103,32 +141,23 @@ def _is_utf8(path: Path) -> bool:
     return True
 
 
-def _records_query(landed: LandedFile) -> str:
-    """A query giving (record_number, raw_text) for every record of the file."""
+def _single_file_records(landed: LandedFile) -> str:
+    """(record_number, raw_text) for every record of a file that is not JSON lines."""
     path = _sql_string(str(landed.path))
-    fmt = landed.file_format
-    if fmt == "jsonl":
-        # Each line as text, so that one malformed line is quarantined, not the whole file.
-        return (
-            "select ordinality as record_number, line as raw_text "
-            f"from read_csv({path}, columns = {{'line': 'VARCHAR'}}, header = false, "
-            "delim = chr(1), quote = '', escape = '', auto_detect = false, "
-            "compression = 'auto') with ordinality where line is not null"
-        )
-    if fmt == "json_document":
+    if landed.file_format == "json_document":
         key = landed.landing_object.records_key
         records_path = f"$.{key}[*]" if key else "$[*]"
         return (
-            "with doc as (select content::json as body from read_text("
-            f"{path})) select ordinality as record_number, record::varchar as raw_text "
-            f"from doc, unnest(json_extract(body, '{records_path}')) with ordinality "
-            "as r(record)"
+            f"with doc as (select content::json as body from read_text({path})) "
+            "select ordinality as record_number, record::varchar as raw_text "
+            f"from doc, unnest(json_extract(body, '{records_path}')) with ordinality as r(record)"
         )
-    if fmt == "csv":
+    if landed.file_format == "csv":
         encoding = "utf-8" if _is_utf8(landed.path) else "latin-1"
         reader = f"read_csv({path}, all_varchar = true, header = true, encoding = '{encoding}')"
     else:
         reader = f"read_parquet({path})"
+    # Each row becomes a JSON object, so every format reaches raw in the same shape.
     return (
         f"with src as (select * from {reader} with ordinality) "
         "select src.ordinality as record_number, to_json(rec)::varchar as raw_text "
@@ -136,75 +165,220 @@ def _records_query(landed: LandedFile) -> str:
     )
 
 
-def load_file(conn: duckdb.DuckDBPyConnection, landed: LandedFile, landing_dir: Path) -> FileLoad:
-    """Load one file atomically (records, quarantine and manifest in one transaction)."""
-    relative_path = landed.path.relative_to(landing_dir).as_posix()
-    sha256 = file_sha256(landed.path)
-    obj = landed.landing_object
-    base = {"file": landed, "relative_path": relative_path, "sha256": sha256}
-
-    already = conn.execute(
-        "select 1 from ingestion.load_manifest where file_sha256 = ? and status = 'loaded'",
-        [sha256],
-    ).fetchone()
-    if already:
-        return FileLoad(**base, status="already_loaded")
-
-    lineage = [landed.extract_date, relative_path, sha256]
-    conn.execute("begin transaction")
-    try:
-        if landed.path.stat().st_size == 0:
-            raise _Unreadable("the file is empty")
+def _read_into_landed_records(
+    conn: duckdb.DuckDBPyConnection, files: list[tuple[LandedFile, str, str]]
+) -> dict[str, str]:
+    """Append the records of `files` (file, relative path, sha256) to landed_records.
+    Returns the files that could not be read, with the reason, by sha256."""
+    unreadable: dict[str, str] = {}
+    json_lines = [entry for entry in files if entry[0].file_format == "jsonl"]
+    if json_lines:
         try:
-            # Valid JSON text that starts with "{" is an object: no cast needed to tell.
+            _append_json_lines(conn, json_lines)
+        except duckdb.Error:
+            # One bad file fails the whole scan: read them one by one to find it.
+            for entry in json_lines:
+                try:
+                    _append_json_lines(conn, [entry])
+                except duckdb.Error as error:
+                    unreadable[entry[2]] = _first_line(error)
+    for landed, relative, sha256 in files:
+        if landed.file_format == "jsonl":
+            continue
+        try:
             conn.execute(
-                "create or replace temp table landed_records as select record_number, "
-                "raw_text, coalesce(json_valid(raw_text) and ltrim(raw_text) like '{%', false) "
-                f"as is_object from ({_records_query(landed)})"
+                "insert into landed_records select ?, ?, ?, record_number, raw_text "
+                f"from ({_single_file_records(landed)})",
+                [relative, sha256, landed.extract_date],
             )
         except duckdb.Error as error:
-            raise _Unreadable(_first_line(error)) from error
-        rows_read, rows_valid = conn.execute(
-            "select count(*), count(*) filter (where is_object) from landed_records"
-        ).fetchone()
-        if rows_read == 0:
-            raise _Unreadable("the file holds no records")
-        conn.execute(
-            f"insert into {obj.raw_table} select raw_text::json, ?, ?, record_number, ? "
-            "from landed_records where is_object",
-            lineage,
-        )
-        conn.execute(
-            "insert into ingestion.quarantine select ?, ?, ?, ?, ?, record_number, null, "
-            "case when json_valid(raw_text) then 'record is not a JSON object' "
-            "else 'malformed JSON' end, raw_text from landed_records where not is_object",
-            [sha256, relative_path, obj.source, obj.name, landed.extract_date],
-        )
-        result = FileLoad(
-            **base,
-            status="loaded",
-            rows_read=rows_read,
-            rows_loaded=rows_valid,
-            rows_quarantined=rows_read - rows_valid,
-        )
-    except _Unreadable as unreadable:
-        conn.execute("rollback")
-        conn.execute("begin transaction")
-        result = FileLoad(**base, status="failed", failure_reason=str(unreadable))
-    _record_in_manifest(conn, result)
-    conn.execute("commit")
-    return result
+            unreadable[sha256] = _first_line(error)
+    return unreadable
 
 
-def load_files(
-    conn: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], landing_dir: Path
+def _append_json_lines(
+    conn: duckdb.DuckDBPyConnection, files: list[tuple[LandedFile, str, str]]
+) -> None:
+    paths = "[" + ", ".join(_sql_string(str(f.path)) for f, _, _ in files) + "]"
+    listing = ", ".join(
+        f"({_sql_string(str(f.path))}, {_sql_string(rel)}, '{sha}', DATE '{f.extract_date}')"
+        for f, rel, sha in files
+    )
+    conn.execute(
+        "insert into landed_records "
+        "select batch.relative_path, batch.sha256, batch.extract_date, "
+        "row_number() over (partition by lines.filename order by lines.ordinality), lines.line "
+        f"from {_JSON_LINES_READER.format(paths=paths)} as lines "
+        f"join (values {listing}) as batch(path, relative_path, sha256, extract_date) "
+        "on lines.filename = batch.path"
+    )
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _rule_failure(rule: FieldRule, position: int) -> str:
+    """SQL condition, over the extracted values list `v`, that is true when the rule fails."""
+    value = f"v[{position}]"
+    text = f"({value} ->> '$')"
+    missing = f"({value} is null or json_type({value}) = 'NULL')"
+    kind_check = {
+        "required": None,
+        "integer": f"try_cast({text} as bigint) is null",
+        "number": f"try_cast({text} as double) is null",
+        "timestamp": (
+            f"not regexp_full_match({text}, '[0-9]{{10,13}}') "
+            f"and try_cast({text} as timestamp with time zone) is null"
+        ),
+        "date": f"try_cast({text} as date) is null",
+        "yyyymmdd": f"try_strptime({text}, '%Y%m%d') is null",
+        "month": f"try_strptime({text}, '%Y-%m') is null",
+        "enum": f"{text} not in ({', '.join(_sql_string(a) for a in rule.allowed)})",
+        "object": f"json_type({value}) <> 'OBJECT'",
+        "array": f"json_type({value}) <> 'ARRAY'",
+    }[rule.kind]
+    if kind_check is None:
+        return missing
+    present_but_wrong = f"(not {missing} and {kind_check})"
+    return f"({missing} or {present_but_wrong})" if rule.required else present_but_wrong
+
+
+def _rule_reason(rule: FieldRule, position: int) -> str:
+    """SQL text expression: why the rule failed, with the offending value."""
+    value = f"v[{position}]"
+    if rule.kind == "required":
+        return "'missing'"
+    wording = _KIND_WORDING[rule.kind]
+    if rule.kind == "enum":
+        wording += " " + ", ".join(rule.allowed)
+    got = f"left(coalesce({value} ->> '$', 'nothing'), 80)"
+    expected = _sql_string(f"expected {wording}, got ")
+    if rule.required:
+        return f"case when {value} is null then 'missing' else {expected} || {got} end"
+    return f"{expected} || {got}"
+
+
+def _validate(conn: duckdb.DuckDBPyConnection, landing_object: LandingObject) -> None:
+    """checked_records = landed_records + failure_field and failure_reason (null when valid)."""
+    rules = landing_object.rules
+    is_object = "coalesce(json_valid(raw_text) and ltrim(raw_text) like '{%', false)"
+    field_cases = "".join(
+        f" when {_rule_failure(r, i)} then {_sql_string(r.path)}" for i, r in enumerate(rules, 1)
+    )
+    reason_cases = "".join(
+        f" when {_rule_failure(r, i)} then {_rule_reason(r, i)}" for i, r in enumerate(rules, 1)
+    )
+    # One JSON parse per record extracts every field the rules look at.
+    paths = "[" + ", ".join(_sql_string(f"$.{r.path}") for r in rules) + "]"
+    extracted = f"case when is_object then json_extract(raw_text, {paths}) end" if rules else "null"
+    conn.execute(
+        "create or replace temp table checked_records as "
+        "select source_file, file_sha256, extract_date, record_number, raw_text, "
+        f"case when not is_object then null{field_cases} end as failure_field, "
+        "case when not is_object then case when json_valid(raw_text) "
+        "then 'record is not a JSON object' else 'malformed JSON' end"
+        f"{reason_cases} end as failure_reason "
+        f"from (select *, {extracted} as v from (select *, {is_object} as is_object "
+        "from landed_records))"
+    )
+
+
+# --- one object -------------------------------------------------------------------------------
+
+
+def _load_object_files(
+    conn: duckdb.DuckDBPyConnection, files: list[LandedFile], landing_dir: Path
 ) -> list[FileLoad]:
-    ensure_ingestion_tables(conn)
-    return [load_file(conn, landed, landing_dir) for landed in files]
+    landing_object = files[0].landing_object
+    loads: dict[str, FileLoad] = {}
+    to_read: list[tuple[LandedFile, str, str]] = []
+    for landed in files:
+        relative = landed.path.relative_to(landing_dir).as_posix()
+        sha256 = file_sha256(landed.path)
+        base = FileLoad(landed, relative, sha256, status="already_loaded")
+        if sha256 in loads or _already_loaded(conn, sha256):
+            loads.setdefault(f"{sha256}:{relative}", base)
+            continue
+        if landed.path.stat().st_size == 0:
+            loads[sha256] = replace(base, status="failed", failure_reason="the file is empty")
+        else:
+            loads[sha256] = replace(base, status="loaded")
+            to_read.append((landed, relative, sha256))
+
+    # Reading happens before the transaction: in DuckDB a failed statement (an unreadable
+    # file) aborts the whole transaction, and temp tables are private to this connection.
+    conn.execute(
+        "create or replace temp table landed_records (source_file VARCHAR, "
+        "file_sha256 VARCHAR, extract_date DATE, record_number BIGINT, raw_text VARCHAR)"
+    )
+    unreadable = _read_into_landed_records(conn, to_read)
+    _validate(conn, landing_object)
+
+    conn.execute("begin transaction")
+    try:
+        counts = {
+            sha: (read, valid_json)
+            for sha, read, valid_json in conn.execute(
+                "select file_sha256, count(*), count(*) filter (where failure_reason is null "
+                "or failure_field is not null) from checked_records group by file_sha256"
+            ).fetchall()
+        }
+        for landed, _, sha256 in to_read:
+            read, valid_json = counts.get(sha256, (0, 0))
+            if sha256 in unreadable:
+                reason = unreadable[sha256]
+            elif read == 0:
+                reason = "the file holds no records"
+            elif valid_json == 0 and landed.file_format == "jsonl":
+                reason = f"not JSON lines: none of its {read} lines is a JSON object"
+            else:
+                continue
+            loads[sha256] = replace(loads[sha256], status="failed", failure_reason=reason)
+        failed = [sha for sha, load in loads.items() if load.status == "failed"]
+        if failed:
+            conn.execute(
+                "delete from checked_records where list_contains(?, file_sha256)", [failed]
+            )
+
+        conn.execute(
+            f"insert into {landing_object.raw_table} select raw_text::json, extract_date, "
+            "source_file, record_number, file_sha256 from checked_records "
+            "where failure_reason is null"
+        )
+        conn.execute(
+            "insert into ingestion.quarantine select file_sha256, source_file, ?, ?, "
+            "extract_date, record_number, failure_field, failure_reason, raw_text "
+            "from checked_records where failure_reason is not null",
+            [landing_object.source, landing_object.name],
+        )
+        for sha256, read, quarantined in conn.execute(
+            "select file_sha256, count(*), count(*) filter (where failure_reason is not null) "
+            "from checked_records group by file_sha256"
+        ).fetchall():
+            loads[sha256] = replace(
+                loads[sha256],
+                rows_read=read,
+                rows_loaded=read - quarantined,
+                rows_quarantined=quarantined,
+            )
+        for load in loads.values():
+            if load.status != "already_loaded":
+                _record_in_manifest(conn, load)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return list(loads.values())
 
 
-class _Unreadable(Exception):
-    """The file as a whole cannot be read (truncated, wrong format, empty)."""
+def _already_loaded(conn: duckdb.DuckDBPyConnection, sha256: str) -> bool:
+    return (
+        conn.execute(
+            "select 1 from ingestion.load_manifest where file_sha256 = ? and status = 'loaded'",
+            [sha256],
+        ).fetchone()
+        is not None
+    )
 
 
 def _first_line(error: Exception) -> str:
