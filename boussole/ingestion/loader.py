@@ -259,7 +259,8 @@ def _rule_reason(rule: FieldRule, position: int) -> str:
 
 
 def _validate(conn: duckdb.DuckDBPyConnection, landing_object: LandingObject) -> None:
-    """checked_records = landed_records + failure_field and failure_reason (null when valid)."""
+    """record_failures: the records of landed_records that break a rule, with the field and
+    the reason (only the failures are stored: the valid records are not copied)."""
     rules = landing_object.rules
     is_object = "coalesce(json_valid(raw_text) and ltrim(raw_text) like '{%', false)"
     field_cases = "".join(
@@ -272,14 +273,15 @@ def _validate(conn: duckdb.DuckDBPyConnection, landing_object: LandingObject) ->
     paths = "[" + ", ".join(_sql_string(f"$.{r.path}") for r in rules) + "]"
     extracted = f"case when is_object then json_extract(raw_text, {paths}) end" if rules else "null"
     conn.execute(
-        "create or replace temp table checked_records as "
-        "select source_file, file_sha256, extract_date, record_number, raw_text, "
+        "create or replace temp table record_failures as "
+        "select file_sha256, record_number, failure_field, failure_reason from ("
+        "select file_sha256, record_number, "
         f"case when not is_object then null{field_cases} end as failure_field, "
         "case when not is_object then case when json_valid(raw_text) "
         "then 'record is not a JSON object' else 'malformed JSON' end"
         f"{reason_cases} end as failure_reason "
         f"from (select *, {extracted} as v from (select *, {is_object} as is_object "
-        "from landed_records))"
+        "from landed_records))) where failure_reason is not null"
     )
 
 
@@ -316,51 +318,55 @@ def _load_object_files(
 
     conn.execute("begin transaction")
     try:
-        counts = {
-            sha: (read, valid_json)
-            for sha, read, valid_json in conn.execute(
-                "select file_sha256, count(*), count(*) filter (where failure_reason is null "
-                "or failure_field is not null) from checked_records group by file_sha256"
+        counts = dict(
+            conn.execute(
+                "select file_sha256, count(*) from landed_records group by file_sha256"
             ).fetchall()
-        }
+        )
+        failures, not_objects = {}, {}
+        for sha256, failed, not_object in conn.execute(
+            "select file_sha256, count(*), count(*) filter (where failure_field is null) "
+            "from record_failures group by file_sha256"
+        ).fetchall():
+            failures[sha256], not_objects[sha256] = failed, not_object
         for landed, _, sha256 in to_read:
-            read, valid_json = counts.get(sha256, (0, 0))
+            read = counts.get(sha256, 0)
             if sha256 in unreadable:
                 reason = unreadable[sha256]
             elif read == 0:
                 reason = "the file holds no records"
-            elif valid_json == 0 and landed.file_format == "jsonl":
+            elif landed.file_format == "jsonl" and not_objects.get(sha256, 0) == read:
                 reason = f"not JSON lines: none of its {read} lines is a JSON object"
             else:
+                quarantined = failures.get(sha256, 0)
+                loads[sha256] = replace(
+                    loads[sha256],
+                    rows_read=read,
+                    rows_quarantined=quarantined,
+                    rows_loaded=read - quarantined,
+                )
                 continue
             loads[sha256] = replace(loads[sha256], status="failed", failure_reason=reason)
-        failed = [sha for sha, load in loads.items() if load.status == "failed"]
-        if failed:
-            conn.execute(
-                "delete from checked_records where list_contains(?, file_sha256)", [failed]
-            )
+        loaded = [sha for sha, load in loads.items() if load.status == "loaded"]
 
         conn.execute(
-            f"insert into {landing_object.raw_table} select raw_text::json, extract_date, "
-            "source_file, record_number, file_sha256 from checked_records "
-            "where failure_reason is null"
+            f"insert into {landing_object.raw_table} select records.raw_text::json, "
+            "records.extract_date, records.source_file, records.record_number, "
+            "records.file_sha256 from landed_records as records "
+            "anti join record_failures as failures on records.file_sha256 = failures.file_sha256 "
+            "and records.record_number = failures.record_number "
+            "where list_contains(?, records.file_sha256)",
+            [loaded],
         )
         conn.execute(
-            "insert into ingestion.quarantine select file_sha256, source_file, ?, ?, "
-            "extract_date, record_number, failure_field, failure_reason, raw_text "
-            "from checked_records where failure_reason is not null",
-            [landing_object.source, landing_object.name],
+            "insert into ingestion.quarantine select records.file_sha256, records.source_file, "
+            "?, ?, records.extract_date, records.record_number, failures.failure_field, "
+            "failures.failure_reason, records.raw_text from landed_records as records "
+            "join record_failures as failures on records.file_sha256 = failures.file_sha256 "
+            "and records.record_number = failures.record_number "
+            "where list_contains(?, records.file_sha256)",
+            [landing_object.source, landing_object.name, loaded],
         )
-        for sha256, read, quarantined in conn.execute(
-            "select file_sha256, count(*), count(*) filter (where failure_reason is not null) "
-            "from checked_records group by file_sha256"
-        ).fetchall():
-            loads[sha256] = replace(
-                loads[sha256],
-                rows_read=read,
-                rows_loaded=read - quarantined,
-                rows_quarantined=quarantined,
-            )
         for load in loads.values():
             if load.status != "already_loaded":
                 _record_in_manifest(conn, load)
