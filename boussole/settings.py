@@ -100,9 +100,12 @@ class Settings:
         return self.data_dir / "quality"
 
     def dbt_env(self) -> dict[str, str]:
-        """Variables the dbt profile and models read (the PII key as a dbt secret)."""
+        """Variables the dbt profile and models read. Models may not read DBT_ENV_SECRET_*
+        variables, so the key goes in twice: the secret copy makes dbt scrub its value from
+        the logs."""
         return {
             "BOUSSOLE_WAREHOUSE_PATH": str(self.build_warehouse_path),
+            "BOUSSOLE_PII_KEY": self.pii_key,
             "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": self.pii_key,
         }
 
