@@ -107,21 +107,29 @@ def _partition_range(args: argparse.Namespace, settings: Settings) -> tuple[str,
     return found[0].isoformat(), found[-1].isoformat()
 
 
-def _failure_report(result) -> list[str]:
-    """What stopped the run, in words: failed checks first, then failed steps."""
+def _failed_checks(result, severity: str) -> list[str]:
     from dagster import DagsterEventType
 
     lines = []
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            if not evaluation.passed:
+            if not evaluation.passed and evaluation.severity.value == severity:
                 detail = evaluation.description or ""
                 lines.append(
                     f"check {evaluation.check_name} on "
                     f"{evaluation.asset_key.to_user_string()} failed: {detail}".rstrip(": ")
                 )
-        elif event.event_type == DagsterEventType.STEP_FAILURE:
+    return lines
+
+
+def _failure_report(result) -> list[str]:
+    """What stopped the run, in words: failed blocking checks first, then failed steps."""
+    from dagster import DagsterEventType
+
+    lines = _failed_checks(result, "ERROR")
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.event_specific_data.error
             # Dagster wraps the user error: its innermost cause says what went wrong.
             while error is not None and error.cause is not None:
@@ -157,6 +165,11 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_REFUSED
     from boussole.publication import kpi_summary_table
 
+    warnings = _failed_checks(result, "WARN")
+    if warnings:
+        print("\nPublished, with warnings (see ingestion.load_manifest and ingestion.quarantine):")
+        for line in warnings:
+            print(f"  - {line}")
     print(f"\nPublished mart: {settings.published_mart_path}")
     print(kpi_summary_table(settings.published_mart_path))
     return 0

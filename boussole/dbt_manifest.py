@@ -3,6 +3,7 @@ dbt project changed (definitions loading never parses)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +42,9 @@ def ensure_manifest(settings: Settings, force: bool = False) -> Path:
                 str(DBT_PROJECT_DIR),
                 "--profiles-dir",
                 str(DBT_PROJECT_DIR),
+                # The same vars as the builds, so that they can reuse this parse.
+                "--vars",
+                json.dumps(settings.dbt_vars()),
             ],
             env={**os.environ, **settings.dbt_env()},
             capture_output=True,

@@ -166,3 +166,14 @@ def test_landed_files_match_contract_names_and_split_exports(tmp_path):
     }
     assert [p.name for p in crm_unknown] == ["deals.xlsx"]
     assert all(isinstance(f, LandedFile) for f in known)
+
+
+def test_every_landing_object_has_field_rules_with_known_kinds():
+    from boussole.ingestion.contracts import LANDING_OBJECTS
+    from boussole.ingestion.loader import _KIND_WORDING
+
+    for landing_object in LANDING_OBJECTS:
+        assert landing_object.rules, landing_object.name
+        for rule in landing_object.rules:
+            assert rule.kind == "required" or rule.kind in _KIND_WORDING, rule
+            assert (rule.kind == "enum") == bool(rule.allowed), rule

@@ -49,6 +49,9 @@ def test_run_publishes_and_prints_the_mart(published_once):
     assert workspace.published.exists()
     assert f"Published mart: {workspace.published}" in result.stdout
     assert "revenue" in result.stdout and "1,660.00" in result.stdout
+    # The fixture's empty groups file cannot be read: reported, and the rest still loads.
+    assert "Published, with warnings" in result.stdout
+    assert "support/2026-01-05/groups.jsonl: the file is empty" in result.stdout
 
 
 def test_revenue_by_close_date_in_reporting_currency(published_once):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
@@ -262,16 +263,15 @@ def _validate(conn: duckdb.DuckDBPyConnection, landing_object: LandingObject) ->
     """record_failures: the records of landed_records that break a rule, with the field and
     the reason (only the failures are stored: the valid records are not copied)."""
     rules = landing_object.rules
-    is_object = "coalesce(json_valid(raw_text) and ltrim(raw_text) like '{%', false)"
     field_cases = "".join(
         f" when {_rule_failure(r, i)} then {_sql_string(r.path)}" for i, r in enumerate(rules, 1)
     )
     reason_cases = "".join(
         f" when {_rule_failure(r, i)} then {_rule_reason(r, i)}" for i, r in enumerate(rules, 1)
     )
-    # One JSON parse per record extracts every field the rules look at.
+    # One JSON parse per record extracts every field the rules look at; try() turns a
+    # malformed line into null instead of an error, so that parse also tells it apart.
     paths = "[" + ", ".join(_sql_string(f"$.{r.path}") for r in rules) + "]"
-    extracted = f"case when is_object then json_extract(raw_text, {paths}) end" if rules else "null"
     conn.execute(
         "create or replace temp table record_failures as "
         "select file_sha256, record_number, failure_field, failure_reason from ("
@@ -280,7 +280,8 @@ def _validate(conn: duckdb.DuckDBPyConnection, landing_object: LandingObject) ->
         "case when not is_object then case when json_valid(raw_text) "
         "then 'record is not a JSON object' else 'malformed JSON' end"
         f"{reason_cases} end as failure_reason "
-        f"from (select *, {extracted} as v from (select *, {is_object} as is_object "
+        "from (select *, coalesce(v is not null and ltrim(raw_text) like '{%', false) "
+        f"as is_object from (select *, try(json_extract(raw_text, {paths})) as v "
         "from landed_records))) where failure_reason is not null"
     )
 
@@ -294,9 +295,11 @@ def _load_object_files(
     landing_object = files[0].landing_object
     loads: dict[str, FileLoad] = {}
     to_read: list[tuple[LandedFile, str, str]] = []
-    for landed in files:
+    # hashlib releases the GIL on large blocks: checksums of several files run in parallel.
+    with ThreadPoolExecutor() as pool:
+        checksums = list(pool.map(file_sha256, (landed.path for landed in files)))
+    for landed, sha256 in zip(files, checksums, strict=True):
         relative = landed.path.relative_to(landing_dir).as_posix()
-        sha256 = file_sha256(landed.path)
         base = FileLoad(landed, relative, sha256, status="already_loaded")
         if sha256 in loads or _already_loaded(conn, sha256):
             loads.setdefault(f"{sha256}:{relative}", base)

@@ -12,6 +12,7 @@ from orchestration.partitions import extract_date_partitions
 from orchestration.resources import LandingResource, WarehouseResource
 
 WAREHOUSE_POOL = "duckdb_warehouse"
+FILES_READABLE_CHECK = "landed_files_readable"
 
 
 def raw_asset_key(source: str, object_name: str) -> dg.AssetKey:
@@ -43,6 +44,15 @@ def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
                 group_name="ingestion",
                 kinds={"duckdb"},
                 metadata={"table": o.raw_table},
+            )
+            for o in objects
+        ],
+        check_specs=[
+            dg.AssetCheckSpec(
+                name=FILES_READABLE_CHECK,
+                asset=raw_asset_key(source, o.name),
+                description="Every landed file of this object could be read (a failed file is "
+                "recorded in ingestion.load_manifest; the other files still load).",
             )
             for o in objects
         ],
@@ -96,6 +106,16 @@ def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
 
         for landing_object in objects:
             object_loads = by_object.get(landing_object.name, [])
+            failed = [x for x in object_loads if x.status == "failed"]
+            yield dg.AssetCheckResult(
+                asset_key=raw_asset_key(source, landing_object.name),
+                check_name=FILES_READABLE_CHECK,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.WARN,
+                description="; ".join(f"{x.relative_path}: {x.failure_reason}" for x in failed)
+                or None,
+                metadata={"files_failed": len(failed)},
+            )
             yield dg.MaterializeResult(
                 asset_key=raw_asset_key(source, landing_object.name),
                 metadata={
