@@ -6,9 +6,11 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
 
+from boussole.sample_data import FAULTS, SampleScale
 from boussole.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
 EXIT_REFUSED = 1
@@ -30,7 +32,7 @@ def _parse_date(text: str) -> date:
 def command_generate(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from boussole.sample_data import FAULTS, SampleScale, generate
+    from boussole.sample_data import generate
 
     landing = Path(args.landing_dir).resolve() if args.landing_dir else settings.landing_dir
     if args.if_empty and landing.is_dir() and any(landing.iterdir()):
@@ -43,11 +45,7 @@ def command_generate(args: argparse.Namespace, settings: Settings) -> int:
     if args.end < args.start:
         print("--end is before --start", file=sys.stderr)
         return EXIT_USAGE
-    scale = SampleScale(
-        web_events_per_day=args.web_events_per_day,
-        deals_per_day=args.deals_per_day,
-        tickets_per_day=args.tickets_per_day,
-    )
+    scale = SampleScale(**{knob.name: getattr(args, knob.name) for knob in fields(SampleScale)})
     total_days = (args.end - args.start).days + 1
     with tqdm(total=total_days, unit="day", desc="generating extracts") as bar:
         summary = generate(
@@ -227,24 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=date(2026, 3, 31),
         help="last extract date (default 2026-03-31)",
     )
-    generate.add_argument(
-        "--web-events-per-day",
-        type=int,
-        default=400,
-        help="average GA4 events per day (default 400)",
-    )
-    generate.add_argument(
-        "--deals-per-day", type=float, default=3.0, help="average new deals per day (default 3)"
-    )
-    generate.add_argument(
-        "--tickets-per-day", type=float, default=8.0, help="average new tickets per day (default 8)"
-    )
+    # One option per knob of SampleScale, with its default: the generator owns the numbers.
+    for knob in fields(SampleScale):
+        generate.add_argument(
+            f"--{knob.name.replace('_', '-')}",
+            type=type(knob.default),
+            default=knob.default,
+            help=f"{knob.name.replace('_', ' ')} (default {knob.default})",
+        )
     generate.add_argument(
         "--fault",
         action="append",
         default=[],
         metavar="NAME",
-        help="inject a bad input (repeatable), e.g. malformed_json_line",
+        help=f"inject a bad input (repeatable): {', '.join(sorted(FAULTS))}",
     )
     generate.add_argument(
         "--if-empty",

@@ -72,3 +72,41 @@ def test_bad_configuration_is_reported_not_raised(workspace):
     )
     assert completed.returncode == 2
     assert "configuration error: BOUSSOLE_REPORTING_TZ='Nowhere/Land'" in completed.stderr
+
+
+def test_generate_is_deterministic_and_respects_if_empty(tmp_path):
+    def tree(root):
+        return {
+            path.relative_to(root).as_posix(): path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        }
+
+    args = ["generate", "--end", "2026-01-03", "--web-events-per-day", "40", "--owners", "3"]
+    for name in ("a", "b"):
+        completed = subprocess.run(
+            [str(BOUSSOLE), *args, "--landing-dir", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+        )
+        assert completed.returncode == 0, completed.stderr
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    assert {p.split("/")[1] for p in tree(tmp_path / "a")} == {
+        "2026-01-01",
+        "2026-01-02",
+        "2026-01-03",
+    }
+
+    again = subprocess.run(
+        [str(BOUSSOLE), *args, "--if-empty", "--landing-dir", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+    )
+    assert "already holds extracts: nothing generated" in again.stdout
+
+    bad = subprocess.run(
+        [str(BOUSSOLE), "generate", "--fault", "gremlins", "--landing-dir", str(tmp_path / "c")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "unknown fault(s) ['gremlins']" in bad.stderr
