@@ -11,11 +11,7 @@ with versions as (
         cast({{ json_text('record', ['properties', 'numberofemployees']) }} as integer) as employee_count,
         {{ json_text('record', ['properties', 'hubspot_owner_id']) }} as owner_id,
         {{ vendor_timestamp(json_text('record', ['properties', 'createdate'])) }} as created_at,
-        {{ vendor_timestamp(json_text('record', ['updatedAt'])) }} as updated_at,
-        coalesce({{ json_text('record', ['archived']) }} = 'true', false) as is_archived,
-        _extract_date,
-        _source_file,
-        _record_number
+        {{ hubspot_version_columns() }}
     from {{ source('crm', 'companies') }}
 ),
 

@@ -26,11 +26,7 @@ with versions as (
             as became_sql_at,
         {{ vendor_timestamp(json_text('record', ['properties', 'hs_lifecyclestage_customer_date'])) }}
             as became_customer_at,
-        {{ vendor_timestamp(json_text('record', ['updatedAt'])) }} as updated_at,
-        coalesce({{ json_text('record', ['archived']) }} = 'true', false) as is_archived,
-        _extract_date,
-        _source_file,
-        _record_number
+        {{ hubspot_version_columns() }}
     from {{ source('crm', 'contacts') }}
 ),
 

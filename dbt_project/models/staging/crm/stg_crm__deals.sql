@@ -14,11 +14,7 @@ with versions as (
         {{ json_text('record', ['properties', 'product_line']) }} as product_line,
         {{ vendor_timestamp(json_text('record', ['properties', 'createdate'])) }} as created_at,
         {{ vendor_timestamp(json_text('record', ['properties', 'closedate'])) }} as closed_at,
-        {{ vendor_timestamp(json_text('record', ['updatedAt'])) }} as updated_at,
-        coalesce({{ json_text('record', ['archived']) }} = 'true', false) as is_archived,
-        _extract_date,
-        _source_file,
-        _record_number
+        {{ hubspot_version_columns() }}
     from {{ source('crm', 'deals') }}
 ),
 

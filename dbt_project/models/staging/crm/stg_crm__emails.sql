@@ -9,11 +9,7 @@ with versions as (
         {{ json_text('record', ['properties', 'hs_email_direction']) }} as email_direction,
         {{ json_text('record', ['properties', 'hs_email_status']) }} as email_status,
         {{ vendor_timestamp(json_text('record', ['createdAt'])) }} as created_at,
-        {{ vendor_timestamp(json_text('record', ['updatedAt'])) }} as updated_at,
-        coalesce({{ json_text('record', ['archived']) }} = 'true', false) as is_archived,
-        _extract_date,
-        _source_file,
-        _record_number
+        {{ hubspot_version_columns() }}
     from {{ source('crm', 'emails') }}
 ),
 

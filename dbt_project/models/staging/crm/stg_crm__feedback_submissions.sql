@@ -10,11 +10,7 @@ with versions as (
         {{ vendor_timestamp(json_text('record', ['properties', 'hs_submission_timestamp'])) }} as submitted_at,
         {{ json_text('record', ['properties', 'hs_contact_id']) }} as contact_id,
         {{ vendor_timestamp(json_text('record', ['createdAt'])) }} as created_at,
-        {{ vendor_timestamp(json_text('record', ['updatedAt'])) }} as updated_at,
-        coalesce({{ json_text('record', ['archived']) }} = 'true', false) as is_archived,
-        _extract_date,
-        _source_file,
-        _record_number
+        {{ hubspot_version_columns() }}
     from {{ source('crm', 'feedback_submissions') }}
 ),
 

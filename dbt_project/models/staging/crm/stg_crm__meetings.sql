@@ -11,11 +11,7 @@ with versions as (
         {{ json_text('record', ['properties', 'hs_meeting_location']) }} as meeting_location,
         {{ json_text('record', ['properties', 'hs_meeting_outcome']) }} as meeting_outcome,
         {{ vendor_timestamp(json_text('record', ['createdAt'])) }} as created_at,
-        {{ vendor_timestamp(json_text('record', ['updatedAt'])) }} as updated_at,
-        coalesce({{ json_text('record', ['archived']) }} = 'true', false) as is_archived,
-        _extract_date,
-        _source_file,
-        _record_number
+        {{ hubspot_version_columns() }}
     from {{ source('crm', 'meetings') }}
 ),
 

@@ -12,11 +12,7 @@ with versions as (
         {{ pseudonymise(json_text('record', ['firstName'])) }} as first_name_hash,
         {{ pseudonymise(json_text('record', ['lastName'])) }} as last_name_hash,
         {{ vendor_timestamp(json_text('record', ['createdAt'])) }} as created_at,
-        {{ vendor_timestamp(json_text('record', ['updatedAt'])) }} as updated_at,
-        coalesce({{ json_text('record', ['archived']) }} = 'true', false) as is_archived,
-        _extract_date,
-        _source_file,
-        _record_number
+        {{ hubspot_version_columns() }}
     from {{ source('crm', 'owners') }}
 ),
 
