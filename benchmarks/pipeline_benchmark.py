@@ -61,7 +61,7 @@ def prepare_environment(workdir: Path) -> tuple[Path, Path]:
         BOUSSOLE_LANDING_DIR=str(landing),
         BOUSSOLE_DATA_DIR=str(data),
         DAGSTER_HOME=str(dagster_home),
-        BOUSSOLE_PII_KEY="benchmark",
+        BOUSSOLE_PII_KEY="benchmark-pseudonymisation-key",
     )
     return landing, data
 

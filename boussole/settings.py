@@ -17,6 +17,7 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 # Only for local development: pseudonyms made with a public key can be reversed by anyone
 # who guesses the inputs, so a real deployment must set BOUSSOLE_PII_KEY.
 DEVELOPMENT_PII_KEY = "boussole-development-key-do-not-use-in-production"
+MINIMUM_PII_KEY_LENGTH = 16
 
 logger = logging.getLogger("boussole")
 
@@ -64,12 +65,21 @@ class Settings:
                 f"BOUSSOLE_FIRST_EXTRACT_DATE={raw_first_date!r} is not a YYYY-MM-DD date"
             ) from error
 
+        pii_key = env.get("BOUSSOLE_PII_KEY") or DEVELOPMENT_PII_KEY
+        # dbt masks the key wherever it appears in its logs, node names included: a short key
+        # would mangle them (and is weak anyway).
+        if len(pii_key) < MINIMUM_PII_KEY_LENGTH:
+            raise SettingsError(
+                f"BOUSSOLE_PII_KEY is {len(pii_key)} characters long; use a random secret of "
+                f"at least {MINIMUM_PII_KEY_LENGTH} characters"
+            )
+
         return cls(
             landing_dir=landing_dir,
             data_dir=data_dir,
             reporting_tz=reporting_tz,
             reporting_currency=currency,
-            pii_key=env.get("BOUSSOLE_PII_KEY") or DEVELOPMENT_PII_KEY,
+            pii_key=pii_key,
             first_extract_date=first_extract_date,
         )
 

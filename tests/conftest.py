@@ -28,7 +28,7 @@ class Workspace:
             "BOUSSOLE_LANDING_DIR": str(self.landing),
             "BOUSSOLE_DATA_DIR": str(self.data),
             "DAGSTER_HOME": str(self.dagster_home),
-            "BOUSSOLE_PII_KEY": "test-key",
+            "BOUSSOLE_PII_KEY": "test-key-for-boussole-tests",
         }
 
     @property

@@ -130,3 +130,36 @@ def test_failed_check_refuses_publication_and_keeps_the_mart(tmp_path):
     assert "gx_fct_tickets" in refused.stderr
     assert "first_reply_minutes_not_negative" in refused.stderr
     assert hashlib.sha256(workspace.published.read_bytes()).hexdigest() == digest_before
+
+
+def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path):
+    import subprocess
+    import time
+
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    from tests.conftest import BOUSSOLE
+
+    workspace = make_workspace(tmp_path, "landing_small")
+    first = subprocess.Popen([str(BOUSSOLE), "run"], env=workspace.env, stdout=subprocess.PIPE)
+    time.sleep(5)
+    second = subprocess.Popen([str(BOUSSOLE), "run"], env=workspace.env, stdout=subprocess.PIPE)
+    assert first.wait(timeout=900) == 0
+    assert second.wait(timeout=900) == 0
+    first.stdout.close()
+    second.stdout.close()
+
+    # Every step that opens the DuckDB file sits in the duckdb_warehouse pool (limit 1):
+    # the steps of the two runs take turns, none overlaps another run's step.
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(workspace.dagster_home))) as instance:
+        runs = instance.get_runs(limit=2)
+        assert len(runs) == 2
+        steps = [
+            (stats.start_time, stats.end_time, run.run_id)
+            for run in runs
+            for stats in instance.get_run_step_stats(run.run_id)
+        ]
+    assert len(steps) >= 14
+    overlapping = [(a, b) for a in steps for b in steps if a[2] != b[2] and a[0] < b[0] < a[1]]
+    assert overlapping == []

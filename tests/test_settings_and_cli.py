@@ -25,6 +25,7 @@ def test_defaults(tmp_path):
         ("BOUSSOLE_REPORTING_TZ", "Mars/Olympus"),
         ("BOUSSOLE_REPORTING_CURRENCY", "euro"),
         ("BOUSSOLE_FIRST_EXTRACT_DATE", "21/11/2026"),
+        ("BOUSSOLE_PII_KEY", "k"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value):
@@ -36,7 +37,7 @@ def test_development_pii_key_warns(caplog):
     Settings.from_env({}).warn_if_insecure()
     assert "BOUSSOLE_PII_KEY is not set" in caplog.text
     caplog.clear()
-    Settings.from_env({"BOUSSOLE_PII_KEY": "secret"}).warn_if_insecure()
+    Settings.from_env({"BOUSSOLE_PII_KEY": "a-secret-of-sixteen-or-more"}).warn_if_insecure()
     assert caplog.text == ""
 
 

@@ -22,7 +22,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 DBT_PROJECT_DIR = TESTS_DIR.parent / "dbt_project"
 FIXTURE_LANDING = TESTS_DIR / "fixtures" / "staging"
 DBT = Path(sys.executable).parent / "dbt"
-PII_KEY = "test-key"
+PII_KEY = "test-key-for-staging-tests"
 
 
 def keyed_hash(value: str) -> str:
