@@ -6,6 +6,7 @@ import json
 import dagster as dg
 
 from boussole.ingestion.contracts import SOURCES, extract_dates
+from boussole.settings import get_settings
 from orchestration.partitions import extract_date_partitions
 from orchestration.resources import LandingResource
 
@@ -21,13 +22,18 @@ pipeline_job = dg.define_asset_job(
     ),
 )
 
-daily_schedule = dg.build_schedule_from_partitioned_job(
-    pipeline_job,
+
+@dg.schedule(
+    job=pipeline_job,
+    cron_schedule="30 6 * * *",
+    execution_timezone=get_settings().reporting_tz,
     name="boussole_daily",
-    hour_of_day=6,
-    minute_of_hour=30,
-    description="Every morning: the pipeline for the latest extract date.",
+    description="Every morning at 06:30 (reporting time zone): the pipeline for that day's "
+    "extract date.",
 )
+def daily_schedule(context: dg.ScheduleEvaluationContext):
+    extract_date = context.scheduled_execution_time.date().isoformat()
+    return dg.RunRequest(run_key=extract_date, partition_key=extract_date)
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:

@@ -47,3 +47,18 @@ def test_sensor_requests_the_range_of_new_dates_then_waits(tmp_path):
 def test_sensor_skips_an_empty_landing_folder(tmp_path):
     result, _ = evaluate(tmp_path)
     assert isinstance(result, dg.SkipReason)
+
+
+def test_daily_schedule_runs_the_extract_date_of_the_day():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from orchestration.automation import daily_schedule
+    from orchestration.definitions import defs
+
+    assert defs.resolve_schedule_def("boussole_daily").execution_timezone == "Europe/Paris"
+    # 06:30 in Paris on 2 March is 05:30 UTC: the extract date is Paris's, 2 March.
+    tick_time = datetime(2026, 3, 2, 6, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    with dg.build_schedule_context(scheduled_execution_time=tick_time) as context:
+        request = daily_schedule(context)
+    assert request.partition_key == "2026-03-02"

@@ -32,6 +32,25 @@ def _file_table(loads: list[FileLoad]) -> str:
     return "\n".join(lines)
 
 
+def _quarantine_preview(conn, source: str, file_checksums: list[str]) -> dict[str, str]:
+    """A markdown table per object of the first records this run sent to quarantine."""
+    rows = conn.execute(
+        "select object, file_path, record_number, field, reason, left(raw_text, 60) "
+        "from ingestion.quarantine where source = ? and list_contains(?, file_sha256) "
+        "qualify row_number() over (partition by object order by file_path, record_number) <= 5",
+        [source, file_checksums],
+    ).fetchall()
+    previews: dict[str, list[str]] = defaultdict(
+        lambda: ["| file | record | field | reason | raw text |", "|---|---|---|---|---|"]
+    )
+    for object_name, path, number, field, reason, raw in rows:
+        raw_cell = raw.replace("|", "\\|")
+        previews[object_name].append(
+            f"| {path} | {number} | {field or ''} | {reason} | `{raw_cell}` |"
+        )
+    return {name: "\n".join(lines) for name, lines in previews.items()}
+
+
 def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
     objects = objects_of(source)
 
@@ -88,6 +107,7 @@ def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
                     + ") group by object"
                 ).fetchall()
             )
+            quarantine_preview = _quarantine_preview(conn, source, [x.sha256 for x in loads])
 
         by_object: dict[str, list[FileLoad]] = defaultdict(list)
         for load in loads:
@@ -129,6 +149,9 @@ def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
                     "rows_quarantined": sum(x.rows_quarantined for x in object_loads),
                     "dagster/row_count": totals.get(landing_object.name, 0),
                     "files": dg.MetadataValue.md(_file_table(object_loads)),
+                    "quarantine_preview": dg.MetadataValue.md(
+                        quarantine_preview.get(landing_object.name, "nothing quarantined")
+                    ),
                 },
             )
 

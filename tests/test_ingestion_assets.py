@@ -1,0 +1,53 @@
+"""The ingestion assets through Dagster: metadata per raw table and the readable-files check."""
+
+from datetime import date
+
+import dagster as dg
+
+from boussole.sample_data import SampleScale, generate
+from orchestration.assets.ingestion import FILES_READABLE_CHECK, ingestion_assets
+from orchestration.resources import LandingResource, WarehouseResource
+
+
+def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path):
+    landing = tmp_path / "landing"
+    generate(
+        landing,
+        start=date(2026, 1, 1),
+        end=date(2026, 1, 1),
+        scale=SampleScale(web_events_per_day=20),
+        faults=frozenset({"bad_date", "unknown_enum", "empty_file"}),
+    )
+    ingest_support = next(a for a in ingestion_assets if a.node_def.name == "ingest_support")
+    result = dg.materialize(
+        [ingest_support],
+        partition_key="2026-01-01",
+        resources={
+            "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+            "landing": LandingResource(path=str(landing)),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+
+    metadata = {
+        event.asset_key.path[-1]: event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    tickets = metadata["tickets"]
+    # The two bad tickets (created_at "not-a-date", status "escalated") are quarantined.
+    assert tickets["rows_quarantined"].value == 2
+    assert tickets["rows_read"].value == tickets["rows_loaded"].value + 2
+    assert tickets["dagster/row_count"].value == tickets["rows_loaded"].value
+    preview = tickets["quarantine_preview"].value
+    assert "created_at" in preview and "not-a-date" in preview and "escalated" in preview
+
+    checks = {
+        evaluation.asset_key.path[-1]: evaluation
+        for evaluation in result.get_asset_check_evaluations()
+    }
+    assert {e.check_name for e in checks.values()} == {FILES_READABLE_CHECK}
+    assert not checks["groups"].passed
+    assert checks["groups"].severity == dg.AssetCheckSeverity.WARN
+    assert "groups.jsonl: the file is empty" in checks["groups"].description
+    assert checks["tickets"].passed
