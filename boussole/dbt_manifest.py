@@ -55,3 +55,12 @@ def ensure_manifest(settings: Settings, force: bool = False) -> Path:
                 f"dbt parse failed in {DBT_PROJECT_DIR}:\n{completed.stdout}{completed.stderr}"
             )
     return MANIFEST_PATH
+
+
+def published_kpi_ids() -> list[str]:
+    """The KPIs that kpi_values gathers (its int_kpi__<kpi_id> parents), from the manifest:
+    the model is where the list is written, everything else reads it from there."""
+    manifest = json.loads(MANIFEST_PATH.read_text())
+    parents = manifest["nodes"]["model.boussole.kpi_values"]["depends_on"]["nodes"]
+    prefix = "model.boussole.int_kpi__"
+    return sorted(node.removeprefix(prefix) for node in parents if node.startswith(prefix))

@@ -117,3 +117,14 @@ def test_project_suites_are_well_formed():
         names = [e.name for e in spec.expectations]
         assert len(names) == len(set(names)), spec.name
         assert spec.table.startswith("marts.")
+
+
+def test_kpi_ids_come_from_the_models_that_kpi_values_gathers():
+    import re
+
+    from boussole.dbt_manifest import published_kpi_ids
+    from tests.conftest import PROJECT_ROOT
+
+    model = (PROJECT_ROOT / "dbt_project/models/marts/kpi/kpi_values.sql").read_text()
+    listed = sorted(re.findall(r"'int_kpi__(\w+)'", model))
+    assert listed == published_kpi_ids() == ["first_response_time_min", "revenue", "sessions"]

@@ -6,6 +6,7 @@ created once per run; each suite reports as its own check on the table it guards
 
 import dagster as dg
 
+from boussole.dbt_manifest import published_kpi_ids
 from boussole.settings import get_settings
 from data_quality.runner import SuiteRunner, load_suites, write_outcome
 from orchestration.assets.ingestion import WAREHOUSE_POOL
@@ -33,12 +34,14 @@ def quality_check_specs() -> list[dg.AssetCheckSpec]:
 )
 def great_expectations_suites(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     runner = SuiteRunner()
+    # Values that suites take at run time ({"$PARAMETER": name} in the suite files).
+    parameters = {"kpi_ids": published_kpi_ids()}
     selected = {key.name for key in context.selected_asset_check_keys}
     with warehouse.connect(read_only=True) as conn:
         for suite in SUITES:
             if suite.check_name not in selected:
                 continue
-            outcome = runner.run(conn, suite)
+            outcome = runner.run(conn, suite, parameters)
             saved = write_outcome(outcome, get_settings().quality_results_dir, context.run.run_id)
             if not outcome.passed:
                 context.log.error(f"{suite.check_name} on {suite.table}: {outcome.summary()}")
