@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import uuid
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
@@ -143,18 +144,22 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     instance = _dagster_instance()
 
+    from boussole.run_progress import step_progress
     from orchestration.automation import partition_range_tags
     from orchestration.definitions import defs
 
     job = defs.resolve_job_def("boussole_pipeline")
     first, last = partition_range
     print(f"Running the pipeline through Dagster for extract dates {first} to {last}")
-    result = job.execute_in_process(
-        instance=instance,
-        tags=partition_range_tags(first, last),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
-    )
+    run_id = str(uuid.uuid4())
+    with step_progress(instance, run_id, total_steps=len(job.graph.node_dict)):
+        result = job.execute_in_process(
+            instance=instance,
+            run_id=run_id,
+            tags=partition_range_tags(first, last),
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+        )
     if not result.success:
         print("\nPublication refused: the published mart is unchanged.", file=sys.stderr)
         for line in _failure_report(result):
@@ -258,9 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end", type=_parse_date, help="last extract date to ingest")
     run.add_argument(
         "--log-level",
-        default="INFO",
+        default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="Dagster console log level (default INFO)",
+        help="Dagster console log level (default WARNING; the progress bar shows the steps)",
     )
     run.set_defaults(handler=command_run)
 

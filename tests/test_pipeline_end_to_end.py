@@ -52,6 +52,8 @@ def test_run_publishes_and_prints_the_mart(published_once):
     # The fixture's empty groups file cannot be read: reported, and the rest still loads.
     assert "Published, with warnings" in result.stdout
     assert "support/2026-01-05/groups.jsonl: the file is empty" in result.stdout
+    # The progress bar counts the run's seven steps (four ingestions, dbt, GX, publication).
+    assert "7/7" in result.stderr and "published_mart" in result.stderr
 
 
 def test_revenue_by_close_date_in_reporting_currency(published_once):
