@@ -57,10 +57,13 @@ def ensure_manifest(settings: Settings, force: bool = False) -> Path:
     return MANIFEST_PATH
 
 
-def published_kpi_ids() -> list[str]:
-    """The KPIs that kpi_values gathers (its int_kpi__<kpi_id> parents), from the manifest:
-    the model is where the list is written, everything else reads it from there."""
+def kpi_catalogue() -> list[dict]:
+    """The KPI catalogue entries (dbt_project/models/marts/kpi/kpi_catalogue.yml), as dbt
+    parsed them into the manifest: the one definition the models and checks share."""
     manifest = json.loads(MANIFEST_PATH.read_text())
-    parents = manifest["nodes"]["model.boussole.kpi_values"]["depends_on"]["nodes"]
-    prefix = "model.boussole.int_kpi__"
-    return sorted(node.removeprefix(prefix) for node in parents if node.startswith(prefix))
+    return manifest["nodes"]["model.boussole.kpi_catalogue"]["config"]["meta"]["kpis"]
+
+
+def published_kpi_ids() -> list[str]:
+    """The ids of the KPIs that kpi_values holds."""
+    return sorted(kpi["id"] for kpi in kpi_catalogue())

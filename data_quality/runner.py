@@ -48,6 +48,8 @@ class SuiteSpec:
     table: str
     description: str
     expectations: tuple[ExpectationSpec, ...]
+    # SQL filter on the rows validated (the suite guards a subset of the table).
+    where: str | None = None
 
     @property
     def check_name(self) -> str:
@@ -120,6 +122,7 @@ def load_suites(directory: Path = SUITES_DIR) -> list[SuiteSpec]:
                     table=document["table"],
                     description=document.get("description", ""),
                     expectations=expectations,
+                    where=document.get("where"),
                 )
             )
         except (KeyError, TypeError) as error:
@@ -154,7 +157,8 @@ class SuiteRunner:
         columns = suite.columns()
         select_list = ", ".join(f'"{c}"' for c in columns) if columns else "1 as _row"
         try:
-            frame = conn.execute(f"select {select_list} from {suite.table}").df()
+            where = f" where {suite.where}" if suite.where else ""
+            frame = conn.execute(f"select {select_list} from {suite.table}{where}").df()
         except duckdb.Error as error:
             return _suite_could_not_run(suite, f"cannot read {suite.table}: {error}")
 

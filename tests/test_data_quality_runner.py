@@ -119,12 +119,69 @@ def test_project_suites_are_well_formed():
         assert spec.table.startswith("marts.")
 
 
-def test_kpi_ids_come_from_the_models_that_kpi_values_gathers():
-    import re
+def test_kpi_ids_come_from_the_catalogue_file():
+    import yaml
 
     from boussole.dbt_manifest import published_kpi_ids
     from tests.conftest import PROJECT_ROOT
 
-    model = (PROJECT_ROOT / "dbt_project/models/marts/kpi/kpi_values.sql").read_text()
-    listed = sorted(re.findall(r"'int_kpi__(\w+)'", model))
-    assert listed == published_kpi_ids() == ["first_response_time_min", "revenue", "sessions"]
+    catalogue = yaml.safe_load(
+        (PROJECT_ROOT / "dbt_project/models/marts/kpi/kpi_catalogue.yml").read_text()
+    )
+    ids = [kpi["id"] for kpi in catalogue["models"][0]["config"]["meta"]["kpis"]]
+    assert published_kpi_ids() == sorted(ids)
+    # Every KPI of the brief (shared/kpi-catalogue.md) is in it.
+    brief = {
+        "revenue",
+        "revenue_growth",
+        "deals_won",
+        "average_deal_size",
+        "win_rate",
+        "sales_cycle_days",
+        "open_pipeline_value",
+        "weighted_pipeline_value",
+        "pipeline_velocity",
+        "sales_activities",
+        "new_customers",
+        "active_customers",
+        "customer_retention_rate",
+        "mrr",
+        "leads",
+        "mqls",
+        "sqls",
+        "mql_to_sql_rate",
+        "lead_to_customer_rate",
+        "lead_conversion_rate_90d",
+        "marketing_spend",
+        "cost_per_lead",
+        "cac",
+        "marketing_roi",
+        "customer_lifetime_value",
+        "ltv_to_cac",
+        "email_open_rate",
+        "email_click_rate",
+        "sessions",
+        "users",
+        "new_users",
+        "pageviews",
+        "pages_per_session",
+        "avg_session_duration_s",
+        "engagement_rate",
+        "bounce_rate",
+        "web_conversion_rate",
+        "visitor_to_customer_rate",
+        "transactions",
+        "transaction_revenue",
+        "tickets_created",
+        "tickets_solved",
+        "resolution_rate",
+        "first_response_time_min",
+        "avg_response_time_min",
+        "time_to_resolution_min",
+        "backlog",
+        "reopen_rate",
+        "one_touch_resolution_rate",
+        "csat",
+        "nps",
+    }
+    assert brief <= set(ids), brief - set(ids)

@@ -39,7 +39,9 @@ def test_lineage_runs_from_landing_to_published_mart():
         dg.AssetKey(["raw", "support", "ticket_metrics"]),
         dg.AssetKey(["staging", "stg_support__ticket_metrics"]),
         dg.AssetKey(["marts", "fct_tickets"]),
-        dg.AssetKey(["intermediate", "int_kpi__first_response_time_min"]),
+        dg.AssetKey(["intermediate", "int_kpi__service"]),
+        dg.AssetKey(["intermediate", "int_kpi__base_values"]),
+        dg.AssetKey(["intermediate", "int_kpi__combined_values"]),
         dg.AssetKey(["marts", "kpi_values"]),
     ]
     for parent, child in itertools.pairwise(chain):

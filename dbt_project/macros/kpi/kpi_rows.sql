@@ -1,47 +1,137 @@
 {#-
-    The rows of one KPI in the long kpi_values shape, for every grain and slice.
+    The rows of the KPIs of one catalogue category that are computed from facts, for every
+    grain and slice, in the shape kpi_id, grain, period_start, dimension, dimension_value,
+    numerator, denominator, value, secondary_value. Company-wide rows have dimension and
+    dimension_value 'all'.
 
-    Each grain is aggregated from the fact rows themselves (never by adding up daily ratios
-    or medians), so ratios are ratios of sums and medians are true medians at every grain.
-
-    relation     the fact model (a ref)
-    date_column  the date that attributes a row to a period (reporting time zone)
-    numerator    aggregate expression, e.g. sum(amount_reporting)
-    denominator  aggregate expression, or none for a plain total
-    value        expression over aggregates; default numerator / denominator, or numerator
-    slices       {dimension name: column} pairs; 'all' is always produced
-    where        optional filter on the fact rows
+    Each grain is aggregated from the fact rows themselves (never from daily results), so a
+    ratio is a ratio of sums and a median a true median at every grain.
 -#}
-{% macro kpi_rows(kpi_id, relation, date_column, numerator, denominator=none, value=none, slices={}, where=none) -%}
-    {%- set dimensions = [('all', none)] + (slices.items() | list) -%}
-    {%- if value is none -%}
-        {%- set value = numerator if denominator is none
-            else '(' ~ numerator ~ ') / nullif(' ~ denominator ~ ', 0)' -%}
+{% macro kpi_family_rows(category) -%}
+    {%- set selects = [] -%}
+    {%- for kpi in kpi_catalogue() if kpi.category == category and kpi.computation.type in ('aggregate', 'at_period_end') -%}
+        {%- do selects.append(kpi_fact_select(kpi)) -%}
+    {%- endfor -%}
+    {%- if selects -%}
+        {{ selects | join('\nunion all\n') }}
+    {%- else -%}
+        {{ kpi_empty_rows() }}
     {%- endif -%}
-    {%- for grain in var('kpi_grains') -%}
-        {%- for dimension, column in dimensions %}
+{%- endmacro %}
+
+{#- The KPI columns of one row group, from the computation's aggregate expressions. -#}
+{% macro kpi_measure_columns(computation) -%}
+    {%- set numerator = kpi_expression(computation.numerator) -%}
+    {%- set denominator = kpi_expression(computation.denominator) if computation.denominator else none -%}
+    {%- if computation.value -%}
+        {%- set value = kpi_expression(computation.value) -%}
+    {%- elif denominator -%}
+        {%- set value = '(' ~ numerator ~ ') / nullif(' ~ denominator ~ ', 0)' -%}
+    {%- else -%}
+        {%- set value = numerator -%}
+    {%- endif -%}
+    {%- set secondary = kpi_expression(computation.secondary_value) if computation.secondary_value else 'null' -%}
+    cast({{ numerator }} as {{ kpi_number_type() }}) as numerator,
+    cast({{ denominator or 'null' }} as {{ kpi_number_type() }}) as denominator,
+    cast({{ value }} as {{ kpi_number_type() }}) as value,
+    cast({{ secondary }} as {{ kpi_number_type() }}) as secondary_value
+{%- endmacro %}
+
+{#-
+    One KPI at all its grains and slices in a single aggregation: the fact rows are repeated
+    once per grain and slice (a cross join with the lists of both), then grouped.
+-#}
+{% macro kpi_fact_select(kpi) -%}
+    {%- set computation = kpi.computation -%}
+    {%- set slices = kpi_slices(kpi) -%}
+    {%- set grains = kpi_grains(kpi) -%}
     select
-        '{{ kpi_id }}' as kpi_id,
-        '{{ grain }}' as grain,
-        cast({{ dbt.date_trunc(grain, date_column) }} as date) as period_start,
-        '{{ dimension }}' as dimension,
-        {% if column is none -%}
-        'all'
+        '{{ kpi.id }}' as kpi_id,
+        grain,
+        period_start,
+        dimension,
+        dimension_value,
+        {{ kpi_measure_columns(computation) }}
+    from (
+        select
+            {%- if computation.type == 'aggregate' %}
+            kpi_grains.grain,
+            case kpi_grains.grain
+                {%- for grain in grains %}
+                when '{{ grain }}' then cast({{ dbt.date_trunc(grain, 'facts.' ~ computation.date) }} as date)
+                {%- endfor %}
+            end as period_start,
+            {%- else %}
+            facts.kpi_grain as grain,
+            facts.kpi_period_start as period_start,
+            {%- endif %}
+            kpi_dimensions.dimension,
+            case kpi_dimensions.dimension
+                {%- for dimension, column in slices.items() %}
+                when '{{ dimension }}' then coalesce(cast(facts.{{ column }} as {{ dbt.type_string() }}), '(not set)')
+                {%- endfor %}
+                else 'all'
+            end as dimension_value,
+            facts.*
+        from {{ kpi_fact_rows(kpi) }} as facts
+        {%- if computation.type == 'aggregate' %}
+        cross join ({{ kpi_literal_rows('grain', grains) }}) as kpi_grains
+        {%- endif %}
+        cross join ({{ kpi_literal_rows('dimension', ['all'] + (slices.keys() | list)) }}) as kpi_dimensions
+    ) as kpi_fact_rows
+    group by grain, period_start, dimension, dimension_value
+{%- endmacro %}
+
+{#-
+    The fact rows a KPI counts. For a flow (aggregate), the rows with a date. For a stock
+    (at_period_end), each row once per period whose last day falls in its validity, from
+    valid_from (included) to valid_until (excluded; null = still valid) or for
+    valid_for_days days, with the period as kpi_grain and kpi_period_start.
+-#}
+{% macro kpi_fact_rows(kpi) -%}
+    {%- set computation = kpi.computation -%}
+    {%- set where = kpi_expression(computation.where) if computation.where else 'true' -%}
+    {%- if computation.type == 'aggregate' -%}
+        (select * from {{ ref(computation.fact) }} where {{ computation.date }} is not null and ({{ where }}))
+    {%- else -%}
+        {%- set valid_from = 'valid_rows.' ~ computation.valid_from -%}
+        {%- if computation.valid_for_days -%}
+            {%- set valid_until = dbt.dateadd('day', computation.valid_for_days, valid_from) -%}
         {%- else -%}
-        coalesce(cast({{ column }} as {{ dbt.type_string() }}), '(not set)')
-        {%- endif %} as dimension_value,
-        cast({{ numerator }} as {{ dbt.type_float() }}) as numerator,
-        cast({{ denominator if denominator is not none else 'null' }} as {{ dbt.type_float() }}) as denominator,
-        cast({{ value }} as {{ dbt.type_float() }}) as value
-    from {{ relation }}
-    where {{ date_column }} is not null{% if where %} and ({{ where }}){% endif %}
-    group by 1, 2, 3, 4, 5
-        {%- if not loop.last %}
-    union all
-        {%- endif %}
-        {%- endfor %}
-        {%- if not loop.last %}
-    union all
-        {%- endif %}
-    {%- endfor %}
+            {%- set valid_until = 'valid_rows.' ~ computation.valid_until -%}
+        {%- endif -%}
+        (
+            select
+                periods.grain as kpi_grain,
+                periods.period_start as kpi_period_start,
+                valid_rows.*
+            from {{ ref('int_kpi__periods') }} as periods
+            inner join (select * from {{ ref(computation.fact) }} where {{ where }}) as valid_rows
+                on
+                    {{ valid_from }} <= periods.period_end
+                    and ({{ valid_until }} is null or {{ valid_until }} > periods.period_end)
+            where periods.grain in ('{{ kpi_grains(kpi) | join("', '") }}')
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A one-column relation of literal rows. -#}
+{% macro kpi_literal_rows(column, values) -%}
+    {%- for value in values -%}
+        select '{{ value }}' as {{ column }}{% if not loop.last %} union all {% endif %}
+    {%- endfor -%}
+{%- endmacro %}
+
+{% macro kpi_empty_rows() -%}
+    select
+        cast(null as {{ dbt.type_string() }}) as kpi_id,
+        cast(null as {{ dbt.type_string() }}) as grain,
+        cast(null as date) as period_start,
+        cast(null as {{ dbt.type_string() }}) as dimension,
+        cast(null as {{ dbt.type_string() }}) as dimension_value,
+        cast(null as {{ kpi_number_type() }}) as numerator,
+        cast(null as {{ kpi_number_type() }}) as denominator,
+        cast(null as {{ kpi_number_type() }}) as value,
+        cast(null as {{ kpi_number_type() }}) as secondary_value
+    where 1 = 0
 {%- endmacro %}

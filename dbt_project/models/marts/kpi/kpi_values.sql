@@ -1,32 +1,126 @@
--- The KPI mart in long form: one row per KPI, grain, period and slice.
--- Company-wide rows have dimension = 'all' and dimension_value = 'all'.
-{% set kpi_models = [
-    'int_kpi__revenue',
-    'int_kpi__sessions',
-    'int_kpi__first_response_time_min',
-] %}
-
+-- The KPI mart in long form: one row per KPI, grain, period and slice, with the previous
+-- period's value, the target and the status. Company-wide rows have dimension = 'all' and
+-- dimension_value = 'all'.
 with kpi_rows as (
-    {%- for model in kpi_models %}
-        select * from {{ ref(model) }}
-        {%- if not loop.last %}
-            union all
-        {%- endif %}
-    {%- endfor %}
+    select * from {{ ref('int_kpi__combined_values') }}
+),
+
+periods as (
+    select * from {{ ref('int_kpi__periods') }}
+),
+
+-- A target's scope is a slice: company = ('all', 'all'), team = ('team', name), owner = ('owner', id).
+targets as (
+    select
+        kpi_id,
+        grain,
+        period_start,
+        case when scope = 'company' then 'all' else scope end as dimension,
+        case when scope = 'company' then 'all' else scope_value end as dimension_value,
+        target,
+        warning_attainment,
+        critical_attainment,
+        baseline
+    from {{ ref('kpi_targets') }}
+),
+
+compared as (
+    select
+        kpi_rows.*,
+        periods.period_end,
+        periods.days_in_period,
+        periods.days_elapsed,
+        periods.is_complete_period,
+        previous_rows.value as previous_value
+    from kpi_rows
+    inner join periods
+        on kpi_rows.grain = periods.grain and kpi_rows.period_start = periods.period_start
+    left join kpi_rows as previous_rows
+        on
+            kpi_rows.kpi_id = previous_rows.kpi_id
+            and kpi_rows.grain = previous_rows.grain
+            and periods.previous_period_start = previous_rows.period_start
+            and kpi_rows.dimension = previous_rows.dimension
+            and kpi_rows.dimension_value = previous_rows.dimension_value
+),
+
+-- A target for the period itself wins over a standing target (period_start left empty).
+targeted as (
+    select
+        compared.*,
+        catalogue.direction,
+        catalogue.is_additive,
+        coalesce(period_targets.target, standing_targets.target) as target,
+        coalesce(period_targets.warning_attainment, standing_targets.warning_attainment, 1.0)
+            as warning_attainment,
+        coalesce(period_targets.critical_attainment, standing_targets.critical_attainment, 0.9)
+            as critical_attainment,
+        coalesce(period_targets.baseline, standing_targets.baseline) as baseline
+    from compared
+    inner join {{ ref('kpi_catalogue') }} as catalogue
+        on compared.kpi_id = catalogue.kpi_id
+    left join targets as period_targets
+        on
+            compared.kpi_id = period_targets.kpi_id
+            and compared.grain = period_targets.grain
+            and compared.period_start = period_targets.period_start
+            and compared.dimension = period_targets.dimension
+            and compared.dimension_value = period_targets.dimension_value
+    left join targets as standing_targets
+        on
+            compared.kpi_id = standing_targets.kpi_id
+            and compared.grain = standing_targets.grain
+            and standing_targets.period_start is null
+            and compared.dimension = standing_targets.dimension
+            and compared.dimension_value = standing_targets.dimension_value
+),
+
+-- Pacing: while a period is in progress, a sum or count is held against the share of its
+-- target that the elapsed days pro-rate; a ratio or average against the whole target.
+paced as (
+    select
+        *,
+        case
+            when is_additive and not is_complete_period then target * days_elapsed / days_in_period
+            else target
+        end as pacing_target
+    from targeted
+),
+
+attained as (
+    select
+        *,
+        case
+            when direction = 'higher_is_better' then value / nullif(pacing_target, 0)
+            else pacing_target / nullif(value, 0)
+        end as attainment
+    from paced
 )
 
 select
     kpi_id,
     grain,
     period_start,
-    case grain
-        {%- for grain in var('kpi_grains') %}
-            when '{{ grain }}' then cast({{ dbt.dateadd('day', -1, dbt.dateadd(grain, 1, 'period_start')) }} as date)
-        {%- endfor %}
-    end as period_end,
+    period_end,
     dimension,
     dimension_value,
     numerator,
     denominator,
-    value
-from kpi_rows
+    value,
+    secondary_value,
+    previous_value,
+    value - previous_value as change,
+    target,
+    pacing_target,
+    baseline,
+    attainment,
+    case
+        when target is null or value is null then null
+        -- Nothing at all of a lower-is-better KPI (no spend, no backlog) meets any target.
+        when direction = 'lower_is_better' and value <= 0 then 'on_track'
+        when attainment >= warning_attainment then 'on_track'
+        when attainment >= critical_attainment then 'at_risk'
+        else 'off_track'
+    end as status,
+    is_complete_period
+from attained

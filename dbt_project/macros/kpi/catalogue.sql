@@ -1,0 +1,107 @@
+{#-
+    The KPI catalogue is the meta of the kpi_catalogue model (models/marts/kpi/kpi_catalogue.yml).
+    These macros read it; every KPI model, the kpi_catalogue table and the wide views are
+    generated from it, so a KPI's definition is written once.
+-#}
+
+{#- The catalogue entries, in file order (empty while dbt parses: the graph is not built yet). -#}
+{% macro kpi_catalogue() -%}
+    {%- if not execute -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set node = graph.nodes.get('model.' ~ project_name ~ '.kpi_catalogue') -%}
+    {{ return(node.config.meta.kpis) }}
+{%- endmacro %}
+
+{% macro kpi_by_id(kpi_id) -%}
+    {%- for kpi in kpi_catalogue() if kpi.id == kpi_id -%}
+        {{ return(kpi) }}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error("KPI '" ~ kpi_id ~ "' is not in the catalogue (models/marts/kpi/kpi_catalogue.yml)") }}
+{%- endmacro %}
+
+{#- The grains of a KPI: its own list, else every grain of var('kpi_grains'). -#}
+{% macro kpi_grains(kpi) -%}
+    {{ return(kpi.get('grains') or var('kpi_grains')) }}
+{%- endmacro %}
+
+{#-
+    The slices of a KPI as {name: fact column}. A combination of KPIs is sliced by the
+    slices all its inputs share, unless it names its own (a subset).
+-#}
+{% macro kpi_slices(kpi) -%}
+    {%- set computation = kpi.computation -%}
+    {%- if computation.type != 'combination' -%}
+        {{ return(computation.get('slices', {})) }}
+    {%- endif -%}
+    {%- set shared = {} -%}
+    {%- set inputs = computation.inputs.values() | list -%}
+    {%- set first_slices = kpi_slices(kpi_by_id(inputs[0].split('@')[0])) -%}
+    {%- for name in first_slices -%}
+        {%- set ns = namespace(everywhere=true) -%}
+        {%- for input in inputs[1:] -%}
+            {%- if name not in kpi_slices(kpi_by_id(input.split('@')[0])) -%}
+                {%- set ns.everywhere = false -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if ns.everywhere and (computation.get('slices') is none or name in computation.slices) -%}
+            {%- do shared.update({name: name}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(shared) }}
+{%- endmacro %}
+
+{#-
+    A SQL expression of the catalogue, made ready for the engine: ${var_name} placeholders
+    become dbt vars, and median(column) the engine's median (see kpi_median).
+-#}
+{% macro kpi_expression(expression) -%}
+    {%- set rendered = namespace(text=expression | string) -%}
+    {%- for name in modules.re.findall('\\$\\{(\\w+)\\}', rendered.text) -%}
+        {%- set rendered.text = rendered.text | replace('${' ~ name ~ '}', var(name) | string) -%}
+    {%- endfor -%}
+    {%- for column in modules.re.findall('\\bmedian\\(([^()]+)\\)', rendered.text) -%}
+        {%- set rendered.text = rendered.text | replace('median(' ~ column ~ ')', kpi_median(column)) -%}
+    {%- endfor -%}
+    {{ return(rendered.text) }}
+{%- endmacro %}
+
+{#- The median of a column as an ordered-set aggregate (SQL:2008; DuckDB, Postgres, Spark). -#}
+{% macro kpi_median(column) -%}
+    {{ return(adapter.dispatch('kpi_median', 'boussole')(column)) }}
+{%- endmacro %}
+
+{% macro default__kpi_median(column) -%}
+    percentile_cont(0.5) within group (order by {{ column }})
+{%- endmacro %}
+
+{#- The as-of date as a SQL date: var('as_of_date'), else today in the reporting time zone. -#}
+{% macro kpi_as_of_date() -%}
+    {%- if var('as_of_date') -%}
+        cast('{{ var("as_of_date") }}' as date)
+    {%- else -%}
+        {{ reporting_date(dbt.current_timestamp()) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- 'text' as a SQL string literal. -#}
+{% macro sql_string(text) -%}
+    {%- if text is none -%}
+        null
+    {%- else -%}
+        '{{ (text | string) | replace("'", "''") }}'
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The type of KPI figures: double precision everywhere (DuckDB's float is single precision). -#}
+{% macro kpi_number_type() -%}
+    {{ return(adapter.dispatch('kpi_number_type', 'boussole')()) }}
+{%- endmacro %}
+
+{% macro default__kpi_number_type() -%}
+    {{ dbt.type_float() }}
+{%- endmacro %}
+
+{% macro duckdb__kpi_number_type() -%}
+    double
+{%- endmacro %}

@@ -1,0 +1,2 @@
+-- The marketing KPIs side by side, one column per KPI, for BI tools that prefer no joins.
+{{ kpi_wide_view('marketing') }}
