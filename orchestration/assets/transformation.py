@@ -30,6 +30,8 @@ class BoussoleDbtTranslator(DagsterDbtTranslator):
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "reference_data"
         fqn = dbt_resource_props.get("fqn", [])
         # fqn = [project, layer, ...]: staging, intermediate or marts
         return fqn[1] if len(fqn) > 2 else "dbt"
@@ -47,8 +49,12 @@ def dbt_models(
     settings = get_settings()
     # The profile and models read these from the environment of the dbt process.
     os.environ.update(settings.dbt_env())
+    with warehouse.connect(read_only=True) as conn:
+        as_of = latest_extract_date(conn)
+    dbt_vars = {**settings.dbt_vars(), "as_of_date": as_of}
+    context.log.info(f"KPIs as of {as_of} (the latest extract date loaded)")
     invocation = dbt.cli(
-        ["build", "--vars", json.dumps(settings.dbt_vars())], context=context, raise_on_error=False
+        ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
     )
     # DuckDB has one writer: the row counts are read once dbt has exited and released the
     # file, through a connection this step closes (not dbt's adapter, which stays open).
@@ -64,6 +70,18 @@ def dbt_models(
         yield event
     if not invocation.is_successful():
         raise dg.Failure(description=f"dbt build failed: {invocation.get_error()}")
+
+
+def latest_extract_date(conn: duckdb.DuckDBPyConnection) -> str | None:
+    """The day the figures are as of: the latest extract date loaded, whatever the run's
+    partitions (a backfill of an old day must not cut off the later periods)."""
+    try:
+        loaded = conn.execute(
+            "select max(extract_date) from ingestion.load_manifest where status = 'loaded'"
+        ).fetchone()[0]
+    except duckdb.CatalogException:  # nothing ingested yet: dbt falls back to today
+        return None
+    return loaded.isoformat() if loaded else None
 
 
 def table_row_counts(conn: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
