@@ -5,12 +5,19 @@ Europe/Paris (UTC+1 in January and February 2026).
 """
 
 import hashlib
+import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pytest
 
+from boussole.settings import DBT_PROJECT_DIR
 from tests.conftest import FIXTURES, make_workspace
+
+DBT = Path(sys.executable).parent / "dbt"
 
 pytestmark = pytest.mark.e2e
 
@@ -165,3 +172,44 @@ def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path):
     assert len(steps) >= 14
     overlapping = [(a, b) for a in steps for b in steps if a[2] != b[2] and a[0] < b[0] < a[1]]
     assert overlapping == []
+
+
+def test_dbt_docs_generate_describes_every_model_and_column(published_once, tmp_path):
+    workspace, _ = published_once
+    target = tmp_path / "target"
+    env = {
+        **workspace.env,
+        "BOUSSOLE_WAREHOUSE_PATH": str(workspace.data / "build" / "warehouse.duckdb"),
+        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": workspace.env["BOUSSOLE_PII_KEY"],
+    }
+    generated = subprocess.run(
+        [
+            *(str(DBT), "docs", "generate", "--target-path", str(target)),
+            *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    kpi_ids = {
+        kpi["id"]
+        for kpi in manifest["nodes"]["model.boussole.kpi_catalogue"]["config"]["meta"]["kpis"]
+    }
+    undocumented = []
+    for unique_id, node in manifest["nodes"].items():
+        if node["resource_type"] not in ("model", "seed"):
+            continue
+        if not node["description"].strip():
+            undocumented.append(unique_id)
+        documented = {
+            name for name, column in node["columns"].items() if column["description"].strip()
+        }
+        built = catalog["nodes"][unique_id]["columns"]
+        # The wide views have one column per KPI, described by the kpi_catalogue table.
+        missing = {c for c in built if c not in documented and c not in kpi_ids}
+        undocumented.extend(f"{unique_id}.{column}" for column in sorted(missing))
+    assert not undocumented, undocumented
