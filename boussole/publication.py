@@ -59,31 +59,42 @@ def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
 
 
 def kpi_summary_table(published_path: Path, months: int = 3) -> str:
-    """The company-wide monthly values of every KPI over the last `months`, as text."""
+    """The company-wide monthly values of the key KPIs (tier key in the catalogue) over the
+    last `months`, with the status of the latest month, as text."""
     conn = duckdb.connect(str(published_path), read_only=True)
     try:
         rows = conn.execute(
             """
             with ranked as (
-                select kpi_id, period_start, value,
+                select kpi_id, period_start, value, status,
                     row_number() over (partition by kpi_id order by period_start desc) as recency
                 from kpi_values
                 where grain = 'month' and dimension = 'all'
             )
-            select kpi_id, period_start, value from ranked where recency <= ?
-            order by kpi_id, period_start
+            select ranked.kpi_id, catalogue.category, period_start, value, status, recency
+            from ranked
+            join kpi_catalogue as catalogue using (kpi_id)
+            where recency <= ? and catalogue.tier = 'key'
             """,
             [months],
         ).fetchall()
     finally:
         conn.close()
-    periods = sorted({period for _, period, _ in rows})
-    values = {(kpi, period): value for kpi, period, value in rows}
-    header = f"{'KPI (company, month)':<28}" + "".join(f"{p:%Y-%m}".rjust(14) for p in periods)
+    periods = sorted({period for _, _, period, _, _, _ in rows})
+    values = {(kpi, period): value for kpi, _, period, value, _, _ in rows}
+    latest_status = {kpi: status for kpi, _, _, _, status, recency in rows if recency == 1}
+    kpis = sorted({(category, kpi) for kpi, category, *_ in rows})
+    header = (
+        f"{'KPI (company, month)':<28}"
+        + "".join(f"{p:%Y-%m}".rjust(16) for p in periods)
+        + "  status"
+    )
     lines = [header, "-" * len(header)]
-    for kpi in sorted({kpi for kpi, _, _ in rows}):
+    for _, kpi in kpis:
         cells = [values.get((kpi, period)) for period in periods]
         lines.append(
-            f"{kpi:<28}" + "".join(("" if v is None else f"{v:,.2f}").rjust(14) for v in cells)
+            f"{kpi:<28}"
+            + "".join(("" if v is None else f"{v:,.2f}").rjust(16) for v in cells)
+            + f"  {latest_status.get(kpi) or ''}"
         )
     return "\n".join(lines)
