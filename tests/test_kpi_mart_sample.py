@@ -1,0 +1,138 @@
+"""The KPI mart on generated sample data, built by daily incremental runs through Dagster.
+
+- a full refresh of the same warehouse yields exactly the kpi_values of the daily runs;
+- the slices of every additive KPI add up to its company total;
+- every KPI of the catalogue is in the mart.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from boussole.dbt_manifest import kpi_catalogue
+from boussole.settings import DBT_PROJECT_DIR
+from tests.conftest import make_workspace
+
+pytestmark = pytest.mark.e2e
+
+DBT = Path(sys.executable).parent / "dbt"
+FIRST_DAY, LAST_DAY = "2026-01-01", "2026-01-16"
+DAILY_RUNS = ("2026-01-14", "2026-01-15", "2026-01-16")
+
+
+@pytest.fixture(scope="module")
+def daily_runs(tmp_path_factory):
+    workspace = make_workspace(tmp_path_factory.mktemp("sample"))
+    generated = workspace.boussole(
+        "generate", "--start", FIRST_DAY, "--end", LAST_DAY, "--web-events-per-day", "300"
+    )
+    assert generated.returncode == 0, generated.stderr
+    first = workspace.boussole("run", "--start", FIRST_DAY, "--end", "2026-01-13")
+    assert first.returncode == 0, first.stdout + first.stderr
+    for day in DAILY_RUNS:
+        daily = workspace.boussole("run", "--start", day, "--end", day)
+        assert daily.returncode == 0, daily.stdout + daily.stderr
+    return workspace
+
+
+def kpi_rows(warehouse: Path) -> set[tuple]:
+    conn = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        # Sums of doubles may differ in the last bits with the order of rows: compare at 1e-9.
+        return set(
+            conn.execute(
+                "select kpi_id, grain, period_start, dimension, dimension_value, "
+                "round(numerator, 9), round(denominator, 9), round(value, 9), "
+                "round(previous_value, 9), status, is_complete_period from marts.kpi_values"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+
+
+def test_full_refresh_equals_the_daily_incremental_runs(daily_runs, tmp_path):
+    incremental = daily_runs.data / "build" / "warehouse.duckdb"
+    refreshed = tmp_path / "refreshed.duckdb"
+    shutil.copy(incremental, refreshed)
+    env = {
+        **daily_runs.env,
+        "BOUSSOLE_WAREHOUSE_PATH": str(refreshed),
+        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": daily_runs.env["BOUSSOLE_PII_KEY"],
+    }
+    dbt_vars = {"reporting_tz": "Europe/Paris", "reporting_currency": "EUR", "as_of_date": LAST_DAY}
+    built = subprocess.run(
+        [
+            *(str(DBT), "build", "--full-refresh", "--vars", json.dumps(dbt_vars)),
+            *("--target-path", str(tmp_path / "target")),
+            *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    incremental_rows, refreshed_rows = kpi_rows(incremental), kpi_rows(refreshed)
+    assert len(incremental_rows) > 1000
+    assert incremental_rows - refreshed_rows == set()
+    assert refreshed_rows - incremental_rows == set()
+
+
+def test_slices_of_additive_kpis_add_up_to_the_company_total(daily_runs):
+    additive = [
+        kpi["id"]
+        for kpi in kpi_catalogue()
+        if kpi.get("additive") and kpi["computation"]["type"] != "combination"
+    ]
+    conn = duckdb.connect(str(daily_runs.published), read_only=True)
+    try:
+        mismatches = conn.execute(
+            """
+            with slices as (
+                select kpi_id, grain, period_start, dimension, sum(value) as slices_total
+                from kpi_values
+                where dimension <> 'all' and kpi_id in (select unnest(?::varchar[]))
+                group by all
+            )
+            select slices.*, company.value as company_total
+            from slices
+            join kpi_values as company
+                on company.kpi_id = slices.kpi_id and company.grain = slices.grain
+                and company.period_start = slices.period_start and company.dimension = 'all'
+            where abs(slices_total - company.value) > 1e-6 * greatest(1, abs(company.value))
+            """,
+            [additive],
+        ).fetchall()
+        checked = conn.execute(
+            "select count(distinct kpi_id || dimension) from kpi_values "
+            "where dimension <> 'all' and kpi_id in (select unnest(?::varchar[]))",
+            [additive],
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert checked > 50
+    assert mismatches == []
+
+
+def test_every_kpi_of_the_catalogue_is_published(daily_runs):
+    conn = duckdb.connect(str(daily_runs.published), read_only=True)
+    try:
+        published = {
+            row[0]
+            for row in conn.execute(
+                "select distinct kpi_id from kpi_values "
+                "where dimension = 'all' and value is not null"
+            ).fetchall()
+        }
+        labels = conn.execute(
+            "select label_fr from kpi_catalogue where kpi_id = 'customer_lifetime_value'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert {kpi["id"] for kpi in kpi_catalogue()} - published == set()
+    assert labels == ("Valeur vie client (CLV)",)
