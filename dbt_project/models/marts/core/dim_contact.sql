@@ -32,7 +32,8 @@ select
     contacts.customer_date,
     coalesce(
         contacts.customer_date is not null
-        and {{ dbt.datediff('contacts.lead_date', 'contacts.customer_date', 'day') }} <= 90,
+        and {{ dbt.datediff('contacts.lead_date', 'contacts.customer_date', 'day') }}
+        <= 90,
         false
     ) as is_customer_within_90d_of_lead
 from contacts

@@ -22,7 +22,7 @@ recipient_contacts as (
     select
         email_hash,
         country,
-        row_number() over (partition by email_hash order by updated_at desc nulls last, contact_id) as contact_rank
+        row_number() over (partition by email_hash order by updated_at desc nulls last, contact_id asc) as contact_rank
     from {{ ref('stg_crm__contacts') }}
     where email_hash is not null
 )

@@ -50,7 +50,9 @@ select
     coalesce(deals.product_line, '(not set)') as product_line,
     deals.create_date,
     deals.close_date,
-    {{ dbt.datediff('deals.create_date', 'deals.close_date', 'day') }} as cycle_days,
+    -- calendar days between reporting-zone dates (10th to 15th = 5)
+    {{ dbt.datediff('deals.create_date', 'deals.close_date', 'day') }}
+        as cycle_days,
     deals.amount as amount_original,
     deals.currency as currency_original,
     case
