@@ -1,39 +1,80 @@
 -- One row per current deal, with won/lost from stage metadata, the reporting-zone dates that
--- attribute it to periods, and the amount converted at the FX rate of its close date
--- (its create date while open). The original amount and currency stay beside it.
+-- attribute it to periods, and the amounts converted at the FX rate of its close date (its
+-- create date while open: an open deal's closedate is only the expected one). The original
+-- amount and currency stay beside them. Company, contact and team attributes are the
+-- current ones, denormalised for slicing.
 with deals as (
     select
         deals.*,
+        deal_stages.pipeline_label,
+        deal_stages.stage_label,
+        coalesce(deal_stages.is_closed, false) as is_closed,
+        coalesce(deal_stages.is_won, false) as is_won,
+        coalesce(deal_stages.is_lost, false) as is_lost,
+        deal_stages.probability as stage_probability,
         {{ reporting_date('deals.created_at') }} as create_date,
-        {{ reporting_date('deals.closed_at') }} as close_date
+        case when deal_stages.is_closed then {{ reporting_date('deals.closed_at') }} end as close_date,
+        coalesce(deals.recurring_revenue_amount, 0) > 0 as is_recurring
     from {{ ref('stg_crm__deals') }} as deals
+    left join {{ ref('stg_crm__pipeline_stages') }} as deal_stages
+        on deals.pipeline_id = deal_stages.pipeline_id and deals.stage_id = deal_stages.stage_id
+),
+
+won_ranks as (
+    select
+        deal_id,
+        row_number() over (partition by company_id order by close_date, closed_at, deal_id) as won_rank
+    from deals
+    where is_won and company_id is not null
 )
 
 select
     deals.deal_id,
     deals.deal_name,
     deals.pipeline_id,
-    deal_stages.pipeline_label,
+    deals.pipeline_label,
     deals.stage_id,
-    deal_stages.stage_label,
-    coalesce(deal_stages.is_closed, false) as is_closed,
-    coalesce(deal_stages.is_won, false) as is_won,
-    coalesce(deal_stages.is_lost, false) as is_lost,
-    deal_stages.probability as stage_probability,
+    deals.stage_label,
+    deals.is_closed,
+    deals.is_won,
+    deals.is_lost,
+    deals.stage_probability,
     deals.owner_id,
+    coalesce(owners.team_name, '(no team)') as team_name,
+    deals.company_id,
+    companies.country as company_country,
+    coalesce(companies.region, '(not set)') as company_region,
+    deals.contact_id,
+    coalesce(contacts.channel_group, 'Unassigned') as channel_group,
+    coalesce(contacts.is_paid_channel, false) as is_paid_channel,
     coalesce(deals.product_line, '(not set)') as product_line,
     deals.create_date,
-    case when deal_stages.is_closed then deals.close_date end as close_date,
+    deals.close_date,
+    -- calendar days between reporting-zone dates (10th to 15th = 5)
+    {{ dbt.datediff('deals.create_date', 'deals.close_date', 'day') }}
+        as cycle_days,
     deals.amount as amount_original,
     deals.currency as currency_original,
     case
         when deals.currency = '{{ var("reporting_currency") }}' then deals.amount
         else deals.amount * fx.rate_to_reporting
     end as amount_reporting,
+    deals.is_recurring,
+    case when deals.is_recurring then deals.recurring_revenue_amount end as monthly_recurring_amount_original,
+    case
+        when not deals.is_recurring then null
+        when deals.currency = '{{ var("reporting_currency") }}' then deals.recurring_revenue_amount
+        else deals.recurring_revenue_amount * fx.rate_to_reporting
+    end as monthly_recurring_amount_reporting,
+    case when deals.is_won and deals.is_recurring then deals.close_date end as contract_start_date,
+    case when deals.is_won and deals.is_recurring then deals.contract_end_date end as contract_end_date,
+    coalesce(won_ranks.won_rank = 1, false) as is_first_won_deal_of_company,
     deals.updated_at
 from deals
-left join {{ ref('stg_crm__pipeline_stages') }} as deal_stages
-    on deals.pipeline_id = deal_stages.pipeline_id and deals.stage_id = deal_stages.stage_id
+left join won_ranks on deals.deal_id = won_ranks.deal_id
+left join {{ ref('dim_owner') }} as owners on deals.owner_id = owners.owner_id
+left join {{ ref('int_crm__companies') }} as companies on deals.company_id = companies.company_id
+left join {{ ref('dim_contact') }} as contacts on deals.contact_id = contacts.contact_id
 left join {{ ref('int_fx__rate_periods') }} as fx
     on
         deals.currency = fx.currency

@@ -1,0 +1,19 @@
+-- One row per current owner (sales rep) with the primary team, which carries the sales region.
+with primary_teams as (
+    select
+        owner_id,
+        team_id,
+        team_name,
+        row_number() over (partition by owner_id order by team_id) as team_rank
+    from {{ ref('stg_crm__owner_teams') }}
+    where is_primary_team
+)
+
+select
+    owners.owner_id,
+    owners.email_hash,
+    primary_teams.team_id,
+    coalesce(primary_teams.team_name, '(no team)') as team_name
+from {{ ref('stg_crm__owners') }} as owners
+left join primary_teams
+    on owners.owner_id = primary_teams.owner_id and primary_teams.team_rank = 1
