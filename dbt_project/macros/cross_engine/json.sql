@@ -17,7 +17,7 @@
 {%- endmacro %}
 
 {% macro postgres__json_text(column, path) -%}
-    ({{ column }}::jsonb #>> '{ {{- path | join(",") -}} }')
+    ({{ column }}::jsonb #>> '{ {{- path | join(",") | replace("[", ",") | replace("]", "") -}} }')
 {%- endmacro %}
 
 

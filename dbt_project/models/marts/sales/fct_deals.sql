@@ -55,16 +55,12 @@ select
         as cycle_days,
     deals.amount as amount_original,
     deals.currency as currency_original,
-    case
-        when deals.currency = '{{ var("reporting_currency") }}' then deals.amount
-        else deals.amount * fx.rate_to_reporting
-    end as amount_reporting,
+    {{ to_reporting_currency('deals.amount', 'deals.currency') }} as amount_reporting,
     deals.is_recurring,
     case when deals.is_recurring then deals.recurring_revenue_amount end as monthly_recurring_amount_original,
     case
-        when not deals.is_recurring then null
-        when deals.currency = '{{ var("reporting_currency") }}' then deals.recurring_revenue_amount
-        else deals.recurring_revenue_amount * fx.rate_to_reporting
+        when deals.is_recurring
+            then {{ to_reporting_currency('deals.recurring_revenue_amount', 'deals.currency') }}
     end as monthly_recurring_amount_reporting,
     case when deals.is_won and deals.is_recurring then deals.close_date end as contract_start_date,
     case when deals.is_won and deals.is_recurring then deals.contract_end_date end as contract_end_date,
@@ -75,8 +71,4 @@ left join won_ranks on deals.deal_id = won_ranks.deal_id
 left join {{ ref('dim_owner') }} as owners on deals.owner_id = owners.owner_id
 left join {{ ref('int_crm__companies') }} as companies on deals.company_id = companies.company_id
 left join {{ ref('dim_contact') }} as contacts on deals.contact_id = contacts.contact_id
-left join {{ ref('int_fx__rate_periods') }} as fx
-    on
-        deals.currency = fx.currency
-        and coalesce(deals.close_date, deals.create_date) >= fx.valid_from
-        and (fx.valid_until is null or coalesce(deals.close_date, deals.create_date) < fx.valid_until)
+{{ fx_rate_join('deals.currency', 'coalesce(deals.close_date, deals.create_date)') }}
