@@ -25,7 +25,9 @@ DBT_PROJECT_DIR = TESTS_DIR.parent / "dbt_project"
 LANDING = TESTS_DIR / "fixtures" / "web_incremental"
 DBT = Path(sys.executable).parent / "dbt"
 PII_KEY = "test-key-for-web-incremental-tests"
-SELECTION = "+fct_web_sessions +fct_page_views +fct_web_transactions +fct_web_page_days +dim_channel"
+SELECTION = (
+    "+fct_web_sessions +fct_page_views +fct_web_transactions +fct_web_page_days +dim_channel"
+)
 INCREMENTAL_MODELS = (
     "staging.stg_web__events",
     "intermediate.int_web__sessions",

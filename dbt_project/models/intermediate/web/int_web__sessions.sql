@@ -11,6 +11,7 @@
 ) }}
 
 {% set key_events = var('web_key_events', ['generate_lead', 'form_submit', 'sign_up', 'purchase']) %}
+{% set key_event_names = "'" ~ key_events | join("', '") ~ "'" %}
 
 with
 {% if is_incremental() %}
@@ -32,13 +33,11 @@ session_events as (
         row_number() over (
             partition by events.session_key order by events.event_timestamp_us, events.event_key
         ) as event_order,
-        case
-            when events.event_name = 'page_view'
-                then row_number() over (
-                    partition by events.session_key, events.event_name
-                    order by events.event_timestamp_us, events.event_key
-                )
-        end as page_view_order
+        -- Rank among the session's events of the same name: the order of its page views.
+        row_number() over (
+            partition by events.session_key, events.event_name
+            order by events.event_timestamp_us, events.event_key
+        ) as same_name_order
     from {{ ref('stg_web__events') }} as events
     {% if is_incremental() %}
         inner join touched_sessions on events.session_key = touched_sessions.session_key
@@ -62,8 +61,8 @@ sessions as (
         count(*) as events,
         sum(case when event_name = 'page_view' then 1 else 0 end) as pageviews,
         coalesce(sum(engagement_time_msec), 0) as engagement_time_msec,
-        max(case when event_name in ('{{ key_events | join("', '") }}') then 1 else 0 end) = 1 as has_key_event,
-        max(case when page_view_order = 1 then page_path end) as landing_page,
+        max(case when event_name in ({{ key_event_names }}) then 1 else 0 end) = 1 as has_key_event,
+        max(case when event_name = 'page_view' and same_name_order = 1 then page_path end) as landing_page,
         max(case when event_order = 1 then coalesce(source, '(direct)') end) as source,
         max(case when event_order = 1 then coalesce(medium, '(none)') end) as medium,
         max(case when event_order = 1 then campaign end) as campaign,

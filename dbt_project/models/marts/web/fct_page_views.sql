@@ -19,9 +19,9 @@ with sessions as (
         campaign,
         device_category,
         country
-    from {{ ref('int_web__sessions') }} as sessions
+    from {{ ref('int_web__sessions') }}
     {% if is_incremental() %}
-        where sessions._transformed_at > (
+        where _transformed_at > (
             select coalesce(max(previous._transformed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }}))
             from {{ this }} as previous
         )

@@ -30,9 +30,9 @@ select
     device_category,
     country,
     {{ dbt.current_timestamp() }} as _transformed_at
-from {{ ref('int_web__sessions') }} as sessions
+from {{ ref('int_web__sessions') }}
 {% if is_incremental() %}
-    where sessions._transformed_at > (
+    where _transformed_at > (
         select coalesce(max(previous._transformed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }}))
         from {{ this }} as previous
     )

@@ -58,10 +58,10 @@ with raw_events as (
 
 flattened as (
     select
-        *,
         {%- for name, kind in params.items() %}
-            {{ ga4_event_param('event_params', name, kind) }} as {{ name }}{{ ',' if not loop.last }}
+            {{ ga4_event_param('event_params', name, kind) }} as {{ name }},
         {%- endfor %}
+        raw_events.*
     from raw_events
 ),
 
