@@ -1,6 +1,9 @@
 """End-to-end benchmark: generate sample extracts at a chosen scale, run the whole pipeline
 through Dagster (as `boussole run` does), and print the time of each stage, rows per second,
 and the ingestion time against a plain DuckDB load of the same files, measured in one run.
+Then the dbt build time of each layer (staging, intermediate, marts, kpi), from dbt's
+run_results.json: a full refresh at that volume, and the daily incremental run that follows
+one more extract day (generated with the others, held back, then ingested).
 
     .venv/bin/python benchmarks/pipeline_benchmark.py --web-events 1000000 --days 30
 
@@ -66,14 +69,20 @@ def prepare_environment(workdir: Path) -> tuple[Path, Path]:
     return landing, data
 
 
-def generate_landing(landing: Path, args: argparse.Namespace) -> float:
+def generate_landing(landing: Path, next_day: Path, args: argparse.Namespace) -> float:
+    """The extract days of the run, and one more held back in `next_day` for the daily
+    incremental run (generated together, so its late events continue the last day's)."""
     from boussole.sample_data import SampleScale, generate
 
     start = date(2026, 1, 1)
-    end = start + timedelta(days=args.days - 1)
+    end = start + timedelta(days=args.days)
     scale = SampleScale(web_events_per_day=max(1, args.web_events // args.days))
     began = time.perf_counter()
     generate(landing, seed=args.seed, start=start, end=end, scale=scale)
+    for day_folder in landing.glob(f"*/{end.isoformat()}"):
+        target = next_day / day_folder.parent.name / day_folder.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        day_folder.rename(target)
     return time.perf_counter() - began
 
 
@@ -128,16 +137,115 @@ def run_pipeline(only_ingestion: bool) -> tuple[float, dict[str, float], str]:
     return total, stages, result.run_id
 
 
+def layer_of(node: dict) -> str:
+    """staging, intermediate, marts or kpi (models under models/marts/kpi or named kpi_*)."""
+    path = node["original_file_path"].replace("\\", "/")
+    if path.startswith("models/marts/kpi/") or node["name"].startswith("kpi_"):
+        return "kpi"
+    return path.split("/")[1] if path.startswith("models/") else node["resource_type"]
+
+
+def dbt_layer_seconds(args: list[str], target: Path) -> tuple[float, dict[str, float]]:
+    """Runs dbt, then sums the execution time of its nodes per layer (a test counts in the
+    layer of the model it tests; seeds apart). Returns the wall time and the sums."""
+    import json
+    import subprocess
+
+    from boussole.settings import get_settings
+
+    settings = get_settings()
+    command = [
+        str(Path(sys.executable).parent / "dbt"),
+        *args,
+        "--vars",
+        json.dumps(settings.dbt_vars()),
+        "--project-dir",
+        str(PROJECT_ROOT / "dbt_project"),
+        "--profiles-dir",
+        str(PROJECT_ROOT / "dbt_project"),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target / "logs"),
+    ]
+    began = time.perf_counter()
+    result = subprocess.run(
+        command, env={**os.environ, **settings.dbt_env()}, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - began
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}")
+    manifest = json.loads((target / "manifest.json").read_text())
+    nodes = {**manifest["nodes"], **manifest.get("unit_tests", {})}
+    seconds: dict[str, float] = {}
+    for run in json.loads((target / "run_results.json").read_text())["results"]:
+        node = nodes[run["unique_id"]]
+        if node["resource_type"] in ("test", "unit_test"):
+            tested = node.get("attached_node") or node["depends_on"]["nodes"][-1]
+            node = nodes.get(tested, node)
+        layer = layer_of(node)
+        seconds[layer] = seconds.get(layer, 0.0) + run["execution_time"]
+    return wall, seconds
+
+
+def ingest_day(landing: Path, extract_date: date) -> float:
+    import duckdb
+
+    from boussole.ingestion.contracts import SOURCES, landed_files
+    from boussole.ingestion.loader import load_files
+    from boussole.settings import get_settings
+
+    began = time.perf_counter()
+    conn = duckdb.connect(str(get_settings().build_warehouse_path))
+    try:
+        for source in SOURCES:
+            load_files(conn, landed_files(landing, source, extract_date)[0], landing)
+    finally:
+        conn.close()
+    return time.perf_counter() - began
+
+
+def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
+    """dbt by layer: a full refresh of the built warehouse, then one more extract day
+    ingested and built incrementally."""
+    full_wall, full = dbt_layer_seconds(["build", "--full-refresh"], workdir / "dbt_full")
+    held_back = sorted(next_day.glob("*/*"))
+    for day_folder in held_back:
+        target = landing / day_folder.parent.name / day_folder.name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(day_folder, target)
+    extract_date = date.fromisoformat(held_back[0].name)
+    ingestion = ingest_day(landing, extract_date)
+    daily_wall, daily = dbt_layer_seconds(["build"], workdir / "dbt_incremental")
+
+    rows = [
+        (layer, full.get(layer, 0.0), daily.get(layer, 0.0))
+        for layer in ("staging", "intermediate", "marts", "kpi", "seed")
+        if layer in full or layer in daily
+    ]
+    rows.append(("dbt wall time", full_wall, daily_wall))
+    print("\n  dbt build by layer (sum of node times, tests in their model's layer, seconds)")
+    print(f"  daily run: extract {extract_date} ingested in {ingestion:.2f} s")
+    print(f"  {'layer':<16}{'full refresh':>14}{'incremental':>14}{'incr/full':>11}")
+    for layer, f, d in rows:
+        print(f"  {layer:<16}{f:>14.2f}{d:>14.2f}{d / f if f else float('nan'):>11.2f}")
+
+
 def main() -> int:
     args = parse_args()
     landing, data = prepare_environment(args.workdir)
     sys.path.insert(0, str(PROJECT_ROOT))
 
-    if args.keep_landing and landing.exists():
+    next_day = args.workdir / "next_day"
+    if args.keep_landing and landing.exists() and next_day.exists():
         generation = 0.0
+        # A previous run added the held-back day to the landing folder: take it out again.
+        for day_folder in next_day.glob("*/*"):
+            shutil.rmtree(landing / day_folder.parent.name / day_folder.name, ignore_errors=True)
     else:
         shutil.rmtree(landing, ignore_errors=True)
-        generation = generate_landing(landing, args)
+        shutil.rmtree(next_day, ignore_errors=True)
+        generation = generate_landing(landing, next_day, args)
     floor_seconds, web_events = plain_scan_seconds(landing, args.workdir)
     total, stages, run_id = run_pipeline(args.only_ingestion)
 
@@ -169,6 +277,8 @@ def main() -> int:
         f"({web_events / floor_seconds:,.0f} events/s)"
     )
     print(f"  web ingestion / plain load ratio: {ingest_web / floor_seconds:.2f}x")
+    if not args.only_ingestion:
+        benchmark_layers(landing, next_day, args.workdir)
     return 0
 
 

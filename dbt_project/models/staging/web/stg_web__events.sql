@@ -1,12 +1,15 @@
 -- One row per GA4 event with the nested event_params flattened into typed columns.
--- A table, not a view: flattening is the costliest step of the web path, and the tests and
--- sessions that read it must not redo it.
-{{ config(materialized='table') }}
+-- Incremental: flattening is the costliest step of the web path, so a run reads only the raw
+-- rows of files it has not processed yet (anti-join on the file checksum).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='event_key',
+    on_schema_change='fail',
+) }}
 -- The DuckDB parameter lookup compiles to lambdas (p.key), which RF03 takes for table references.
 -- noqa: disable=RF03
 
--- GA4 has no event id: an event is identified by user, session, timestamp and name, which
--- also removes an event delivered twice in two extracts.
 {% set params = {
     'ga_session_id': 'int',
     'ga_session_number': 'int',
@@ -18,14 +21,24 @@
     'source': 'string',
     'medium': 'string',
     'campaign': 'string',
+    'currency': 'string',
 } %}
 
-with events as (
+{% set columns = [
+    'event_key', 'session_key', 'user_pseudo_id', 'user_id', 'event_name', 'event_timestamp_us',
+    'event_at', 'event_date', 'user_first_touch_at', 'device_category', 'country',
+    'first_user_source', 'first_user_medium', 'transaction_id', 'purchase_revenue',
+] + params.keys() | list + [
+    'page_path', '_extract_date', '_source_file', '_record_number', '_file_sha256',
+] %}
+
+with raw_events as (
     select
         {{ json_text('record', ['user_pseudo_id']) }} as user_pseudo_id,
         {{ json_text('record', ['user_id']) }} as user_id,
         {{ json_text('record', ['event_name']) }} as event_name,
         cast({{ json_text('record', ['event_timestamp']) }} as bigint) as event_timestamp_us,
+        cast({{ json_text('record', ['user_first_touch_timestamp']) }} as bigint) as first_touch_us,
         {{ json_text('record', ['device', 'category']) }} as device_category,
         {{ json_text('record', ['geo', 'country']) }} as country,
         {{ json_text('record', ['traffic_source', 'source']) }} as first_user_source,
@@ -35,62 +48,109 @@ with events as (
         {{ ga4_event_params('record') }} as event_params,
         _extract_date,
         _source_file,
-        _record_number
+        _record_number,
+        _file_sha256
     from {{ source('web', 'events') }}
+    {% if is_incremental() %}
+        where _file_sha256 not in (select distinct processed._file_sha256 from {{ this }} as processed)
+    {% endif %}
 ),
 
 flattened as (
     select
+        {%- for name, kind in params.items() %}
+            {{ ga4_event_param('event_params', name, kind) }} as {{ name }},
+        {%- endfor %}
+        raw_events.*
+    from raw_events
+),
+
+-- A URL without scheme, host, query string or fragment: https://host/a/b?x=1 -> /a/b.
+locations as (
+    select
+        *,
+        {{ dbt.split_part(dbt.split_part('page_location', "'?'", 1), "'#'", 1) }} as page_url,
+        {{ dbt.position("'://'", 'page_location') }} as scheme_end
+    from flattened
+),
+
+hosts as (
+    select
+        *,
+        {{ dbt.right('page_url', dbt.length('page_url') ~ ' - scheme_end - 2') }} as host_and_path
+    from locations
+),
+
+new_deliveries as (
+    select
+        -- GA4 has no event id: an event is identified by user, session, timestamp and name,
+        -- which also finds an event delivered twice, in one extract or in two.
+        {{ dbt.hash(dbt.concat([
+            "user_pseudo_id", "'|'", "coalesce(cast(ga_session_id as " ~ dbt.type_string() ~ "), '')", "'|'",
+            "cast(event_timestamp_us as " ~ dbt.type_string() ~ ")", "'|'", "event_name"
+        ])) }} as event_key,
+        case
+            when ga_session_id is not null
+                then {{ dbt.concat(["user_pseudo_id", "'-'", "cast(ga_session_id as " ~ dbt.type_string() ~ ")"]) }}
+        end as session_key,
         user_pseudo_id,
         user_id,
         event_name,
-        {{ timestamp_from_epoch('event_timestamp_us', 1000000) }} as event_at,
         event_timestamp_us,
+        {{ timestamp_from_epoch('event_timestamp_us', 1000000) }} as event_at,
+        {{ reporting_date(timestamp_from_epoch('event_timestamp_us', 1000000)) }} as event_date,
+        {{ timestamp_from_epoch('first_touch_us', 1000000) }} as user_first_touch_at,
         device_category,
         country,
         first_user_source,
         first_user_medium,
         transaction_id,
         purchase_revenue,
-        {%- for name, kind in params.items() %}
-            {{ ga4_event_param('event_params', name, kind) }} as {{ name }},
+        {%- for name in params %}
+            {{ name }},
         {%- endfor %}
+        case
+            when page_location is null then null
+            when scheme_end = 0 then page_url
+            when {{ dbt.position("'/'", 'host_and_path') }} = 0 then '/'
+            else {{ dbt.right('host_and_path', dbt.length('host_and_path') ~ ' - '
+                ~ dbt.position("'/'", 'host_and_path') ~ ' + 1') }}
+        end as page_path,
         _extract_date,
         _source_file,
-        _record_number
-    from events
+        _record_number,
+        _file_sha256
+    from hosts
 ),
 
-deduplicated as (
+deliveries as (
+    select
+        {{ columns | join(', ') }},
+        1 as is_new
+    from new_deliveries
+    {% if is_incremental() %}
+        -- The earliest delivery of an event wins, as in a full build: an event already kept
+        -- competes with its new deliveries, and only a new winner replaces it.
+        union all
+        select
+            {{ columns | join(', ') }},
+            0 as is_new
+        from {{ this }}
+        where event_key in (select new_deliveries.event_key from new_deliveries)
+    {% endif %}
+),
+
+ranked as (
     select
         *,
         row_number() over (
-            partition by user_pseudo_id, ga_session_id, event_timestamp_us, event_name
-            order by _extract_date, _source_file, _record_number
+            partition by event_key order by _extract_date, _source_file, _record_number
         ) as delivery_rank
-    from flattened
+    from deliveries
 )
 
 select
-    {{ dbt.hash(dbt.concat([
-        "user_pseudo_id", "'|'", "coalesce(cast(ga_session_id as varchar), '')", "'|'",
-        "cast(event_timestamp_us as varchar)", "'|'", "event_name"
-    ])) }} as event_key,
-    user_pseudo_id,
-    user_id,
-    event_name,
-    event_at,
-    {{ reporting_date('event_at') }} as event_date,
-    device_category,
-    country,
-    first_user_source,
-    first_user_medium,
-    transaction_id,
-    purchase_revenue,
-    {%- for name in params %}
-        {{ name }},
-    {%- endfor %}
-    _extract_date,
-    _source_file
-from deduplicated
-where delivery_rank = 1
+    {{ columns | join(',\n    ') }},
+    {{ dbt.current_timestamp() }} as _transformed_at
+from ranked
+where delivery_rank = 1 and is_new = 1

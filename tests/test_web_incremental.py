@@ -1,0 +1,181 @@
+"""The incremental web path gives exactly the rows of a full refresh.
+
+Fixture tests/fixtures/web_incremental: day 1 (2026-01-05) holds sessions u1/100, u2/200 (a
+purchase logged twice) and u3/301; day 2 (2026-01-06) brings a late event of u1/100, the
+page view of u2/200 delivered again, u3/300, an earlier session of u3 than u3/301, and a new
+session u5/500. Warehouse A loads day 1, builds, loads day 2 and builds incrementally;
+warehouse B loads both days and builds with --full-refresh. Every incremental model must
+hold the same rows in both (EXCEPT both ways), apart from the run marker _transformed_at.
+"""
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from boussole.ingestion.contracts import landed_files
+from boussole.ingestion.loader import load_files
+
+TESTS_DIR = Path(__file__).resolve().parent
+DBT_PROJECT_DIR = TESTS_DIR.parent / "dbt_project"
+LANDING = TESTS_DIR / "fixtures" / "web_incremental"
+DBT = Path(sys.executable).parent / "dbt"
+PII_KEY = "test-key-for-web-incremental-tests"
+SELECTION = (
+    "+fct_web_sessions +fct_page_views +fct_web_transactions +fct_web_page_days +dim_channel"
+)
+INCREMENTAL_MODELS = (
+    "staging.stg_web__events",
+    "intermediate.int_web__sessions",
+    "marts.fct_web_sessions",
+    "marts.fct_page_views",
+    "marts.fct_web_transactions",
+    "marts.fct_web_page_days",
+)
+DAY_1, DAY_2 = date(2026, 1, 5), date(2026, 1, 6)
+
+
+def load_day(warehouse: Path, extract_date: date) -> None:
+    conn = duckdb.connect(str(warehouse))
+    try:
+        files = landed_files(LANDING, "web", extract_date)[0]
+        for load in load_files(conn, files, LANDING):
+            assert load.status == "loaded", load
+    finally:
+        conn.close()
+
+
+def dbt_build(warehouse: Path, *args: str) -> None:
+    root = warehouse.parent
+    env = {
+        **os.environ,
+        "BOUSSOLE_DBT_TARGET": "duckdb",
+        "BOUSSOLE_WAREHOUSE_PATH": str(warehouse),
+        "BOUSSOLE_PII_KEY": PII_KEY,
+        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": PII_KEY,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    command = [
+        str(DBT),
+        "build",
+        "--select",
+        SELECTION,
+        "--indirect-selection",
+        "cautious",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(root / "target"),
+        "--log-path",
+        str(root / "logs"),
+        *args,
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def warehouses(tmp_path_factory: pytest.TempPathFactory):
+    incremental = tmp_path_factory.mktemp("incremental") / "warehouse.duckdb"
+    full = tmp_path_factory.mktemp("full") / "warehouse.duckdb"
+
+    load_day(incremental, DAY_1)
+    dbt_build(incremental)
+    conn = duckdb.connect(str(incremental), read_only=True)
+    try:
+        day_1_markers = dict(
+            conn.execute(
+                "select session_key, _transformed_at from intermediate.int_web__sessions"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+    load_day(incremental, DAY_2)
+    dbt_build(incremental)
+
+    load_day(full, DAY_1)
+    load_day(full, DAY_2)
+    dbt_build(full, "--full-refresh")
+
+    conn = duckdb.connect(str(incremental), read_only=True)
+    conn.execute(f"attach '{full}' as full_build (read_only)")
+    yield conn, day_1_markers
+    conn.close()
+
+
+def columns(conn: duckdb.DuckDBPyConnection, model: str) -> str:
+    schema, table = model.split(".")
+    names = conn.execute(
+        "select column_name from information_schema.columns where table_catalog = 'warehouse' "
+        "and table_schema = ? and table_name = ? and column_name <> '_transformed_at' "
+        "order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return ", ".join(f'"{name}"' for (name,) in names)
+
+
+@pytest.mark.parametrize("model", INCREMENTAL_MODELS)
+def test_incremental_runs_equal_a_full_refresh(warehouses, model):
+    conn, _ = warehouses
+    cols = columns(conn, model)
+    incremental_rows = conn.execute(f"select count(*) from {model}").fetchone()[0]
+    full_rows = conn.execute(f"select count(*) from full_build.{model}").fetchone()[0]
+    only_incremental = conn.execute(
+        f"select {cols} from {model} except all select {cols} from full_build.{model}"
+    ).fetchall()
+    only_full = conn.execute(
+        f"select {cols} from full_build.{model} except all select {cols} from {model}"
+    ).fetchall()
+    assert (only_incremental, only_full) == ([], [])
+    assert incremental_rows == full_rows > 0
+
+
+def sessions(conn):
+    rows = conn.execute(
+        "select session_key, events, pageviews, duration_s, engagement_time_msec, is_engaged, "
+        "has_key_event, is_new_user, landing_page, channel_group from marts.fct_web_sessions"
+    ).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_late_duplicate_and_earlier_sessions_after_the_daily_run(warehouses):
+    conn, _ = warehouses
+    assert sessions(conn) == {
+        # The late user_engagement (10:05) of day 2 extends u1/100 to 300 s and 13 s engaged.
+        "u1-100": (5, 2, 300, 13000, True, False, True, "/", "Organic Search"),
+        # The page view delivered again on day 2 counts once; both purchase events count.
+        "u2-200": (4, 1, 62, 0, True, True, True, "/blog/kpi", "Direct"),
+        # u3/300 (08:00, delivered on day 2) precedes u3/301 (15:00): it takes "new user".
+        "u3-300": (2, 1, 5, 0, True, True, True, "/contact", "Direct"),
+        "u3-301": (1, 1, 0, 0, False, False, False, "/", "Email"),
+        "u5-500": (2, 1, 20, 0, True, True, True, "/tarifs", "Paid Search"),
+    }
+    # The purchase logged twice is one transaction.
+    assert conn.execute(
+        "select transaction_id, purchase_revenue, purchase_revenue_reporting, session_key "
+        "from marts.fct_web_transactions"
+    ).fetchall() == [("T-1", 99.0, 99.0, "u2-200")]
+    # The late event is engagement on /tarifs, the second page of u1/100.
+    assert conn.execute(
+        "select page_path, is_entrance, engagement_time_msec from marts.fct_page_views "
+        "where session_key = 'u1-100' order by viewed_at"
+    ).fetchall() == [("/", True, 0), ("/tarifs", False, 13000)]
+
+
+def test_the_daily_run_recomputes_only_the_sessions_it_touches(warehouses):
+    conn, day_1_markers = warehouses
+    after = dict(
+        conn.execute(
+            "select session_key, _transformed_at from intermediate.int_web__sessions"
+        ).fetchall()
+    )
+    rewritten = sorted(key for key, marker in day_1_markers.items() if after[key] != marker)
+    # u2/200 received only a duplicate delivery: it is left as it was. u3/301 is rewritten
+    # for is_new_user (an earlier session of its user arrived).
+    assert rewritten == ["u1-100", "u3-301"]
