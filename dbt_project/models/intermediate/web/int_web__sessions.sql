@@ -20,10 +20,7 @@ with
         from {{ ref('stg_web__events') }} as events
         where
             events.session_key is not null
-            and events._transformed_at > (
-                select coalesce(max(sessions._transformed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }}))
-                from {{ this }} as sessions
-            )
+            and events._transformed_at > {{ last_transformed_at() }}
     ),
 {% endif %}
 

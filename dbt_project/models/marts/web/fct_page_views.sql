@@ -21,10 +21,7 @@ with sessions as (
         country
     from {{ ref('int_web__sessions') }}
     {% if is_incremental() %}
-        where _transformed_at > (
-            select coalesce(max(previous._transformed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }}))
-            from {{ this }} as previous
-        )
+        where _transformed_at > {{ last_transformed_at() }}
     {% endif %}
 ),
 

@@ -22,10 +22,7 @@ with page_views as (
                 changed.page_path,
                 changed.view_date
             from {{ ref('fct_page_views') }} as changed
-            where changed._transformed_at > (
-                select coalesce(max(previous._transformed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }}))
-                from {{ this }} as previous
-            )
+            where changed._transformed_at > {{ last_transformed_at() }}
         ) as touched
             on page_views.page_path = touched.page_path and page_views.view_date = touched.view_date
     {% endif %}

@@ -32,8 +32,5 @@ select
     {{ dbt.current_timestamp() }} as _transformed_at
 from {{ ref('int_web__sessions') }}
 {% if is_incremental() %}
-    where _transformed_at > (
-        select coalesce(max(previous._transformed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }}))
-        from {{ this }} as previous
-    )
+    where _transformed_at > {{ last_transformed_at() }}
 {% endif %}

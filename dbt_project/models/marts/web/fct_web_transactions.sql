@@ -28,8 +28,7 @@ with purchases as (
 
 {% if is_incremental() %}
     last_run as (
-        select coalesce(max(previous._transformed_at), cast('1970-01-01' as {{ dbt.type_timestamp() }})) as marker
-        from {{ this }} as previous
+        select {{ last_transformed_at() }} as marker
     ),
 
     touched_transactions as (
