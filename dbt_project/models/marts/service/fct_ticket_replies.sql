@@ -17,14 +17,14 @@ with tickets as (
 
 public_comments as (
     select
-        comments.comment_id,
-        comments.ticket_id,
-        comments.author_id,
-        comments.created_at
-    from {{ ref('stg_support__ticket_comments') }} as comments
+        ticket_comments.comment_id,
+        ticket_comments.ticket_id,
+        ticket_comments.author_id,
+        ticket_comments.created_at
+    from {{ ref('stg_support__ticket_comments') }} as ticket_comments
     inner join tickets
-        on comments.ticket_id = tickets.ticket_id
-    where comments.is_public
+        on ticket_comments.ticket_id = tickets.ticket_id
+    where ticket_comments.is_public
 ),
 
 agent_replies as (
@@ -65,7 +65,7 @@ awaited as (
     left join requester_comments
         on
             agent_replies.ticket_id = requester_comments.ticket_id
-            and requester_comments.created_at < agent_replies.replied_at
+            and agent_replies.replied_at > requester_comments.created_at
     group by
         agent_replies.comment_id,
         agent_replies.ticket_id,
@@ -99,8 +99,7 @@ select
     author_id,
     replied_at,
     {{ reporting_date('replied_at') }} as reply_date,
-    cast({{ dbt.datediff('awaited_since', 'replied_at', 'second') }} as {{ dbt.type_float() }}) / 60
-        as reply_minutes,
+    {{ dbt.datediff('awaited_since', 'replied_at', 'second') }} / 60.0 as reply_minutes,
     row_number() over (partition by ticket_id order by replied_at, comment_id) = 1 as is_first_reply,
     channel,
     priority,

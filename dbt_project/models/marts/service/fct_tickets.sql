@@ -59,7 +59,7 @@ select
     coalesce(reopens, 0) > 0 as is_reopened,
     coalesce(
         first_reply_minutes_calendar,
-        cast({{ dbt.datediff('created_at', 'first_replied_at', 'second') }} as {{ dbt.type_float() }}) / 60
+        {{ dbt.datediff('created_at', 'first_replied_at', 'second') }} / 60.0
     ) as first_reply_minutes_calendar,
     first_reply_minutes_business,
     first_resolution_minutes_calendar,
