@@ -79,10 +79,13 @@ replies as (
         awaited.ticket_id,
         awaited.author_id,
         awaited.replied_at,
+        -- In UTC: dbt's datediff casts to timestamp, which reads a timestamp with time zone in the
+        -- session's zone and would count a daylight-saving change as waiting time.
         case
             when awaited.requester_commented_at > tickets.created_at then awaited.requester_commented_at
             else tickets.created_at
-        end as awaited_since,
+        end at time zone 'UTC' as awaited_since_utc,
+        awaited.replied_at at time zone 'UTC' as replied_at_utc,
         tickets.channel,
         tickets.priority,
         tickets.group_name,
@@ -99,7 +102,8 @@ select
     author_id,
     replied_at,
     {{ reporting_date('replied_at') }} as reply_date,
-    {{ dbt.datediff('awaited_since', 'replied_at', 'second') }} / 60.0 as reply_minutes,
+    {{ dbt.datediff('awaited_since_utc', 'replied_at_utc', 'second') }}
+    / 60.0 as reply_minutes,
     row_number() over (partition by ticket_id order by replied_at, comment_id) = 1 as is_first_reply,
     channel,
     priority,
