@@ -5,7 +5,7 @@ with replies as (
     select
         ticket_id,
         min(replied_at) as first_replied_at,
-        count(*) as agent_replies
+        count(*) as agent_reply_comments
     from {{ ref('fct_ticket_replies') }}
     group by ticket_id
 ),
@@ -13,6 +13,7 @@ with replies as (
 tickets as (
     select
         tickets.*,
+        tickets.status in ('solved', 'closed') as is_solved,
         metrics.solved_at,
         metrics.replies,
         metrics.reopens,
@@ -30,7 +31,7 @@ tickets as (
         -- session's zone and would count a daylight-saving change as waiting time.
         tickets.created_at at time zone 'UTC' as created_at_utc,
         replies.first_replied_at at time zone 'UTC' as first_replied_at_utc,
-        replies.agent_replies as agent_reply_comments
+        replies.agent_reply_comments
     from {{ ref('int_support__tickets') }} as tickets
     left join {{ ref('stg_support__ticket_metrics') }} as metrics
         on tickets.ticket_id = metrics.ticket_id
@@ -52,10 +53,11 @@ select
     organization_id,
     company_id,
     requester_hash,
-    status in ('solved', 'closed') as is_solved,
+    is_solved,
     first_solved_at,
     {{ reporting_date('first_solved_at') }} as solved_date,
     solved_at,
+    case when is_solved then {{ reporting_date('solved_at') }} end as last_solved_date,
     replies,
     coalesce(replies, agent_reply_comments, 0) as agent_replies,
     reopens,
