@@ -12,8 +12,14 @@ with versions as (
             as first_reply_minutes_calendar,
         cast({{ json_text('record', ['reply_time_in_minutes', 'business']) }} as double)
             as first_reply_minutes_business,
+        cast({{ json_text('record', ['first_resolution_time_in_minutes', 'calendar']) }} as double)
+            as first_resolution_minutes_calendar,
+        cast({{ json_text('record', ['first_resolution_time_in_minutes', 'business']) }} as double)
+            as first_resolution_minutes_business,
         cast({{ json_text('record', ['full_resolution_time_in_minutes', 'calendar']) }} as double)
             as full_resolution_minutes_calendar,
+        cast({{ json_text('record', ['full_resolution_time_in_minutes', 'business']) }} as double)
+            as full_resolution_minutes_business,
         _extract_date,
         _source_file,
         _record_number
@@ -33,7 +39,10 @@ select
     reopens,
     first_reply_minutes_calendar,
     first_reply_minutes_business,
+    first_resolution_minutes_calendar,
+    first_resolution_minutes_business,
     full_resolution_minutes_calendar,
+    full_resolution_minutes_business,
     _extract_date,
     _source_file
 from ranked

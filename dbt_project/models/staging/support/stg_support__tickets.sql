@@ -14,6 +14,7 @@ with versions as (
         cast({{ json_text('record', ['group_id']) }} as bigint) as group_id,
         cast({{ json_text('record', ['organization_id']) }} as bigint) as organization_id,
         {{ json_text('record', ['satisfaction_rating', 'score']) }} as satisfaction_score,
+        cast({{ json_text('record', ['satisfaction_rating', 'id']) }} as bigint) as satisfaction_rating_id,
         _extract_date,
         _source_file,
         _record_number
@@ -37,6 +38,7 @@ select
     group_id,
     organization_id,
     satisfaction_score,
+    satisfaction_rating_id,
     _extract_date,
     _source_file
 from ranked
