@@ -40,3 +40,20 @@
 {% macro default__reporting_date(timestamp_tz) -%}
     cast(({{ timestamp_tz }}) at time zone '{{ var("reporting_tz") }}' as date)
 {%- endmacro %}
+
+
+{#-
+    Minutes elapsed between two instants (timestamps with time zone), whatever the session's
+    time zone: a daylight-saving change is not waiting time.
+-#}
+{% macro minutes_between(start_instant, end_instant) -%}
+    {{ return(adapter.dispatch('minutes_between', 'boussole')(start_instant, end_instant)) }}
+{%- endmacro %}
+
+{% macro default__minutes_between(start_instant, end_instant) -%}
+    extract(epoch from ({{ end_instant }} - {{ start_instant }})) / 60.0
+{%- endmacro %}
+
+{% macro duckdb__minutes_between(start_instant, end_instant) -%}
+    (epoch({{ end_instant }}) - epoch({{ start_instant }})) / 60.0
+{%- endmacro %}

@@ -62,7 +62,7 @@
     {%- endfor %}
 
     {%- for kpi in ordered %}
-    select * from kpi_{{ kpi.id }}
+    select {{ kpi_row_columns() }} from kpi_{{ kpi.id }}
         {%- if not loop.last %}
     union all
         {%- endif %}

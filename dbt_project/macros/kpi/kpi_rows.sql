@@ -122,6 +122,11 @@
     {%- endfor -%}
 {%- endmacro %}
 
+{#- The columns of a KPI row, in order. -#}
+{% macro kpi_row_columns() -%}
+    kpi_id, grain, period_start, dimension, dimension_value, numerator, denominator, value, secondary_value
+{%- endmacro %}
+
 {% macro kpi_empty_rows() -%}
     select
         cast(null as {{ dbt.type_string() }}) as kpi_id,

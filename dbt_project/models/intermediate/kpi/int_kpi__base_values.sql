@@ -1,12 +1,10 @@
 -- The KPIs computed from facts, every family together. An additive KPI (a sum or count)
 -- also gets a zero company-wide row for each period without data, from its first period
 -- to the as-of date, so that previous-period comparisons never skip an empty period.
-{%- set additive_ids = kpi_catalogue() | selectattr('additive') | selectattr('computation.type', 'ne', 'combination')
-    | map(attribute='id') | list %}
 
 with computed as (
     {%- for family in ['sales', 'marketing', 'web', 'service'] %}
-        select * from {{ ref('int_kpi__' ~ family) }}
+        select {{ kpi_row_columns() }} from {{ ref('int_kpi__' ~ family) }}
         {%- if not loop.last %}
             union all
         {%- endif %}
@@ -15,14 +13,17 @@ with computed as (
 
 first_periods as (
     select
-        kpi_id,
-        grain,
-        min(period_start) as first_period_start
+        computed.kpi_id,
+        computed.grain,
+        min(computed.period_start) as first_period_start
     from computed
+    inner join {{ ref('kpi_catalogue') }} as catalogue
+        on computed.kpi_id = catalogue.kpi_id
     where
-        dimension = 'all'
-        and kpi_id in ('{{ additive_ids | join("', '") }}')
-    group by kpi_id, grain
+        computed.dimension = 'all'
+        and catalogue.is_additive
+        and catalogue.computation_type <> 'combination'
+    group by computed.kpi_id, computed.grain
 ),
 
 empty_periods as (
@@ -44,7 +45,7 @@ empty_periods as (
     where computed.kpi_id is null
 )
 
-select * from computed
+select {{ kpi_row_columns() }} from computed
 union all
 select
     kpi_id,

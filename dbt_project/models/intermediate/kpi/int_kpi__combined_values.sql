@@ -2,4 +2,4 @@
 -- (computation type combination in kpi_catalogue.yml, e.g. average_deal_size = revenue / deals_won).
 {{ kpi_combination_rows(ref('int_kpi__base_values')) }}
 union all
-select * from {{ ref('int_kpi__base_values') }}
+select {{ kpi_row_columns() }} from {{ ref('int_kpi__base_values') }}

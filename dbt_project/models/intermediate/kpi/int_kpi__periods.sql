@@ -1,8 +1,10 @@
 -- Every period of every KPI grain up to the one holding the as-of date, with its end, the
 -- start of the period before it, and how far the as-of date has gone into it (for pacing).
-{% set as_of_date = kpi_as_of_date() %}
+with as_of as (
+    select {{ kpi_as_of_date() }} as as_of_date
+),
 
-with periods as (
+periods as (
     {%- for grain in var('kpi_grains') %}
         select
             '{{ grain }}' as grain,
@@ -14,6 +16,16 @@ with periods as (
             union all
         {%- endif %}
     {%- endfor %}
+),
+
+elapsed as (
+    select
+        periods.*,
+        least(periods.period_end, as_of.as_of_date) as last_elapsed_day,
+        periods.period_end < as_of.as_of_date as is_complete_period
+    from periods
+    cross join as_of
+    where periods.period_start <= as_of.as_of_date
 )
 
 select
@@ -21,11 +33,8 @@ select
     period_start,
     period_end,
     lag(period_start) over (partition by grain order by period_start) as previous_period_start,
-    {{ dbt.datediff('period_start', 'period_end', 'day') }} + 1 as days_in_period,
-    case
-        when period_end < {{ as_of_date }} then {{ dbt.datediff('period_start', 'period_end', 'day') }} + 1
-        else {{ dbt.datediff('period_start', as_of_date, 'day') }} + 1
-    end as days_elapsed,
-    period_end < {{ as_of_date }} as is_complete_period
-from periods
-where period_start <= {{ as_of_date }}
+    -- dbt's datediff renders long on DuckDB
+    {{ dbt.datediff('period_start', 'period_end', 'day') }} + 1 as days_in_period,  -- noqa: LT05
+    {{ dbt.datediff('period_start', 'last_elapsed_day', 'day') }} + 1 as days_elapsed,  -- noqa: LT05
+    is_complete_period
+from elapsed

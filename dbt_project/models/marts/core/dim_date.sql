@@ -10,6 +10,7 @@ with digits as (
 
 day_numbers as (
     select
+        cast('{{ var("calendar_start") }}' as date) as calendar_start,
         thousands.digit * 1000 + hundreds.digit * 100 + tens.digit * 10 + units.digit as day_number
     from digits as thousands
     cross join digits as hundreds
@@ -18,8 +19,11 @@ day_numbers as (
 ),
 
 days as (
+    -- dbt's dateadd renders on several lines on DuckDB
+    -- noqa: disable=LT02
     select cast({{ dbt.dateadd('day', 'day_number', "cast('" ~ var('calendar_start') ~ "' as date)") }} as date)
         as date_day
+    -- noqa: enable=LT02
     from day_numbers
 )
 

@@ -79,13 +79,10 @@ replies as (
         awaited.ticket_id,
         awaited.author_id,
         awaited.replied_at,
-        -- In UTC: dbt's datediff casts to timestamp, which reads a timestamp with time zone in the
-        -- session's zone and would count a daylight-saving change as waiting time.
         case
             when awaited.requester_commented_at > tickets.created_at then awaited.requester_commented_at
             else tickets.created_at
-        end at time zone 'UTC' as awaited_since_utc,
-        awaited.replied_at at time zone 'UTC' as replied_at_utc,
+        end as awaited_since,
         tickets.channel,
         tickets.priority,
         tickets.group_name,
@@ -102,8 +99,7 @@ select
     author_id,
     replied_at,
     {{ reporting_date('replied_at') }} as reply_date,
-    {{ dbt.datediff('awaited_since_utc', 'replied_at_utc', 'second') }}
-    / 60.0 as reply_minutes,
+    {{ minutes_between('awaited_since', 'replied_at') }} as reply_minutes,
     row_number() over (partition by ticket_id order by replied_at, comment_id) = 1 as is_first_reply,
     channel,
     priority,

@@ -27,10 +27,7 @@ tickets as (
             {{ dbt.dateadd('minute', 'metrics.first_resolution_minutes_calendar', 'tickets.created_at') }},
             metrics.solved_at
         ) as first_solved_at,
-        -- In UTC: dbt's datediff casts to timestamp, which reads a timestamp with time zone in the
-        -- session's zone and would count a daylight-saving change as waiting time.
-        tickets.created_at at time zone 'UTC' as created_at_utc,
-        replies.first_replied_at at time zone 'UTC' as first_replied_at_utc,
+        replies.first_replied_at,
         replies.agent_reply_comments
     from {{ ref('int_support__tickets') }} as tickets
     left join {{ ref('stg_support__ticket_metrics') }} as metrics
@@ -64,8 +61,7 @@ select
     coalesce(reopens, 0) > 0 as is_reopened,
     coalesce(
         first_reply_minutes_calendar,
-        {{ dbt.datediff('created_at_utc', 'first_replied_at_utc', 'second') }}
-        / 60.0
+        {{ minutes_between('created_at', 'first_replied_at') }}
     ) as first_reply_minutes_calendar,
     first_reply_minutes_business,
     first_resolution_minutes_calendar,
