@@ -144,12 +144,6 @@ def test_resolution_rate_is_solved_over_created(published):
     assert rate[W0126] == 0 / 1  # T2 created, nothing solved
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A slice with tickets created but none solved has no tickets_solved row (only the "
-    "company-wide rows of additive KPIs are zero-filled, int_kpi__base_values), so "
-    "resolution_rate is null there instead of 0.",
-)
 def test_resolution_rate_of_a_slice_without_solved_tickets_is_zero(published):
     # Channel web, February: T2 and T6 created, none solved -> 0 / 2.
     assert values(published, "resolution_rate", "month", "channel", "web") == {FEB: 0 / 2}

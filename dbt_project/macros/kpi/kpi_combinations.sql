@@ -26,8 +26,13 @@
             driver.period_start,
             driver.dimension,
             driver.dimension_value
-            {%- for name, _ in inputs %},
+            {%- for name, input in inputs %},
+            {#- A sum or count with no row for the slice and period is zero there. #}
+            {%- if kpi_by_id(input.split('@')[0]).get('additive') %}
+            coalesce(input_{{ loop.index }}.value, 0) as {{ name }}
+            {%- else %}
             input_{{ loop.index }}.value as {{ name }}
+            {%- endif %}
             {%- endfor %}
         from {{ kpi_rows_relation(driver_kpi, combination_ids, base_relation) }} as driver
         inner join periods
