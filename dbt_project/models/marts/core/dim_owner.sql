@@ -1,12 +1,14 @@
 -- One row per current owner (sales rep) with the primary team, which carries the sales region.
+-- An export without the primary flag still gives a team: the first by id.
 with primary_teams as (
     select
         owner_id,
         team_id,
         team_name,
-        row_number() over (partition by owner_id order by team_id) as team_rank
+        row_number() over (
+            partition by owner_id order by case when is_primary_team then 0 else 1 end, team_id
+        ) as team_rank
     from {{ ref('stg_crm__owner_teams') }}
-    where is_primary_team
 )
 
 select
