@@ -10,7 +10,11 @@
 {% macro kpi_family_rows(category) -%}
     {%- set selects = [] -%}
     {%- for kpi in kpi_catalogue() if kpi.category == category and kpi.computation.type in ('aggregate', 'at_period_end') -%}
-        {%- do selects.append(kpi_fact_select(kpi)) -%}
+        {%- if kpi_rolls_up_from_days(kpi) -%}
+            {%- do selects.append(kpi_rolled_up_select(kpi)) -%}
+        {%- else -%}
+            {%- do selects.append(kpi_fact_select(kpi, kpi_grains(kpi))) -%}
+        {%- endif -%}
     {%- endfor -%}
     {%- if selects -%}
         {{ selects | join('\nunion all\n') }}
@@ -38,13 +42,12 @@
 {%- endmacro %}
 
 {#-
-    One KPI at all its grains and slices in a single aggregation: the fact rows are repeated
-    once per grain and slice (a cross join with the lists of both), then grouped.
+    One KPI at the given grains and all its slices in a single aggregation: the fact rows are
+    repeated once per grain and slice (a cross join with the lists of both), then grouped.
 -#}
-{% macro kpi_fact_select(kpi) -%}
+{% macro kpi_fact_select(kpi, grains) -%}
     {%- set computation = kpi.computation -%}
     {%- set slices = kpi_slices(kpi) -%}
-    {%- set grains = kpi_grains(kpi) -%}
     select
         '{{ kpi.id }}' as kpi_id,
         grain,
@@ -80,6 +83,53 @@
         cross join ({{ kpi_literal_rows('dimension', ['all'] + (slices.keys() | list)) }}) as kpi_dimensions
     ) as kpi_fact_rows
     group by grain, period_start, dimension, dimension_value
+{%- endmacro %}
+
+{#-
+    A flow whose numerator and denominator are plain sums or counts adds up over time: its
+    longer grains are the sums of its days' numerators and denominators (still a ratio of
+    sums), which costs one pass over the facts instead of one per grain. Distinct counts,
+    medians and custom value expressions are computed from the facts at every grain.
+-#}
+{% macro kpi_rolls_up_from_days(kpi) -%}
+    {%- set computation = kpi.computation -%}
+    {%- if computation.type != 'aggregate' or computation.value or computation.secondary_value
+        or 'day' not in kpi_grains(kpi) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- for expression in [computation.numerator, computation.denominator] if expression -%}
+        {%- set aggregates = modules.re.findall('\\b(?:sum|count|avg|min|max|percentile_cont)\\(', expression) -%}
+        {%- if aggregates | length != 1 or not modules.re.match('^(sum|count)\\((?!\\s*distinct\\b).*\\)$', expression.strip()) -%}
+            {{ return(false) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+{% macro kpi_rolled_up_select(kpi) -%}
+    {%- set grains = kpi_grains(kpi) -%}
+    {%- set has_denominator = kpi.computation.get('denominator') is not none -%}
+    select
+        '{{ kpi.id }}' as kpi_id,
+        kpi_grains.grain,
+        case kpi_grains.grain
+            {%- for grain in grains %}
+            when '{{ grain }}' then cast({{ dbt.date_trunc(grain, 'kpi_days.period_start') }} as date)
+            {%- endfor %}
+        end as period_start,
+        kpi_days.dimension,
+        kpi_days.dimension_value,
+        sum(kpi_days.numerator) as numerator,
+        sum(kpi_days.denominator) as denominator,
+        {%- if has_denominator %}
+        sum(kpi_days.numerator) / nullif(sum(kpi_days.denominator), 0) as value,
+        {%- else %}
+        sum(kpi_days.numerator) as value,
+        {%- endif %}
+        cast(null as {{ kpi_number_type() }}) as secondary_value
+    from ({{ kpi_fact_select(kpi, ['day']) }}) as kpi_days
+    cross join ({{ kpi_literal_rows('grain', grains) }}) as kpi_grains
+    group by 2, 3, 4, 5
 {%- endmacro %}
 
 {#-
