@@ -138,27 +138,35 @@ def run_pipeline(only_ingestion: bool) -> tuple[float, dict[str, float], str]:
 
 
 def layer_of(node: dict) -> str:
-    """staging, intermediate, marts or kpi (models under models/marts/kpi or named kpi_*)."""
+    """staging, intermediate, marts or kpi (the KPI layer: models/intermediate/kpi and
+    models/marts/kpi, which kpi_values ends)."""
     path = node["original_file_path"].replace("\\", "/")
-    if path.startswith("models/marts/kpi/") or node["name"].startswith("kpi_"):
+    if path.startswith(("models/intermediate/kpi/", "models/marts/kpi/")):
         return "kpi"
     return path.split("/")[1] if path.startswith("models/") else node["resource_type"]
 
 
-def dbt_layer_seconds(args: list[str], target: Path) -> tuple[float, dict[str, float]]:
-    """Runs dbt, then sums the execution time of its nodes per layer (a test counts in the
-    layer of the model it tests; seeds apart). Returns the wall time and the sums."""
+def dbt_layer_seconds(args: list[str], target: Path) -> tuple[float, dict[tuple[str, str], float]]:
+    """Runs dbt, then sums the execution time of its nodes per layer and kind: building
+    (models, seeds) or testing (a test counts in the layer of the model it tests). Returns
+    the wall time and the sums by (layer, kind)."""
     import json
     import subprocess
 
+    import duckdb
+
+    from boussole.ingestion.loader import latest_extract_date
     from boussole.settings import get_settings
 
     settings = get_settings()
+    with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as conn:
+        # As the pipeline does: figures as of the latest extract loaded.
+        dbt_vars = {**settings.dbt_vars(), "as_of_date": latest_extract_date(conn)}
     command = [
         str(Path(sys.executable).parent / "dbt"),
         *args,
         "--vars",
-        json.dumps(settings.dbt_vars()),
+        json.dumps(dbt_vars),
         "--project-dir",
         str(PROJECT_ROOT / "dbt_project"),
         "--profiles-dir",
@@ -177,14 +185,16 @@ def dbt_layer_seconds(args: list[str], target: Path) -> tuple[float, dict[str, f
         raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}")
     manifest = json.loads((target / "manifest.json").read_text())
     nodes = {**manifest["nodes"], **manifest.get("unit_tests", {})}
-    seconds: dict[str, float] = {}
+    seconds: dict[tuple[str, str], float] = {}
     for run in json.loads((target / "run_results.json").read_text())["results"]:
         node = nodes[run["unique_id"]]
+        kind = "build"
         if node["resource_type"] in ("test", "unit_test"):
+            kind = "test"
             tested = node.get("attached_node") or node["depends_on"]["nodes"][-1]
             node = nodes.get(tested, node)
-        layer = layer_of(node)
-        seconds[layer] = seconds.get(layer, 0.0) + run["execution_time"]
+        key = (layer_of(node), kind)
+        seconds[key] = seconds.get(key, 0.0) + run["execution_time"]
     return wall, seconds
 
 
@@ -218,17 +228,28 @@ def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
     ingestion = ingest_day(landing, extract_date)
     daily_wall, daily = dbt_layer_seconds(["build"], workdir / "dbt_incremental")
 
+    layers = ("staging", "intermediate", "marts", "kpi", "seed")
     rows = [
-        (layer, full.get(layer, 0.0), daily.get(layer, 0.0))
-        for layer in ("staging", "intermediate", "marts", "kpi", "seed")
-        if layer in full or layer in daily
+        (f"{layer} {kind}", full.get((layer, kind), 0.0), daily.get((layer, kind), 0.0))
+        for kind in ("build", "test")
+        for layer in layers
+        if (layer, kind) in full or (layer, kind) in daily
     ]
+    for kind in ("build", "test"):
+        rows.append(
+            (
+                f"all {kind}s",
+                sum(s for (_, k), s in full.items() if k == kind),
+                sum(s for (_, k), s in daily.items() if k == kind),
+            )
+        )
     rows.append(("dbt wall time", full_wall, daily_wall))
-    print("\n  dbt build by layer (sum of node times, tests in their model's layer, seconds)")
+    print("\n  dbt by layer (sum of node times in seconds; build = models and seeds, test = data")
+    print("  and unit tests, counted in the layer of the model they test)")
     print(f"  daily run: extract {extract_date} ingested in {ingestion:.2f} s")
-    print(f"  {'layer':<16}{'full refresh':>14}{'incremental':>14}{'incr/full':>11}")
+    print(f"  {'layer':<22}{'full refresh':>14}{'incremental':>14}{'incr/full':>11}")
     for layer, f, d in rows:
-        print(f"  {layer:<16}{f:>14.2f}{d:>14.2f}{d / f if f else float('nan'):>11.2f}")
+        print(f"  {layer:<22}{f:>14.2f}{d:>14.2f}{d / f if f else float('nan'):>11.2f}")
 
 
 def main() -> int:

@@ -380,6 +380,19 @@ def _load_object_files(
     return list(loads.values())
 
 
+def latest_extract_date(conn: duckdb.DuckDBPyConnection) -> str | None:
+    """The latest extract date loaded (ISO), the day the KPIs are as of, or None before any
+    load. A backfill of an old day must not cut off the later periods, so the pipeline uses
+    this rather than the run's partitions."""
+    try:
+        loaded = conn.execute(
+            "select max(extract_date) from ingestion.load_manifest where status = 'loaded'"
+        ).fetchone()[0]
+    except duckdb.CatalogException:
+        return None
+    return loaded.isoformat() if loaded else None
+
+
 def _already_loaded(conn: duckdb.DuckDBPyConnection, sha256: str) -> bool:
     return (
         conn.execute(

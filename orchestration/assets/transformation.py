@@ -11,6 +11,7 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from boussole.dbt_manifest import ensure_manifest
+from boussole.ingestion.loader import latest_extract_date
 from boussole.settings import DBT_PROJECT_DIR, get_settings
 from orchestration.assets.ingestion import WAREHOUSE_POOL, raw_asset_key
 from orchestration.resources import WarehouseResource
@@ -70,18 +71,6 @@ def dbt_models(
         yield event
     if not invocation.is_successful():
         raise dg.Failure(description=f"dbt build failed: {invocation.get_error()}")
-
-
-def latest_extract_date(conn: duckdb.DuckDBPyConnection) -> str | None:
-    """The day the figures are as of: the latest extract date loaded, whatever the run's
-    partitions (a backfill of an old day must not cut off the later periods)."""
-    try:
-        loaded = conn.execute(
-            "select max(extract_date) from ingestion.load_manifest where status = 'loaded'"
-        ).fetchone()[0]
-    except duckdb.CatalogException:  # nothing ingested yet: dbt falls back to today
-        return None
-    return loaded.isoformat() if loaded else None
 
 
 def table_row_counts(conn: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
