@@ -65,7 +65,7 @@ def test_dagster_dev_shows_the_asset_graph(workspace):
         published_inputs = {"/".join(d["path"]) for d in by_key["published_mart"]["dependencyKeys"]}
         assert "marts/kpi_values" in published_inputs
         staging_inputs = {
-            "/".join(d["path"]) for d in by_key["staging/stg_crm__deals"]["dependencyKeys"]
+            "/".join(d["path"]) for d in by_key["staging/stg_crm__deal_versions"]["dependencyKeys"]
         }
         assert staging_inputs == {"raw/crm/deals"}
     finally:
