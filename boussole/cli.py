@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
@@ -152,7 +154,12 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
     first, last = partition_range
     print(f"Running the pipeline through Dagster for extract dates {first} to {last}")
     run_id = str(uuid.uuid4())
-    with step_progress(instance, run_id, total_steps=len(job.graph.node_dict)):
+    step_output = settings.run_logs_dir / f"{run_id}.log"
+    print(f"Step output (dbt's log and others): {step_output}")
+    with (
+        _stdout_to(step_output),
+        step_progress(instance, run_id, total_steps=len(job.graph.node_dict)),
+    ):
         result = job.execute_in_process(
             instance=instance,
             run_id=run_id,
@@ -176,6 +183,26 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nPublished mart: {settings.published_mart_path}")
     print(kpi_summary_table(settings.published_mart_path))
     return 0
+
+
+@contextmanager
+def _stdout_to(path: Path) -> Iterator[None]:
+    """Sends file descriptor 1 to `path` for the block, so that what the steps and their
+    subprocesses print (dbt's node-by-node log) lands in a file instead of between the
+    progress bar and the summary; the Dagster UI keeps its own copy (compute logs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with path.open("ab") as log:
+            os.dup2(log.fileno(), 1)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                os.dup2(saved, 1)
+    finally:
+        os.close(saved)
 
 
 # --- prepare / ui -----------------------------------------------------------------------------

@@ -109,6 +109,11 @@ class Settings:
     def quality_results_dir(self) -> Path:
         return self.data_dir / "quality"
 
+    @property
+    def run_logs_dir(self) -> Path:
+        """What the steps of a `boussole run` print, one file per run."""
+        return self.data_dir / "logs"
+
     def dbt_env(self) -> dict[str, str]:
         """Variables the dbt profile and models read. Models may not read DBT_ENV_SECRET_*
         variables, so the key goes in twice: the secret copy makes dbt scrub its value from

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -35,6 +36,16 @@ def kpi(published, kpi_id, grain, dimension="all", dimension_value="all"):
     return dict(rows)
 
 
+# The latest extract date of the fixture: the KPIs are as of that day.
+AS_OF = "2026-02-02"
+
+
+def zero_days(first: str, last: str) -> dict[str, float]:
+    """{day: 0.0} for every day from first to last, both included."""
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return {str(start + timedelta(days=n)): 0.0 for n in range((end - start).days + 1)}
+
+
 def all_kpi_rows(published):
     conn = duckdb.connect(str(published), read_only=True)
     try:
@@ -59,6 +70,12 @@ def test_run_publishes_and_prints_the_mart(published_once):
     # The fixture's empty groups file cannot be read: reported, and the rest still loads.
     assert "Published, with warnings" in result.stdout
     assert "support/2026-01-05/groups.jsonl: the file is empty" in result.stdout
+    # dbt's node-by-node log goes to the run's log file, not between the bar and the summary.
+    step_output = workspace.data / "logs"
+    assert f"Step output (dbt's log and others): {step_output}" in result.stdout
+    assert "model marts.kpi_values" not in result.stdout
+    (log_file,) = step_output.glob("*.log")
+    assert "model marts.kpi_values" in log_file.read_text()
     # The progress bar counts the run's seven steps (four ingestions, dbt, GX, publication).
     assert "7/7" in result.stderr and "published_mart" in result.stderr
 
@@ -70,7 +87,10 @@ def test_revenue_by_close_date_in_reporting_currency(published_once):
     #         2026-01-07 is 0.92 -> 500 * 0.92 = 460.
     # Deal 3 is lost, deal 4 open (its older 'won' version delivered late must not win).
     # Deal 5: 400 GBP closed 2026-02-03 (epoch ms); latest GBP rate (2026-01-05) 1.15 -> 460.
+    # A sum has a zero row for each day without data, from its first day to the as-of date
+    # (the latest extract, support/2026-02-02); deal 5's close date lies beyond it.
     assert kpi(workspace.published, "revenue", "day") == {
+        **zero_days("2026-01-05", AS_OF),
         "2026-01-05": 1200.0,
         "2026-01-07": 460.0,
         "2026-02-03": 460.0,
@@ -89,6 +109,7 @@ def test_sessions_by_paris_date_of_first_event(published_once):
     # u1/100 and u2/200 (22:59Z = 23:59 Paris) start on 01-05; u1/101 starts 23:30Z =
     # 00:30 Paris on 01-06; u3/300 on 02-10. u2/200's page_view delivered twice counts once.
     assert kpi(workspace.published, "sessions", "day") == {
+        **zero_days("2026-01-05", AS_OF),
         "2026-01-05": 2.0,
         "2026-01-06": 1.0,
         "2026-02-10": 1.0,
@@ -151,13 +172,12 @@ def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path):
     from tests.conftest import BOUSSOLE
 
     workspace = make_workspace(tmp_path, "landing_small")
-    first = subprocess.Popen([str(BOUSSOLE), "run"], env=workspace.env, stdout=subprocess.PIPE)
+    quiet = {"env": workspace.env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    first = subprocess.Popen([str(BOUSSOLE), "run"], **quiet)
     time.sleep(5)
-    second = subprocess.Popen([str(BOUSSOLE), "run"], env=workspace.env, stdout=subprocess.PIPE)
+    second = subprocess.Popen([str(BOUSSOLE), "run"], **quiet)
     assert first.wait(timeout=900) == 0
     assert second.wait(timeout=900) == 0
-    first.stdout.close()
-    second.stdout.close()
 
     # Every step that opens the DuckDB file sits in the duckdb_warehouse pool (limit 1):
     # the steps of the two runs take turns, none overlaps another run's step.

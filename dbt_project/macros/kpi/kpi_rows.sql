@@ -160,7 +160,7 @@
                 on
                     {{ valid_from }} <= periods.period_end
                     and ({{ valid_until }} is null or {{ valid_until }} > periods.period_end)
-            where periods.grain in ('{{ kpi_grains(kpi) | join("', '") }}')
+            where periods.has_started and periods.grain in ('{{ kpi_grains(kpi) | join("', '") }}')
         )
     {%- endif -%}
 {%- endmacro %}

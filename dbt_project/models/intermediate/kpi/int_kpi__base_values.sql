@@ -36,6 +36,7 @@ empty_periods as (
         on
             first_periods.grain = periods.grain
             and first_periods.first_period_start <= periods.period_start
+            and periods.has_started
     left join computed
         on
             first_periods.kpi_id = computed.kpi_id

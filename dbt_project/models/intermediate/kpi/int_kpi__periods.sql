@@ -1,5 +1,5 @@
--- Every period of every KPI grain up to the one holding the as-of date, with its end, the
--- start of the period before it, and how far the as-of date has gone into it (for pacing).
+-- Every period of every KPI grain in the calendar, with its end, the start of the period
+-- before it, and how far the as-of date has gone into it (for pacing).
 with as_of as (
     select {{ kpi_as_of_date() }} as as_of_date
 ),
@@ -18,14 +18,16 @@ periods as (
     {%- endfor %}
 ),
 
+-- Periods after the as-of date stay: a flow may hold a date beyond it (a deal's close date
+-- set ahead). Stocks and zero rows stop at the as-of date (has_started).
 elapsed as (
     select
         periods.*,
         least(periods.period_end, as_of.as_of_date) as last_elapsed_day,
+        periods.period_start <= as_of.as_of_date as has_started,
         periods.period_end < as_of.as_of_date as is_complete_period
     from periods
     cross join as_of
-    where periods.period_start <= as_of.as_of_date
 )
 
 select
@@ -35,6 +37,10 @@ select
     lag(period_start) over (partition by grain order by period_start) as previous_period_start,
     -- dbt's datediff renders long on DuckDB
     {{ dbt.datediff('period_start', 'period_end', 'day') }} + 1 as days_in_period,  -- noqa: LT05
-    {{ dbt.datediff('period_start', 'last_elapsed_day', 'day') }} + 1 as days_elapsed,  -- noqa: LT05
+    case
+        when has_started then {{ dbt.datediff('period_start', 'last_elapsed_day', 'day') }} + 1  -- noqa: LT05
+        else 0
+    end as days_elapsed,
+    has_started,
     is_complete_period
 from elapsed
