@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
@@ -60,3 +61,83 @@ def make_workspace(root: Path, landing_fixture: str | None = None) -> Workspace:
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     return make_workspace(tmp_path, "landing_small")
+
+
+# --- dbt and the published KPI mart, as the tests use them ---------------------------------
+
+DBT = Path(sys.executable).parent / "dbt"
+
+
+def run_dbt(
+    *args: str, warehouse: Path, target: Path, pii_key: str, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """dbt on the project against `warehouse`, its artifacts and logs under `target`."""
+    env = {
+        **os.environ,
+        "BOUSSOLE_DBT_TARGET": "duckdb",
+        "BOUSSOLE_WAREHOUSE_PATH": str(warehouse),
+        "BOUSSOLE_PII_KEY": pii_key,
+        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": pii_key,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    from boussole.settings import DBT_PROJECT_DIR
+
+    return subprocess.run(
+        [
+            *(str(DBT), *args),
+            *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
+            *("--target-path", str(target), "--log-path", str(target / "logs")),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def publish_fixture(tmp_path_factory: pytest.TempPathFactory, landing_fixture: str) -> Path:
+    """Runs the whole pipeline on a landing fixture; returns the published mart."""
+    workspace = make_workspace(tmp_path_factory.mktemp(landing_fixture), landing_fixture)
+    result = workspace.boussole("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workspace.published
+
+
+def kpi_series(
+    published: Path,
+    kpi_id: str,
+    grain: str,
+    dimension: str = "all",
+    dimension_value: str = "all",
+    column: str = "value",
+) -> dict[str, float | None]:
+    """{period_start: column} of one KPI, grain and slice in the published mart."""
+    conn = duckdb.connect(str(published), read_only=True)
+    try:
+        found = conn.execute(
+            f"select period_start::varchar, {column} from kpi_values where kpi_id = ? "
+            "and grain = ? and dimension = ? and dimension_value = ? order by period_start",
+            [kpi_id, grain, dimension, dimension_value],
+        ).fetchall()
+    finally:
+        conn.close()
+    return dict(found)
+
+
+def kpi_slices(published: Path, kpi_id: str, grain: str, dimension: str) -> dict[tuple, float]:
+    """{(period_start, dimension_value): value} of one KPI, grain and slice dimension."""
+    conn = duckdb.connect(str(published), read_only=True)
+    try:
+        found = conn.execute(
+            "select period_start::varchar, dimension_value, value from kpi_values "
+            "where kpi_id = ? and grain = ? and dimension = ? order by all",
+            [kpi_id, grain, dimension],
+        ).fetchall()
+    finally:
+        conn.close()
+    return {(period, value_of): value for period, value_of, value in found}
+
+
+def nonzero(values: dict[str, float | None]) -> dict[str, float | None]:
+    """Without the zero rows that fill the empty periods of an additive KPI."""
+    return {period: value for period, value in values.items() if value != 0}

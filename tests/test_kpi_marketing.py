@@ -31,10 +31,9 @@ The latest extract is 2026-04-10 (the as-of date): periods run up to April 2026,
 additive KPIs get zero company-wide rows for empty periods from their first one on.
 """
 
-import duckdb
 import pytest
 
-from tests.conftest import make_workspace
+from tests.conftest import kpi_series, nonzero, publish_fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -63,34 +62,13 @@ CLV_FEB = (1000 + 600 * 0.90 + 400 + 2000) / 3 * 1.0 * 3  # + 203, 204: 3940
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    workspace = make_workspace(tmp_path_factory.mktemp("kpi_marketing"), "kpi_marketing")
-    result = workspace.boussole("run")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return workspace.published
-
-
-def kpi(published, kpi_id, grain, dimension="all", dimension_value="all"):
-    conn = duckdb.connect(str(published), read_only=True)
-    try:
-        rows = conn.execute(
-            "select period_start::varchar, value from kpi_values where kpi_id = ? and grain = ? "
-            "and dimension = ? and dimension_value = ? order by period_start",
-            [kpi_id, grain, dimension, dimension_value],
-        ).fetchall()
-    finally:
-        conn.close()
-    return dict(rows)
-
-
-def nonzero(values):
-    """Without the zero rows that fill the empty periods of an additive KPI."""
-    return {period: value for period, value in values.items() if value != 0}
+    return publish_fixture(tmp_path_factory, "kpi_marketing")
 
 
 def test_leads_by_lead_date_else_create_date(published):
     # Contact 13 has no lead date: its create date, 01-31 23:30 UTC = 02-01 in Paris.
-    assert kpi(published, "leads", "month") == {JAN: 3, FEB: 3, MAR: 0, APR: 0}
-    assert nonzero(kpi(published, "leads", "day")) == {
+    assert kpi_series(published, "leads", "month") == {JAN: 3, FEB: 3, MAR: 0, APR: 0}
+    assert nonzero(kpi_series(published, "leads", "day")) == {
         "2026-01-05": 1,  # 11
         "2026-01-06": 1,  # 12
         "2026-01-20": 1,  # 15
@@ -99,7 +77,7 @@ def test_leads_by_lead_date_else_create_date(published):
         "2026-02-10": 1,  # 16
     }
     # ISO weeks: 13 (02-01, a Sunday) falls in the week of Monday 01-26, not in February's.
-    assert nonzero(kpi(published, "leads", "week")) == {
+    assert nonzero(kpi_series(published, "leads", "week")) == {
         "2026-01-05": 1 + 1,
         "2026-01-19": 1,
         "2026-01-26": 1,
@@ -107,26 +85,26 @@ def test_leads_by_lead_date_else_create_date(published):
         "2026-02-09": 1,
     }
     # Channel slice: the original source through seeds/channel_groups.csv; none = Unassigned.
-    assert kpi(published, "leads", "month", "channel", "Paid Search") == {JAN: 1, FEB: 1}
-    assert kpi(published, "leads", "month", "channel", "Paid Social") == {JAN: 1}
-    assert kpi(published, "leads", "month", "channel", "Organic Search") == {FEB: 1}
-    assert kpi(published, "leads", "month", "channel", "Email") == {FEB: 1}
-    assert kpi(published, "leads", "month", "channel", "Unassigned") == {JAN: 1}
-    assert kpi(published, "leads", "month", "campaign", "brand") == {JAN: 1}
+    assert kpi_series(published, "leads", "month", "channel", "Paid Search") == {JAN: 1, FEB: 1}
+    assert kpi_series(published, "leads", "month", "channel", "Paid Social") == {JAN: 1}
+    assert kpi_series(published, "leads", "month", "channel", "Organic Search") == {FEB: 1}
+    assert kpi_series(published, "leads", "month", "channel", "Email") == {FEB: 1}
+    assert kpi_series(published, "leads", "month", "channel", "Unassigned") == {JAN: 1}
+    assert kpi_series(published, "leads", "month", "campaign", "brand") == {JAN: 1}
 
 
 def test_mqls_sqls_and_their_rate_are_period_flows(published):
-    assert kpi(published, "mqls", "month") == {JAN: 1 + 1, FEB: 1 + 1 + 1, MAR: 0, APR: 0}
-    assert kpi(published, "sqls", "month") == {JAN: 1, FEB: 1 + 1, MAR: 0, APR: 0}
-    assert kpi(published, "mql_to_sql_rate", "month") == pytest.approx(
+    assert kpi_series(published, "mqls", "month") == {JAN: 1 + 1, FEB: 1 + 1 + 1, MAR: 0, APR: 0}
+    assert kpi_series(published, "sqls", "month") == {JAN: 1, FEB: 1 + 1, MAR: 0, APR: 0}
+    assert kpi_series(published, "mql_to_sql_rate", "month") == pytest.approx(
         {JAN: 1 / 2, FEB: 2 / 3, MAR: None, APR: None}  # 0 / 0 is no rate
     )
     # Weeks: MQLs 01-12 (11, 12), 02-02 (15, 14), 02-09 (16); SQLs 01-19 (11), 02-09 (16),
     # 02-16 (14). A week with SQLs and no MQL has no rate.
-    weekly = kpi(published, "mql_to_sql_rate", "week")
+    weekly = kpi_series(published, "mql_to_sql_rate", "week")
     assert weekly["2026-02-09"] == 1 / 1
     assert weekly["2026-01-19"] is None and weekly["2026-02-16"] is None
-    assert kpi(published, "mql_to_sql_rate", "month", "channel", "Paid Search") == {
+    assert kpi_series(published, "mql_to_sql_rate", "month", "channel", "Paid Search") == {
         JAN: 1 / 1,  # 11
         FEB: 1 / 1,  # 16
     }
@@ -134,17 +112,17 @@ def test_mqls_sqls_and_their_rate_are_period_flows(published):
 
 def test_new_customer_contacts_and_lead_to_customer_rate(published):
     # 13 on 02-10, 16 on 02-20; 11 on 04-05 and 12 on 04-07 (their April versions).
-    assert kpi(published, "new_customer_contacts", "month") == {FEB: 2, MAR: 0, APR: 2}
-    assert nonzero(kpi(published, "new_customer_contacts", "day")) == {
+    assert kpi_series(published, "new_customer_contacts", "month") == {FEB: 2, MAR: 0, APR: 2}
+    assert nonzero(kpi_series(published, "new_customer_contacts", "day")) == {
         "2026-02-10": 1,
         "2026-02-20": 1,
         "2026-04-05": 1,
         "2026-04-07": 1,
     }
-    assert kpi(published, "lead_to_customer_rate", "month") == pytest.approx(
+    assert kpi_series(published, "lead_to_customer_rate", "month") == pytest.approx(
         {FEB: 2 / LEADS_FEB, MAR: None, APR: None}  # March 0 / 0, April 2 / 0
     )
-    assert kpi(published, "lead_to_customer_rate", "month", "channel", "Paid Search") == {
+    assert kpi_series(published, "lead_to_customer_rate", "month", "channel", "Paid Search") == {
         FEB: 1 / 1,  # 16 became a customer, 16 was the Paid Search lead
         APR: None,  # 11 became a customer, no Paid Search lead in April
     }
@@ -153,10 +131,10 @@ def test_new_customer_contacts_and_lead_to_customer_rate(published):
 def test_lead_conversion_rate_90d_is_a_cohort_of_the_lead_period(published):
     # January leads: 11 (customer 90 days later: counts), 12 (91 days: does not), 15 (never).
     # February leads: 13 (9 days), 16 (10 days) count; 14 does not.
-    assert kpi(published, "lead_conversion_rate_90d", "month") == pytest.approx(
+    assert kpi_series(published, "lead_conversion_rate_90d", "month") == pytest.approx(
         {JAN: 1 / 3, FEB: 2 / 3}
     )
-    assert kpi(published, "lead_conversion_rate_90d", "day") == {
+    assert kpi_series(published, "lead_conversion_rate_90d", "day") == {
         "2026-01-05": 1 / 1,  # 11: 01-05 + 90 days = 04-05
         "2026-01-06": 0 / 1,  # 12: 01-06 + 91 days = 04-07
         "2026-01-20": 0 / 1,
@@ -164,19 +142,19 @@ def test_lead_conversion_rate_90d_is_a_cohort_of_the_lead_period(published):
         "2026-02-03": 0 / 1,
         "2026-02-10": 1 / 1,
     }
-    assert kpi(published, "lead_conversion_rate_90d", "month", "channel", "Paid Social") == {
+    assert kpi_series(published, "lead_conversion_rate_90d", "month", "channel", "Paid Social") == {
         JAN: 0 / 1
     }
-    assert kpi(published, "lead_conversion_rate_90d", "month", "country", "Germany") == {
+    assert kpi_series(published, "lead_conversion_rate_90d", "month", "country", "Germany") == {
         FEB: 2 / 2  # 13 and 16
     }
 
 
 def test_marketing_spend_at_the_fx_rate_of_the_spend_date(published):
-    assert kpi(published, "marketing_spend", "month") == pytest.approx(
+    assert kpi_series(published, "marketing_spend", "month") == pytest.approx(
         {JAN: 300 + 200 * 0.90 + 100 * 0.92, FEB: 500 + 150 * 0.94 + 250, MAR: 0, APR: 0}
     )
-    assert nonzero(kpi(published, "marketing_spend", "day")) == pytest.approx(
+    assert nonzero(kpi_series(published, "marketing_spend", "day")) == pytest.approx(
         {
             "2026-01-05": SPEND_0105,
             "2026-01-06": SPEND_0106,
@@ -186,45 +164,45 @@ def test_marketing_spend_at_the_fx_rate_of_the_spend_date(published):
             "2026-02-20": SPEND_0220,
         }
     )
-    assert nonzero(kpi(published, "marketing_spend", "week")) == pytest.approx(
+    assert nonzero(kpi_series(published, "marketing_spend", "week")) == pytest.approx(
         {"2026-01-05": SPEND_JAN, "2026-02-09": SPEND_0210, "2026-02-16": SPEND_0216 + SPEND_0220}
     )
-    assert kpi(published, "marketing_spend", "month", "channel", "Paid Social") == pytest.approx(
-        {JAN: SPEND_0106 + SPEND_0107, FEB: SPEND_0216}
-    )
-    assert kpi(published, "marketing_spend", "month", "channel", "Offline") == {FEB: 250.0}
-    assert kpi(published, "marketing_spend", "month", "campaign", "brand") == {JAN: 300.0}
+    assert kpi_series(
+        published, "marketing_spend", "month", "channel", "Paid Social"
+    ) == pytest.approx({JAN: SPEND_0106 + SPEND_0107, FEB: SPEND_0216})
+    assert kpi_series(published, "marketing_spend", "month", "channel", "Offline") == {FEB: 250.0}
+    assert kpi_series(published, "marketing_spend", "month", "campaign", "brand") == {JAN: 300.0}
 
 
 def test_cost_per_lead(published):
-    assert kpi(published, "cost_per_lead", "month") == pytest.approx(
+    assert kpi_series(published, "cost_per_lead", "month") == pytest.approx(
         {JAN: SPEND_JAN / LEADS_JAN, FEB: SPEND_FEB / LEADS_FEB, MAR: None, APR: None}
     )
-    weekly = kpi(published, "cost_per_lead", "week")
+    weekly = kpi_series(published, "cost_per_lead", "week")
     assert weekly["2026-01-05"] == pytest.approx(SPEND_JAN / 2)  # leads 11 and 12
     assert weekly["2026-02-09"] == pytest.approx(SPEND_0210 / 1)  # lead 16
     assert weekly["2026-02-16"] is None  # spend, but no lead that week
-    assert kpi(published, "cost_per_lead", "month", "channel", "Paid Search") == pytest.approx(
-        {JAN: 300 / 1, FEB: 500 / 1}
-    )
+    assert kpi_series(
+        published, "cost_per_lead", "month", "channel", "Paid Search"
+    ) == pytest.approx({JAN: 300 / 1, FEB: 500 / 1})
     # The campaign slice matches the spend's campaign to the contacts' source detail.
-    assert kpi(published, "cost_per_lead", "month", "campaign", "retargeting") == pytest.approx(
-        {JAN: (SPEND_0106 + SPEND_0107) / 1, FEB: None}
-    )
+    assert kpi_series(
+        published, "cost_per_lead", "month", "campaign", "retargeting"
+    ) == pytest.approx({JAN: (SPEND_0106 + SPEND_0107) / 1, FEB: None})
 
 
 def test_sales_costs_acquisition_costs_and_cac_by_month(published):
-    assert kpi(published, "sales_costs", "month") == pytest.approx(
+    assert kpi_series(published, "sales_costs", "month") == pytest.approx(
         {JAN: 1000, FEB: 1200 + 500 * 0.92, MAR: 0, APR: 0}  # USD on 02-01: 01-07's 0.92
     )
-    assert kpi(published, "sales_costs", "month", "team", "Field Sales") == pytest.approx(
+    assert kpi_series(published, "sales_costs", "month", "team", "Field Sales") == pytest.approx(
         {FEB: 500 * 0.92}
     )
-    assert kpi(published, "sales_costs", "day") == {}  # monthly costs: month and longer only
-    assert kpi(published, "acquisition_costs", "month") == pytest.approx(
+    assert kpi_series(published, "sales_costs", "day") == {}  # monthly costs: month and longer only
+    assert kpi_series(published, "acquisition_costs", "month") == pytest.approx(
         {JAN: SPEND_JAN + SALES_COSTS_JAN, FEB: SPEND_FEB + SALES_COSTS_FEB, MAR: 0, APR: 0}
     )
-    assert kpi(published, "cac", "month") == pytest.approx(
+    assert kpi_series(published, "cac", "month") == pytest.approx(
         {
             JAN: (SPEND_JAN + SALES_COSTS_JAN) / NEW_CUSTOMERS_JAN,  # 1572 / 2
             FEB: (SPEND_FEB + SALES_COSTS_FEB) / NEW_CUSTOMERS_FEB,  # 2551 / 1
@@ -232,28 +210,28 @@ def test_sales_costs_acquisition_costs_and_cac_by_month(published):
             APR: None,
         }
     )
-    assert kpi(published, "cac", "quarter") == pytest.approx(
+    assert kpi_series(published, "cac", "quarter") == pytest.approx(
         {
             Q1: (SPEND_JAN + SPEND_FEB + SALES_COSTS_JAN + SALES_COSTS_FEB)
             / (NEW_CUSTOMERS_JAN + NEW_CUSTOMERS_FEB),
             Q2: None,
         }
     )
-    assert kpi(published, "cac", "week") == {}
+    assert kpi_series(published, "cac", "week") == {}
 
 
 def test_paid_channel_revenue_and_marketing_roi(published):
-    assert kpi(published, "paid_channel_revenue", "month") == pytest.approx(
+    assert kpi_series(published, "paid_channel_revenue", "month") == pytest.approx(
         {JAN: PAID_REVENUE_JAN, FEB: PAID_REVENUE_FEB, MAR: 0, APR: 0}
     )
-    assert nonzero(kpi(published, "paid_channel_revenue", "day")) == pytest.approx(
+    assert nonzero(kpi_series(published, "paid_channel_revenue", "day")) == pytest.approx(
         {"2026-01-06": 600 * 0.90, "2026-01-20": 1000, "2026-02-15": 400}
     )
-    assert kpi(published, "paid_channel_revenue", "month", "channel", "Paid Search") == {
+    assert kpi_series(published, "paid_channel_revenue", "month", "channel", "Paid Search") == {
         JAN: 1000.0,
         FEB: 400.0,
     }
-    assert kpi(published, "marketing_roi", "month") == pytest.approx(
+    assert kpi_series(published, "marketing_roi", "month") == pytest.approx(
         {
             JAN: (PAID_REVENUE_JAN - SPEND_JAN) / SPEND_JAN,
             FEB: (PAID_REVENUE_FEB - SPEND_FEB) / SPEND_FEB,
@@ -261,37 +239,39 @@ def test_paid_channel_revenue_and_marketing_roi(published):
             APR: None,
         }
     )
-    assert kpi(published, "marketing_roi", "month", "channel", "Paid Search") == pytest.approx(
-        {JAN: (1000 - 300) / 300, FEB: (400 - 500) / 500}
-    )
-    assert kpi(published, "marketing_roi", "month", "channel", "Paid Social") == pytest.approx(
+    assert kpi_series(
+        published, "marketing_roi", "month", "channel", "Paid Search"
+    ) == pytest.approx({JAN: (1000 - 300) / 300, FEB: (400 - 500) / 500})
+    assert kpi_series(
+        published, "marketing_roi", "month", "channel", "Paid Social"
+    ) == pytest.approx(
         {JAN: (600 * 0.90 - SPEND_0106 - SPEND_0107) / (SPEND_0106 + SPEND_0107), FEB: -1.0}
     )
-    assert kpi(published, "marketing_roi", "month", "channel", "Offline") == {FEB: -1.0}
-    weekly = kpi(published, "marketing_roi", "week")
+    assert kpi_series(published, "marketing_roi", "month", "channel", "Offline") == {FEB: -1.0}
+    weekly = kpi_series(published, "marketing_roi", "week")
     assert weekly["2026-01-05"] == pytest.approx((600 * 0.90 - SPEND_JAN) / SPEND_JAN)
 
 
 def test_customer_lifetime_value_over_the_365_days_to_the_period_end(published):
-    assert kpi(published, "customer_lifetime_value", "month") == pytest.approx(
+    assert kpi_series(published, "customer_lifetime_value", "month") == pytest.approx(
         {JAN: CLV_JAN, FEB: CLV_FEB, MAR: CLV_FEB, APR: CLV_FEB}
     )
-    daily = kpi(published, "customer_lifetime_value", "day")
+    daily = kpi_series(published, "customer_lifetime_value", "day")
     assert min(daily) == "2026-01-06"
     assert daily["2026-01-19"] == pytest.approx(600 * 0.90 * 3)  # deal 202 only
     assert daily["2026-01-20"] == pytest.approx(CLV_JAN)
     assert daily["2026-02-10"] == pytest.approx((1000 + 600 * 0.90 + 2000) / 3 * 3)
     assert daily["2026-04-10"] == pytest.approx(CLV_FEB)
-    assert kpi(published, "customer_lifetime_value", "month", "country", "France") == (
+    assert kpi_series(published, "customer_lifetime_value", "month", "country", "France") == (
         pytest.approx({JAN: 1000 * 3, FEB: (1000 + 400) * 3, MAR: 1400 * 3, APR: 1400 * 3})
     )
-    assert kpi(published, "customer_lifetime_value", "month", "country", "Germany") == (
+    assert kpi_series(published, "customer_lifetime_value", "month", "country", "Germany") == (
         pytest.approx({FEB: 2000 * 3, MAR: 2000 * 3, APR: 2000 * 3})
     )
 
 
 def test_ltv_to_cac(published):
-    assert kpi(published, "ltv_to_cac", "month") == pytest.approx(
+    assert kpi_series(published, "ltv_to_cac", "month") == pytest.approx(
         {
             JAN: CLV_JAN / ((SPEND_JAN + SALES_COSTS_JAN) / NEW_CUSTOMERS_JAN),  # 2310 / 786
             FEB: CLV_FEB / ((SPEND_FEB + SALES_COSTS_FEB) / NEW_CUSTOMERS_FEB),  # 3940 / 2551
@@ -305,31 +285,35 @@ def test_email_rates_count_unique_opens_and_clicks_of_delivered_emails(published
     # January: delivered to anna, bruno, felix (david bounced); opened by anna (three opens
     # count once) and bruno; clicked by anna. February: delivered to anna, david, felix,
     # zoe; opened by anna and zoe (twice); clicked by anna (twice).
-    assert kpi(published, "email_open_rate", "month") == pytest.approx({JAN: 2 / 3, FEB: 2 / 4})
-    assert kpi(published, "email_click_rate", "month") == pytest.approx({JAN: 1 / 3, FEB: 1 / 4})
-    assert kpi(published, "email_open_rate", "day") == pytest.approx(
+    assert kpi_series(published, "email_open_rate", "month") == pytest.approx(
+        {JAN: 2 / 3, FEB: 2 / 4}
+    )
+    assert kpi_series(published, "email_click_rate", "month") == pytest.approx(
+        {JAN: 1 / 3, FEB: 1 / 4}
+    )
+    assert kpi_series(published, "email_open_rate", "day") == pytest.approx(
         {"2026-01-15": 2 / 3, "2026-02-10": 2 / 4}
     )
-    assert kpi(published, "email_click_rate", "week") == pytest.approx(
+    assert kpi_series(published, "email_click_rate", "week") == pytest.approx(
         {"2026-01-12": 1 / 3, "2026-02-09": 1 / 4}
     )
-    assert kpi(published, "email_open_rate", "month", "country", "France") == {
+    assert kpi_series(published, "email_open_rate", "month", "country", "France") == {
         JAN: 1 / 1,  # anna (david's bounced email is not delivered)
         FEB: 1 / 2,  # anna, david
     }
-    assert kpi(published, "email_open_rate", "month", "country", "Germany") == {
+    assert kpi_series(published, "email_open_rate", "month", "country", "Germany") == {
         JAN: 0 / 1,
         FEB: 0 / 1,
     }
-    assert kpi(published, "email_open_rate", "month", "country", "(not set)") == {FEB: 1 / 1}
-    assert kpi(published, "email_open_rate", "month", "campaign", "January newsletter") == (
+    assert kpi_series(published, "email_open_rate", "month", "country", "(not set)") == {FEB: 1 / 1}
+    assert kpi_series(published, "email_open_rate", "month", "campaign", "January newsletter") == (
         pytest.approx({JAN: 2 / 3})
     )
 
 
 def test_combined_kpis_equal_their_formulas_over_the_mart(published):
     def month(kpi_id):
-        return kpi(published, kpi_id, "month")
+        return kpi_series(published, kpi_id, "month")
 
     spend, leads = month("marketing_spend"), month("leads")
     mqls, sqls = month("mqls"), month("sqls")

@@ -7,20 +7,16 @@
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from boussole.dbt_manifest import kpi_catalogue
-from boussole.settings import DBT_PROJECT_DIR
-from tests.conftest import make_workspace
+from tests.conftest import make_workspace, run_dbt
 
 pytestmark = pytest.mark.e2e
 
-DBT = Path(sys.executable).parent / "dbt"
 FIRST_DAY, LAST_DAY = "2026-01-01", "2026-01-16"
 DAILY_RUNS = ("2026-01-14", "2026-01-15", "2026-01-16")
 
@@ -89,22 +85,12 @@ def test_full_refresh_equals_the_daily_incremental_runs(daily_runs, tmp_path):
     incremental = daily_runs.data / "build" / "warehouse.duckdb"
     refreshed = tmp_path / "refreshed.duckdb"
     shutil.copy(incremental, refreshed)
-    env = {
-        **daily_runs.env,
-        "BOUSSOLE_WAREHOUSE_PATH": str(refreshed),
-        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": daily_runs.env["BOUSSOLE_PII_KEY"],
-    }
     dbt_vars = {"reporting_tz": "Europe/Paris", "reporting_currency": "EUR", "as_of_date": LAST_DAY}
-    built = subprocess.run(
-        [
-            *(str(DBT), "build", "--full-refresh", "--vars", json.dumps(dbt_vars)),
-            *("--target-path", str(tmp_path / "target")),
-            *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    built = run_dbt(
+        *("build", "--full-refresh", "--vars", json.dumps(dbt_vars)),
+        warehouse=refreshed,
+        target=tmp_path / "target",
+        pii_key=daily_runs.env["BOUSSOLE_PII_KEY"],
     )
     assert built.returncode == 0, built.stdout + built.stderr
     assert kpi_row_count(incremental) > 1000

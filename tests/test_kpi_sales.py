@@ -37,50 +37,29 @@ call 202 (502, 2026-01-31T23:15Z = 02-01 in Paris), email 302 (502, 02-03), meet
 import duckdb
 import pytest
 
-from tests.conftest import make_workspace
+from tests.conftest import kpi_series, nonzero, publish_fixture
 
 pytestmark = pytest.mark.e2e
 
 JAN, FEB, MAR = "2026-01-01", "2026-02-01", "2026-03-01"
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    workspace = make_workspace(tmp_path_factory.mktemp("kpi_sales"), "kpi_sales")
-    result = workspace.boussole("run")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return workspace.published
-
-
-def rows(published, kpi_id, grain, dimension="all", dimension_value="all", column="value"):
-    conn = duckdb.connect(str(published), read_only=True)
-    try:
-        found = conn.execute(
-            f"select period_start::varchar, {column} from kpi_values where kpi_id = ? "
-            "and grain = ? and dimension = ? and dimension_value = ? order by period_start",
-            [kpi_id, grain, dimension, dimension_value],
-        ).fetchall()
-    finally:
-        conn.close()
-    return dict(found)
-
-
-def nonzero(values):
-    """The periods with a value: additive KPIs also get zero rows for periods without data."""
-    return {period: value for period, value in values.items() if value}
-
-
 def approx(expected):
     return pytest.approx(expected, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    return publish_fixture(tmp_path_factory, "kpi_sales")
 
 
 def test_revenue_by_paris_close_date_at_the_fx_rate_of_that_date(published):
     # January: 101 (1000) + 103 (1000 USD * 0.90). 102, won at 23:30 UTC on 01-31, is
     # February in Paris with 106 and 107. The contractsent deal (105) is open whatever its label.
-    assert rows(published, "revenue", "month") == approx(
+    assert kpi_series(published, "revenue", "month") == approx(
         {JAN: 1000 + 1000 * 0.90, FEB: 2000 + 3000 + 1500, MAR: 4800.0}
     )
-    assert nonzero(rows(published, "revenue", "day")) == approx(
+    assert nonzero(kpi_series(published, "revenue", "day")) == approx(
         {
             "2026-01-12": 1000.0,
             "2026-01-20": 1000 * 0.90,
@@ -90,9 +69,9 @@ def test_revenue_by_paris_close_date_at_the_fx_rate_of_that_date(published):
             "2026-03-10": 4800.0,
         }
     )
-    assert rows(published, "revenue", "day")["2026-01-31"] == 0.0
+    assert kpi_series(published, "revenue", "day")["2026-01-31"] == 0.0
     # ISO weeks: 02-01 is the Sunday of the week of Monday 01-26.
-    assert nonzero(rows(published, "revenue", "week")) == approx(
+    assert nonzero(kpi_series(published, "revenue", "week")) == approx(
         {
             "2026-01-12": 1000.0,
             "2026-01-19": 900.0,
@@ -102,33 +81,33 @@ def test_revenue_by_paris_close_date_at_the_fx_rate_of_that_date(published):
             "2026-03-09": 4800.0,
         }
     )
-    assert rows(published, "revenue", "quarter") == approx({JAN: 1900 + 6500 + 4800.0})
-    assert rows(published, "revenue", "month", "deal_currency", "USD") == approx({JAN: 900.0})
+    assert kpi_series(published, "revenue", "quarter") == approx({JAN: 1900 + 6500 + 4800.0})
+    assert kpi_series(published, "revenue", "month", "deal_currency", "USD") == approx({JAN: 900.0})
 
 
 def test_revenue_by_owner_and_team(published):
     # Paris = owners 501 (101 in January) and 503 (107 in February); Lyon = owner 502.
-    assert rows(published, "revenue", "month", "team", "Paris") == approx(
+    assert kpi_series(published, "revenue", "month", "team", "Paris") == approx(
         {JAN: 1000.0, FEB: 1500.0}
     )
-    assert rows(published, "revenue", "month", "team", "Lyon") == approx(
+    assert kpi_series(published, "revenue", "month", "team", "Lyon") == approx(
         {JAN: 900.0, FEB: 2000 + 3000.0, MAR: 4800.0}
     )
-    assert rows(published, "revenue", "month", "owner", "501") == approx({JAN: 1000.0})
-    assert rows(published, "revenue", "month", "owner", "503") == approx({FEB: 1500.0})
-    assert nonzero(rows(published, "revenue", "week", "team", "Lyon")) == approx(
+    assert kpi_series(published, "revenue", "month", "owner", "501") == approx({JAN: 1000.0})
+    assert kpi_series(published, "revenue", "month", "owner", "503") == approx({FEB: 1500.0})
+    assert nonzero(kpi_series(published, "revenue", "week", "team", "Lyon")) == approx(
         {"2026-01-19": 900.0, "2026-01-26": 2000.0, "2026-02-09": 3000.0, "2026-03-09": 4800.0}
     )
 
 
 def test_revenue_growth_against_the_previous_period(published):
     # No revenue before January: no growth for January.
-    monthly = rows(published, "revenue_growth", "month")
+    monthly = kpi_series(published, "revenue_growth", "month")
     assert monthly[JAN] is None
     assert (monthly[FEB], monthly[MAR]) == approx(((6500 - 1900) / 1900, (4800 - 6500) / 6500))
     # Week of 01-26 against the week of 01-19: (2000 - 900) / 900; the week of 02-02 had
     # no revenue after 2000: -1; the week after it divides by zero: null.
-    weekly = rows(published, "revenue_growth", "week")
+    weekly = kpi_series(published, "revenue_growth", "week")
     assert weekly["2026-01-26"] == approx((2000 - 900) / 900)
     assert weekly["2026-02-02"] == approx((0 - 2000) / 2000)
     assert weekly["2026-02-09"] is None
@@ -137,13 +116,13 @@ def test_revenue_growth_against_the_previous_period(published):
 def test_deals_won_win_rate_and_average_deal_size(published):
     # Closed in January: 101, 103 won, 104 lost; February: 102, 106, 107 won, 110 lost;
     # March: 108 won. 105 sits in a stage labelled "Closed won" that is open: not closed.
-    assert rows(published, "deals_won", "month") == {JAN: 2.0, FEB: 3.0, MAR: 1.0}
-    assert rows(published, "win_rate", "month") == approx({JAN: 2 / 3, FEB: 3 / 4, MAR: 1.0})
-    assert rows(published, "average_deal_size", "month") == approx(
+    assert kpi_series(published, "deals_won", "month") == {JAN: 2.0, FEB: 3.0, MAR: 1.0}
+    assert kpi_series(published, "win_rate", "month") == approx({JAN: 2 / 3, FEB: 3 / 4, MAR: 1.0})
+    assert kpi_series(published, "average_deal_size", "month") == approx(
         {JAN: 1900 / 2, FEB: 6500 / 3, MAR: 4800.0}
     )
     # Week of 01-26: 104 lost (01-26) and 102 won (02-01); week of 02-23: 110 lost only.
-    assert rows(published, "win_rate", "week") == approx(
+    assert kpi_series(published, "win_rate", "week") == approx(
         {
             "2026-01-12": 1.0,
             "2026-01-19": 1.0,
@@ -155,12 +134,18 @@ def test_deals_won_win_rate_and_average_deal_size(published):
         }
     )
     # Paris: 101 won and 104 lost in January, 107 won and 110 lost in February.
-    assert rows(published, "win_rate", "month", "team", "Paris") == approx({JAN: 0.5, FEB: 0.5})
-    assert rows(published, "win_rate", "month", "team", "Lyon") == approx(
+    assert kpi_series(published, "win_rate", "month", "team", "Paris") == approx(
+        {JAN: 0.5, FEB: 0.5}
+    )
+    assert kpi_series(published, "win_rate", "month", "team", "Lyon") == approx(
         {JAN: 1.0, FEB: 1.0, MAR: 1.0}
     )
-    assert rows(published, "deals_won", "month", "owner", "502") == {JAN: 1.0, FEB: 2.0, MAR: 1.0}
-    assert rows(published, "average_deal_size", "month", "team", "Lyon") == approx(
+    assert kpi_series(published, "deals_won", "month", "owner", "502") == {
+        JAN: 1.0,
+        FEB: 2.0,
+        MAR: 1.0,
+    }
+    assert kpi_series(published, "average_deal_size", "month", "team", "Lyon") == approx(
         {JAN: 900.0, FEB: (2000 + 3000) / 2, MAR: 4800.0}
     )
 
@@ -189,21 +174,21 @@ def test_average_deal_size_is_revenue_over_deals_won_in_the_mart(published):
 
 def test_sales_cycle_mean_with_the_median_as_secondary_value(published):
     # January: 101 (7) and 103 (10); February: 102 (13), 106 (24), 107 (14); March: 108 (15).
-    assert rows(published, "sales_cycle_days", "month") == approx(
+    assert kpi_series(published, "sales_cycle_days", "month") == approx(
         {JAN: (7 + 10) / 2, FEB: (13 + 24 + 14) / 3, MAR: 15.0}
     )
-    assert rows(published, "sales_cycle_days", "month", column="secondary_value") == approx(
+    assert kpi_series(published, "sales_cycle_days", "month", column="secondary_value") == approx(
         {JAN: (7 + 10) / 2, FEB: 14.0, MAR: 15.0}
     )
     # The quarter's median is of the deals, [7, 10, 13, 14, 15, 24], not of monthly figures.
-    assert rows(published, "sales_cycle_days", "quarter") == approx(
+    assert kpi_series(published, "sales_cycle_days", "quarter") == approx(
         {JAN: (7 + 10 + 13 + 24 + 14 + 15) / 6}
     )
-    assert rows(published, "sales_cycle_days", "quarter", column="secondary_value") == approx(
+    assert kpi_series(published, "sales_cycle_days", "quarter", column="secondary_value") == approx(
         {JAN: (13 + 14) / 2}
     )
-    assert rows(published, "sales_cycle_days", "week")["2026-01-26"] == 13.0
-    assert rows(published, "sales_cycle_days", "month", "team", "Lyon") == approx(
+    assert kpi_series(published, "sales_cycle_days", "week")["2026-01-26"] == 13.0
+    assert kpi_series(published, "sales_cycle_days", "month", "team", "Lyon") == approx(
         {JAN: 10.0, FEB: (13 + 24) / 2, MAR: 15.0}
     )
 
@@ -212,11 +197,11 @@ def test_open_pipeline_at_period_end_from_the_stage_history(published):
     # End of January (01-31 in Paris): 102 in qualify (2000, p 0.2), 105 in contractsent
     # (800, p 0.9), 106 in proposal (3000, p 0.6). End of February: 105 and 109 in qualify
     # (1000 GBP at 1.17 of its create date = 1170). End of March: 109 has moved to proposal.
-    assert rows(published, "open_deals", "month") == {JAN: 3.0, FEB: 2.0, MAR: 2.0}
-    assert rows(published, "open_pipeline_value", "month") == approx(
+    assert kpi_series(published, "open_deals", "month") == {JAN: 3.0, FEB: 2.0, MAR: 2.0}
+    assert kpi_series(published, "open_pipeline_value", "month") == approx(
         {JAN: 2000 + 800 + 3000.0, FEB: 800 + 1000 * 1.17, MAR: 800 + 1000 * 1.17}
     )
-    assert rows(published, "weighted_pipeline_value", "month") == approx(
+    assert kpi_series(published, "weighted_pipeline_value", "month") == approx(
         {
             JAN: 2000 * 0.2 + 800 * 0.9 + 3000 * 0.6,
             FEB: 800 * 0.9 + 1170 * 0.2,
@@ -224,22 +209,26 @@ def test_open_pipeline_at_period_end_from_the_stage_history(published):
         }
     )
     # 102 is won on 02-01 in Paris: open on the evening of 01-31, not on 02-01.
-    daily = rows(published, "open_pipeline_value", "day")
+    daily = kpi_series(published, "open_pipeline_value", "day")
     assert daily["2026-01-31"] == approx(2000 + 800 + 3000.0)
     assert daily["2026-02-01"] == approx(800 + 3000.0)
     # Weeks end on Sunday. 01-18: 104 (500) and 106 (3000) in qualify, 105. 01-25: 102 has
     # joined, 106 is in proposal. 02-01: 102 won, 104 lost (01-26).
-    assert rows(published, "open_deals", "week")["2026-01-12"] == 3.0
-    weekly = rows(published, "weighted_pipeline_value", "week")
+    assert kpi_series(published, "open_deals", "week")["2026-01-12"] == 3.0
+    weekly = kpi_series(published, "weighted_pipeline_value", "week")
     assert weekly["2026-01-12"] == approx(500 * 0.2 + 800 * 0.9 + 3000 * 0.2)
     assert weekly["2026-01-19"] == approx(2000 * 0.2 + 500 * 0.2 + 800 * 0.9 + 3000 * 0.6)
     assert weekly["2026-01-26"] == approx(800 * 0.9 + 3000 * 0.6)
-    assert rows(published, "open_pipeline_value", "week")["2026-01-19"] == approx(
+    assert kpi_series(published, "open_pipeline_value", "week")["2026-01-19"] == approx(
         2000 + 500 + 800 + 3000.0
     )
     # Lyon (owner 502): 102 and 106 at the end of January, 109 afterwards.
-    assert rows(published, "open_deals", "month", "team", "Lyon") == {JAN: 2.0, FEB: 1.0, MAR: 1.0}
-    assert rows(published, "weighted_pipeline_value", "month", "owner", "502") == approx(
+    assert kpi_series(published, "open_deals", "month", "team", "Lyon") == {
+        JAN: 2.0,
+        FEB: 1.0,
+        MAR: 1.0,
+    }
+    assert kpi_series(published, "weighted_pipeline_value", "month", "owner", "502") == approx(
         {JAN: 2000 * 0.2 + 3000 * 0.6, FEB: 1170 * 0.2, MAR: 1170 * 0.6}
     )
 
@@ -247,44 +236,46 @@ def test_open_pipeline_at_period_end_from_the_stage_history(published):
 def test_new_customers_count_a_company_once_and_active_customers_a_year(published):
     # First won deals: Acme 01-12, Gamma 01-20, Beta 02-01, Epsilon 02-16. Acme's 106
     # (02-09) and Beta's 108 (03-10) are second won deals. Delta never wins.
-    assert rows(published, "new_customers", "month") == {JAN: 2.0, FEB: 2.0, MAR: 0.0}
-    assert nonzero(rows(published, "new_customers", "day")) == {
+    assert kpi_series(published, "new_customers", "month") == {JAN: 2.0, FEB: 2.0, MAR: 0.0}
+    assert nonzero(kpi_series(published, "new_customers", "day")) == {
         "2026-01-12": 1.0,
         "2026-01-20": 1.0,
         "2026-02-01": 1.0,
         "2026-02-16": 1.0,
     }
-    assert rows(published, "new_customers", "week")["2026-02-09"] == 0.0
+    assert kpi_series(published, "new_customers", "week")["2026-02-09"] == 0.0
     # Zero rows for empty periods are company-wide only: Lyon has no March row.
-    assert rows(published, "new_customers", "month", "team", "Lyon") == {JAN: 1.0, FEB: 1.0}
-    assert rows(published, "active_customers", "month") == {JAN: 2.0, FEB: 4.0, MAR: 4.0}
-    daily = rows(published, "active_customers", "day")
+    assert kpi_series(published, "new_customers", "month", "team", "Lyon") == {JAN: 1.0, FEB: 1.0}
+    assert kpi_series(published, "active_customers", "month") == {JAN: 2.0, FEB: 4.0, MAR: 4.0}
+    daily = kpi_series(published, "active_customers", "day")
     assert (daily["2026-01-31"], daily["2026-02-01"]) == (2.0, 3.0)
-    assert rows(published, "active_customers", "month", "country", "FR") == {
+    assert kpi_series(published, "active_customers", "month", "country", "FR") == {
         JAN: 2.0,
         FEB: 3.0,
         MAR: 3.0,
     }
-    assert rows(published, "active_customers", "month", "region", "Europe (excl. France)") == {
+    assert kpi_series(
+        published, "active_customers", "month", "region", "Europe (excl. France)"
+    ) == {
         FEB: 1.0,
         MAR: 1.0,
     }
     # Retention: (active at end - new) / active at start.
-    retention = rows(published, "customer_retention_rate", "month")
+    retention = kpi_series(published, "customer_retention_rate", "month")
     assert (retention[FEB], retention[MAR]) == approx(((4 - 2) / 2, (4 - 0) / 4))
 
 
 def test_mrr_of_won_recurring_deals_under_contract_at_period_end(published):
     # 107: 250 from 02-16 until its contract end date 03-20 (excluded); 108: 400 from 03-10.
-    assert rows(published, "mrr", "month") == approx({FEB: 250.0, MAR: 400.0})
-    daily = rows(published, "mrr", "day")
+    assert kpi_series(published, "mrr", "month") == approx({FEB: 250.0, MAR: 400.0})
+    daily = kpi_series(published, "mrr", "day")
     assert "2026-02-15" not in daily
     assert daily["2026-02-16"] == 250.0
     assert daily["2026-03-09"] == 250.0
     assert daily["2026-03-10"] == 250 + 400.0
     assert daily["2026-03-19"] == 250 + 400.0
     assert daily["2026-03-20"] == 400.0
-    assert rows(published, "mrr", "week") == approx(
+    assert kpi_series(published, "mrr", "week") == approx(
         {
             "2026-02-16": 250.0,
             "2026-02-23": 250.0,
@@ -295,40 +286,45 @@ def test_mrr_of_won_recurring_deals_under_contract_at_period_end(published):
             "2026-03-30": 400.0,
         }
     )
-    assert rows(published, "mrr", "month", "team", "Paris") == approx({FEB: 250.0})
-    assert rows(published, "mrr", "month", "team", "Lyon") == approx({MAR: 400.0})
+    assert kpi_series(published, "mrr", "month", "team", "Paris") == approx({FEB: 250.0})
+    assert kpi_series(published, "mrr", "month", "team", "Lyon") == approx({MAR: 400.0})
 
 
 def test_sales_activities_calls_emails_and_meetings(published):
     # January: call 201, email 301 (call 203 is archived). February: call 202 (23:15 UTC on
     # 01-31 = 02-01 in Paris), email 302, meeting 401 counted once across its two versions.
-    assert rows(published, "sales_activities", "month") == {JAN: 2.0, FEB: 3.0, MAR: 0.0}
-    assert nonzero(rows(published, "sales_activities", "day")) == {
+    assert kpi_series(published, "sales_activities", "month") == {JAN: 2.0, FEB: 3.0, MAR: 0.0}
+    assert nonzero(kpi_series(published, "sales_activities", "day")) == {
         "2026-01-12": 1.0,
         "2026-01-13": 1.0,
         "2026-02-01": 1.0,
         "2026-02-03": 1.0,
         "2026-02-05": 1.0,
     }
-    assert nonzero(rows(published, "sales_activities", "week")) == {
+    assert nonzero(kpi_series(published, "sales_activities", "week")) == {
         "2026-01-12": 2.0,
         "2026-01-26": 1.0,
         "2026-02-02": 2.0,
     }
-    assert rows(published, "sales_activities", "month", "activity_type", "call") == {
+    assert kpi_series(published, "sales_activities", "month", "activity_type", "call") == {
         JAN: 1.0,
         FEB: 1.0,
     }
-    assert rows(published, "sales_activities", "month", "activity_type", "meeting") == {FEB: 1.0}
-    assert rows(published, "sales_activities", "month", "owner", "501") == {JAN: 2.0, FEB: 1.0}
-    assert rows(published, "sales_activities", "month", "team", "Lyon") == {FEB: 2.0}
+    assert kpi_series(published, "sales_activities", "month", "activity_type", "meeting") == {
+        FEB: 1.0
+    }
+    assert kpi_series(published, "sales_activities", "month", "owner", "501") == {
+        JAN: 2.0,
+        FEB: 1.0,
+    }
+    assert kpi_series(published, "sales_activities", "month", "team", "Lyon") == {FEB: 2.0}
 
 
 def test_pipeline_velocity_from_open_deals_and_trailing_90_day_inputs(published):
     # Trailing 90 days up to 01-31: 2 won (1900), 1 lost, cycles 7 and 10.
     # Up to 02-28: 5 won (1900 + 6500), 2 lost, cycles 7 + 10 + 13 + 24 + 14 = 68.
     # Up to 03-31 (from 01-01): 6 won (8400 + 4800), 2 lost, cycles 68 + 15 = 83.
-    assert rows(published, "pipeline_velocity", "month") == approx(
+    assert kpi_series(published, "pipeline_velocity", "month") == approx(
         {
             JAN: 3 * (1900 / 2) * (2 / 3) / ((7 + 10) / 2),
             FEB: 2 * (8400 / 5) * (5 / 7) / (68 / 5),
@@ -336,7 +332,7 @@ def test_pipeline_velocity_from_open_deals_and_trailing_90_day_inputs(published)
         }
     )
     # Lyon at the end of March: 109 open; won 103 (900), 102, 106, 108, none lost.
-    lyon = rows(published, "pipeline_velocity", "month", "team", "Lyon")
+    lyon = kpi_series(published, "pipeline_velocity", "month", "team", "Lyon")
     lyon_deal_size, lyon_cycle = (900 + 2000 + 3000 + 4800) / 4, (10 + 13 + 24 + 15) / 4
     assert lyon[MAR] == approx(1 * lyon_deal_size * 1.0 / lyon_cycle)
     conn = duckdb.connect(str(published), read_only=True)

@@ -33,10 +33,9 @@ The fixture's story (agent 42, admin 43, requester 90xx of ticket x; every ticke
   (5, not NPS) on 01-14, NPS 10 at 01-31 23:10Z (Paris 02-01) and NPS 3 on 02-05.
 """
 
-import duckdb
 import pytest
 
-from tests.conftest import make_workspace
+from tests.conftest import kpi_series, nonzero, publish_fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -55,36 +54,18 @@ W0112, W0119, W0126, W0202, W0209, W0216 = (
 
 def rows(published, kpi_id, grain, dimension="all", dimension_value="all"):
     """{period_start: (value, secondary_value)} of one KPI, grain and slice."""
-    conn = duckdb.connect(str(published), read_only=True)
-    try:
-        found = conn.execute(
-            "select period_start::varchar, value, secondary_value from kpi_values "
-            "where kpi_id = ? and grain = ? and dimension = ? and dimension_value = ? "
-            "order by period_start",
-            [kpi_id, grain, dimension, dimension_value],
-        ).fetchall()
-    finally:
-        conn.close()
-    return {period: (value, secondary) for period, value, secondary in found}
+    args = (published, kpi_id, grain, dimension, dimension_value)
+    secondary = kpi_series(*args, column="secondary_value")
+    return {period: (value, secondary[period]) for period, value in kpi_series(*args).items()}
 
 
 def values(published, kpi_id, grain, dimension="all", dimension_value="all"):
-    return {
-        period: value
-        for period, (value, _) in rows(published, kpi_id, grain, dimension, dimension_value).items()
-    }
-
-
-def nonzero(by_period):
-    return {period: value for period, value in by_period.items() if value != 0}
+    return kpi_series(published, kpi_id, grain, dimension, dimension_value)
 
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    workspace = make_workspace(tmp_path_factory.mktemp("kpi_service"), "kpi_service")
-    result = workspace.boussole("run")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return workspace.published
+    return publish_fixture(tmp_path_factory, "kpi_service")
 
 
 def test_tickets_created_by_paris_creation_date(published):

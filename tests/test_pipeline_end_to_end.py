@@ -8,32 +8,14 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from boussole.settings import DBT_PROJECT_DIR
-from tests.conftest import FIXTURES, make_workspace
-
-DBT = Path(sys.executable).parent / "dbt"
+from tests.conftest import FIXTURES, kpi_series, make_workspace, run_dbt
 
 pytestmark = pytest.mark.e2e
-
-
-def kpi(published, kpi_id, grain, dimension="all", dimension_value="all"):
-    conn = duckdb.connect(str(published), read_only=True)
-    try:
-        rows = conn.execute(
-            "select period_start::varchar, value from kpi_values where kpi_id = ? and grain = ? "
-            "and dimension = ? and dimension_value = ? order by period_start",
-            [kpi_id, grain, dimension, dimension_value],
-        ).fetchall()
-    finally:
-        conn.close()
-    return dict(rows)
 
 
 # The latest extract date of the fixture: the KPIs are as of that day.
@@ -89,17 +71,17 @@ def test_revenue_by_close_date_in_reporting_currency(published_once):
     # Deal 5: 400 GBP closed 2026-02-03 (epoch ms); latest GBP rate (2026-01-05) 1.15 -> 460.
     # A sum has a zero row for each day without data, from its first day to the as-of date
     # (the latest extract, support/2026-02-02); deal 5's close date lies beyond it.
-    assert kpi(workspace.published, "revenue", "day") == {
+    assert kpi_series(workspace.published, "revenue", "day") == {
         **zero_days("2026-01-05", AS_OF),
         "2026-01-05": 1200.0,
         "2026-01-07": 460.0,
         "2026-02-03": 460.0,
     }
-    assert kpi(workspace.published, "revenue", "month") == {
+    assert kpi_series(workspace.published, "revenue", "month") == {
         "2026-01-01": 1200.0 + 460.0,
         "2026-02-01": 460.0,
     }
-    assert kpi(workspace.published, "revenue", "month", "product_line", "Services") == {
+    assert kpi_series(workspace.published, "revenue", "month", "product_line", "Services") == {
         "2026-01-01": 460.0
     }
 
@@ -108,26 +90,29 @@ def test_sessions_by_paris_date_of_first_event(published_once):
     workspace, _ = published_once
     # u1/100 and u2/200 (22:59Z = 23:59 Paris) start on 01-05; u1/101 starts 23:30Z =
     # 00:30 Paris on 01-06; u3/300 on 02-10. u2/200's page_view delivered twice counts once.
-    assert kpi(workspace.published, "sessions", "day") == {
+    assert kpi_series(workspace.published, "sessions", "day") == {
         **zero_days("2026-01-05", AS_OF),
         "2026-01-05": 2.0,
         "2026-01-06": 1.0,
         "2026-02-10": 1.0,
     }
-    assert kpi(workspace.published, "sessions", "month") == {"2026-01-01": 3.0, "2026-02-01": 1.0}
+    assert kpi_series(workspace.published, "sessions", "month") == {
+        "2026-01-01": 3.0,
+        "2026-02-01": 1.0,
+    }
 
 
 def test_first_response_time_is_a_median_per_grain(published_once):
     workspace, _ = published_once
     # Created 01-05 (Paris): tickets 1 (30 min) and 2 (90 min); ticket 5 has no reply yet.
     # Ticket 3 is created 23:30Z = 00:30 Paris on 01-06 (10 min); ticket 4 on 02-02 (45).
-    assert kpi(workspace.published, "first_response_time_min", "day") == {
+    assert kpi_series(workspace.published, "first_response_time_min", "day") == {
         "2026-01-05": (30 + 90) / 2,
         "2026-01-06": 10.0,
         "2026-02-02": 45.0,
     }
     # January median of [10, 30, 90] is 30 (not the mean of daily medians, 35).
-    assert kpi(workspace.published, "first_response_time_min", "month") == {
+    assert kpi_series(workspace.published, "first_response_time_min", "month") == {
         "2026-01-01": 30.0,
         "2026-02-01": 45.0,
     }
@@ -163,7 +148,6 @@ def test_failed_check_refuses_publication_and_keeps_the_mart(tmp_path):
 
 
 def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path):
-    import subprocess
     import time
 
     from dagster import DagsterInstance
@@ -197,20 +181,11 @@ def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path):
 def test_dbt_docs_generate_describes_every_model_and_column(published_once, tmp_path):
     workspace, _ = published_once
     target = tmp_path / "target"
-    env = {
-        **workspace.env,
-        "BOUSSOLE_WAREHOUSE_PATH": str(workspace.data / "build" / "warehouse.duckdb"),
-        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": workspace.env["BOUSSOLE_PII_KEY"],
-    }
-    generated = subprocess.run(
-        [
-            *(str(DBT), "docs", "generate", "--target-path", str(target)),
-            *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    generated = run_dbt(
+        *("docs", "generate"),
+        warehouse=workspace.data / "build" / "warehouse.duckdb",
+        target=target,
+        pii_key=workspace.env["BOUSSOLE_PII_KEY"],
     )
     assert generated.returncode == 0, generated.stdout + generated.stderr
     manifest = json.loads((target / "manifest.json").read_text())

@@ -6,9 +6,6 @@ below was worked out by hand from the fixture files.
 """
 
 import hashlib
-import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,11 +14,10 @@ import pytest
 
 from boussole.ingestion.contracts import SOURCES, extract_dates, landed_files
 from boussole.ingestion.loader import load_files
+from tests.conftest import run_dbt
 
 TESTS_DIR = Path(__file__).resolve().parent
-DBT_PROJECT_DIR = TESTS_DIR.parent / "dbt_project"
 FIXTURE_LANDING = TESTS_DIR / "fixtures" / "staging"
-DBT = Path(sys.executable).parent / "dbt"
 PII_KEY = "test-key-for-staging-tests"
 
 
@@ -44,35 +40,12 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnec
     finally:
         conn.close()
 
-    env = {
-        **os.environ,
-        "BOUSSOLE_DBT_TARGET": "duckdb",
-        "BOUSSOLE_WAREHOUSE_PATH": str(warehouse_path),
-        "BOUSSOLE_PII_KEY": PII_KEY,
-        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": PII_KEY,
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    result = subprocess.run(
-        [
-            str(DBT),
-            "build",
-            "--select",
-            "staging",
-            # Only the tests whose parents are all staging models (not mart tests on staging refs).
-            "--indirect-selection",
-            "cautious",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(root / "target"),
-            "--log-path",
-            str(root / "logs"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_dbt(
+        # Only the tests whose parents are all staging models (not mart tests on staging refs).
+        *("build", "--select", "staging", "--indirect-selection", "cautious"),
+        warehouse=warehouse_path,
+        target=root / "target",
+        pii_key=PII_KEY,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]

@@ -8,9 +8,6 @@ warehouse B loads both days and builds with --full-refresh. Every incremental mo
 hold the same rows in both (EXCEPT both ways), apart from the run marker _transformed_at.
 """
 
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -19,11 +16,10 @@ import pytest
 
 from boussole.ingestion.contracts import landed_files
 from boussole.ingestion.loader import load_files
+from tests.conftest import run_dbt
 
 TESTS_DIR = Path(__file__).resolve().parent
-DBT_PROJECT_DIR = TESTS_DIR.parent / "dbt_project"
 LANDING = TESTS_DIR / "fixtures" / "web_incremental"
-DBT = Path(sys.executable).parent / "dbt"
 PII_KEY = "test-key-for-web-incremental-tests"
 SELECTION = (
     "+fct_web_sessions +fct_page_views +fct_web_transactions +fct_web_page_days +dim_channel"
@@ -50,33 +46,13 @@ def load_day(warehouse: Path, extract_date: date) -> None:
 
 
 def dbt_build(warehouse: Path, *args: str) -> None:
-    root = warehouse.parent
-    env = {
-        **os.environ,
-        "BOUSSOLE_DBT_TARGET": "duckdb",
-        "BOUSSOLE_WAREHOUSE_PATH": str(warehouse),
-        "BOUSSOLE_PII_KEY": PII_KEY,
-        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": PII_KEY,
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    command = [
-        str(DBT),
-        "build",
-        "--select",
-        SELECTION,
-        "--indirect-selection",
-        "cautious",
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target-path",
-        str(root / "target"),
-        "--log-path",
-        str(root / "logs"),
-        *args,
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    result = run_dbt(
+        *("build", "--select", SELECTION, "--indirect-selection", "cautious", *args),
+        warehouse=warehouse,
+        target=warehouse.parent / "target",
+        pii_key=PII_KEY,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
 
 
