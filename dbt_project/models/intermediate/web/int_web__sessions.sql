@@ -12,6 +12,13 @@
 
 {% set key_events = var('web_key_events', ['generate_lead', 'form_submit', 'sign_up', 'purchase']) %}
 {% set key_event_names = "'" ~ key_events | join("', '") ~ "'" %}
+{#- The columns of a session as computed from its events (all but is_new_user). -#}
+{% set session_columns = [
+    'session_key', 'user_pseudo_id', 'ga_session_id', 'user_id', 'user_first_touch_at',
+    'session_started_at', 'session_ended_at', 'session_date', 'duration_s', 'events', 'pageviews',
+    'engagement_time_msec', 'has_key_event', 'landing_page', 'source', 'medium', 'campaign',
+    'device_category', 'country',
+] %}
 
 with
 {% if is_incremental() %}
@@ -70,50 +77,12 @@ sessions as (
 ),
 
 user_sessions as (
-    select
-        session_key,
-        user_pseudo_id,
-        ga_session_id,
-        user_id,
-        user_first_touch_at,
-        session_started_at,
-        session_ended_at,
-        session_date,
-        duration_s,
-        events,
-        pageviews,
-        engagement_time_msec,
-        has_key_event,
-        landing_page,
-        source,
-        medium,
-        campaign,
-        device_category,
-        country
+    select {{ session_columns | join(', ') }}
     from sessions
     {% if is_incremental() %}
         -- The other sessions of the same users, unchanged but for is_new_user.
         union all
-        select
-            previous.session_key,
-            previous.user_pseudo_id,
-            previous.ga_session_id,
-            previous.user_id,
-            previous.user_first_touch_at,
-            previous.session_started_at,
-            previous.session_ended_at,
-            previous.session_date,
-            previous.duration_s,
-            previous.events,
-            previous.pageviews,
-            previous.engagement_time_msec,
-            previous.has_key_event,
-            previous.landing_page,
-            previous.source,
-            previous.medium,
-            previous.campaign,
-            previous.device_category,
-            previous.country
+        select {{ session_columns | join(', ') }}
         from {{ this }} as previous
         where
             previous.user_pseudo_id in (select sessions.user_pseudo_id from sessions)
