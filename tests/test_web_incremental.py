@@ -1,11 +1,14 @@
 """The incremental web path gives exactly the rows of a full refresh.
 
 Fixture tests/fixtures/web_incremental: day 1 (2026-01-05) holds sessions u1/100, u2/200 (a
-purchase logged twice) and u3/301; day 2 (2026-01-06) brings a late event of u1/100, the
-page view of u2/200 delivered again, u3/300, an earlier session of u3 than u3/301, and a new
-session u5/500. Warehouse A loads day 1, builds, loads day 2 and builds incrementally;
-warehouse B loads both days and builds with --full-refresh. Every incremental model must
-hold the same rows in both (EXCEPT both ways), apart from the run marker _transformed_at.
+purchase logged twice), u3/301 and u6/600 (one page view at 00:10 on 7 January, Paris time:
+the only session of that day); day 2 (2026-01-06) brings a late event of u1/100, the page
+view of u2/200 delivered again, u3/300, an earlier session of u3 than u3/301, a new session
+u5/500, and an earlier page view of u6/600 (23:55 on 6 January), which moves that session to
+the 6th and leaves the 7th empty. Warehouse A loads day 1, builds, loads day 2 and builds
+incrementally; warehouse B loads both days and builds with --full-refresh. Every incremental
+model, the web KPIs included, must hold the same rows in both (EXCEPT both ways), apart from
+the run marker _transformed_at.
 """
 
 from datetime import date
@@ -22,7 +25,8 @@ TESTS_DIR = Path(__file__).resolve().parent
 LANDING = TESTS_DIR / "fixtures" / "web_incremental"
 PII_KEY = "test-key-for-web-incremental-tests"
 SELECTION = (
-    "+fct_web_sessions +fct_page_views +fct_web_transactions +fct_web_page_days +dim_channel"
+    "+fct_web_sessions +fct_page_views +fct_web_transactions +fct_web_page_days +dim_channel "
+    "+int_kpi__web"
 )
 INCREMENTAL_MODELS = (
     "staging.stg_web__events",
@@ -31,6 +35,7 @@ INCREMENTAL_MODELS = (
     "marts.fct_page_views",
     "marts.fct_web_transactions",
     "marts.fct_web_page_days",
+    "intermediate.int_kpi__web",
 )
 DAY_1, DAY_2 = date(2026, 1, 5), date(2026, 1, 6)
 
@@ -131,6 +136,9 @@ def test_late_duplicate_and_earlier_sessions_after_the_daily_run(warehouses):
         "u3-300": (2, 1, 5, 0, True, True, True, "/contact", "Direct"),
         "u3-301": (1, 1, 0, 0, False, False, False, "/", "Email"),
         "u5-500": (2, 1, 20, 0, True, True, True, "/tarifs", "Paid Search"),
+        # Its page view of 23:55 arrived a day late: the session starts 15 minutes earlier,
+        # on "/", and two page views make it engaged. Its user was first seen then.
+        "u6-600": (2, 2, 900, 0, True, False, True, "/", "Direct"),
     }
     # The purchase logged twice is one transaction.
     assert conn.execute(
@@ -154,4 +162,20 @@ def test_the_daily_run_recomputes_only_the_sessions_it_touches(warehouses):
     rewritten = sorted(key for key, marker in day_1_markers.items() if after[key] != marker)
     # u2/200 received only a duplicate delivery: it is left as it was. u3/301 is rewritten
     # for is_new_user (an earlier session of its user arrived).
-    assert rewritten == ["u1-100", "u3-301"]
+    assert rewritten == ["u1-100", "u3-301", "u6-600"]
+
+
+def test_web_kpis_follow_a_session_to_its_new_day(warehouses):
+    conn, _ = warehouses
+    day_sessions = conn.execute(
+        "select period_start, value from intermediate.int_kpi__web where kpi_id = 'sessions' "
+        "and grain = 'day' and dimension = 'all' order by period_start"
+    ).fetchall()
+    # 5 January: u1/100, u2/200, u3/301 (day 1), and u3/300 (delivered on day 2). 6 January: u5/500
+    # and u6/600, moved there from the 7th, which has no session left, so no row.
+    assert day_sessions == [(date(2026, 1, 5), 4.0), (date(2026, 1, 6), 2.0)]
+    # The ISO week of 5 January holds all six sessions and five users (u1, u2, u3, u5, u6).
+    assert conn.execute(
+        "select kpi_id, value from intermediate.int_kpi__web where grain = 'week' "
+        "and dimension = 'all' and kpi_id in ('sessions', 'users') order by kpi_id"
+    ).fetchall() == [("sessions", 6.0), ("users", 5.0)]

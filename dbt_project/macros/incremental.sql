@@ -9,3 +9,30 @@
         from {{ this }} as previous
     )
 {%- endmacro %}
+
+{#-
+    The incremental strategy replace_kpi_periods, of the KPI families that recompute only the
+    periods new data touches. The new rows hold every row of each recomputed period plus one
+    marker row per period (kpi_id null). Every stored row of those periods (unique_key: grain,
+    period_start) is deleted, also when a period has no row left, then the new rows but the
+    markers are inserted.
+-#}
+{% macro get_incremental_replace_kpi_periods_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }} as stored
+    where exists (
+        select 1
+        from {{ source }} as recomputed
+        where
+            {%- for key in arg_dict['unique_key'] %}
+            recomputed.{{ key }} = stored.{{ key }}{{ ' and' if not loop.last }}
+            {%- endfor %}
+    );
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }}
+    from {{ source }}
+    where kpi_id is not null
+{%- endmacro %}

@@ -8,19 +8,112 @@
     ratio is a ratio of sums and a median a true median at every grain.
 -#}
 {% macro kpi_family_rows(category) -%}
-    {%- set selects = [] -%}
+    {%- set kpis = [] -%}
     {%- for kpi in kpi_catalogue() if kpi.category == category and kpi.computation.type in ('aggregate', 'at_period_end') -%}
+        {%- do kpis.append(kpi) -%}
+    {%- endfor -%}
+    {%- set changed_only = is_incremental() -%}
+    {%- if changed_only -%}
+        {%- do kpi_check_incremental_family(kpis) -%}
+    {%- endif -%}
+    {%- set selects = [] -%}
+    {%- for kpi in kpis -%}
         {%- if kpi_rolls_up_from_days(kpi) -%}
-            {%- do selects.append(kpi_rolled_up_select(kpi)) -%}
+            {%- do selects.append(kpi_rolled_up_select(kpi, changed_only)) -%}
         {%- else -%}
-            {%- do selects.append(kpi_fact_select(kpi, kpi_grains(kpi))) -%}
+            {%- do selects.append(kpi_fact_select(kpi, kpi_grains(kpi), changed_only)) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- if selects -%}
-        {{ selects | join('\nunion all\n') }}
-    {%- else -%}
-        {{ kpi_empty_rows() }}
-    {%- endif -%}
+    with
+    {%- if changed_only %}
+    kpi_changed_periods as (
+        {{ kpi_changed_periods(kpis) }}
+    ),
+    {%- endif %}
+
+    kpi_rows as (
+        {{ selects | join('\nunion all\n') if selects else kpi_empty_rows() }}
+    )
+
+    select
+        {{ kpi_row_columns() }},
+        {{ dbt.current_timestamp() }} as _transformed_at
+    from kpi_rows
+    {%- if changed_only %}
+    -- One marker per recomputed period (kpi_id null): the replace_kpi_periods strategy
+    -- deletes the period's stored rows by it, also when no row is left, and does not store it.
+    union all
+    select
+        cast(null as {{ dbt.type_string() }}) as kpi_id,
+        grain,
+        period_start,
+        cast(null as {{ dbt.type_string() }}) as dimension,
+        cast(null as {{ dbt.type_string() }}) as dimension_value,
+        cast(null as {{ kpi_number_type() }}) as numerator,
+        cast(null as {{ kpi_number_type() }}) as denominator,
+        cast(null as {{ kpi_number_type() }}) as value,
+        cast(null as {{ kpi_number_type() }}) as secondary_value,
+        {{ dbt.current_timestamp() }} as _transformed_at
+    from kpi_changed_periods
+    {%- endif %}
+{%- endmacro %}
+
+{#-
+    An incremental family recomputes only the periods its facts' changed rows touch, which
+    holds for flows (aggregate) over incremental facts. A stock (at_period_end) depends on the
+    as-of date, and a fact rebuilt in full has no changed rows to go by.
+-#}
+{% macro kpi_check_incremental_family(kpis) -%}
+    {%- for kpi in kpis -%}
+        {%- set fact = graph.nodes.get('model.' ~ project_name ~ '.' ~ kpi.computation.get('fact')) -%}
+        {%- if kpi.computation.type != 'aggregate' or fact is none or fact.config.materialized != 'incremental' -%}
+            {{ exceptions.raise_compiler_error(
+                this.identifier ~ " is incremental, but KPI '" ~ kpi.id ~ "' is not a flow over an "
+                ~ "incremental fact: make the model a table, or its fact incremental") }}
+        {%- endif -%}
+    {%- endfor -%}
+{%- endmacro %}
+
+{#-
+    The periods, at every grain of the family, that hold a date of a fact row changed since
+    the model's last run. A fact may declare in its meta (kpi_date_ranges: {date column:
+    through column}) how far a change of a row can have moved that date, so that the period
+    the row left is recomputed as well as the one it joined.
+-#}
+{% macro kpi_changed_periods(kpis) -%}
+    {%- set ranges = [] -%}
+    {%- set grains = [] -%}
+    {%- for kpi in kpis -%}
+        {%- set fact = kpi.computation.fact -%}
+        {%- set date_column = kpi.computation.date -%}
+        {%- set date_ranges = graph.nodes['model.' ~ project_name ~ '.' ~ fact].config.meta.get('kpi_date_ranges', {}) -%}
+        {%- set range = (fact, date_column, date_ranges.get(date_column, date_column)) -%}
+        {%- if range not in ranges -%}
+            {%- do ranges.append(range) -%}
+        {%- endif -%}
+        {%- for grain in kpi_grains(kpi) if grain not in grains -%}
+            {%- do grains.append(grain) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    select distinct
+        periods.grain,
+        periods.period_start,
+        periods.period_end
+    from {{ ref('int_kpi__periods') }} as periods
+    inner join (
+        {%- for fact, date_column, through_column in ranges %}
+            select distinct
+                {{ date_column }} as changed_from,
+                {{ through_column }} as changed_through
+            from {{ ref(fact) }}
+            where {{ date_column }} is not null and _transformed_at > {{ last_transformed_at() }}
+            {%- if not loop.last %}
+                union all
+            {%- endif %}
+        {%- endfor %}
+    ) as changes
+        on periods.period_start <= changes.changed_through and periods.period_end >= changes.changed_from
+    where periods.grain in ('{{ grains | join("', '") }}')
 {%- endmacro %}
 
 {#- The KPI columns of one row group, from the computation's aggregate expressions. -#}
@@ -41,11 +134,21 @@
     cast({{ secondary }} as {{ kpi_number_type() }}) as secondary_value
 {%- endmacro %}
 
+{#- Whether a row of the relation alias has a period among kpi_changed_periods. -#}
+{% macro kpi_in_changed_periods(alias) -%}
+    exists (
+        select 1
+        from kpi_changed_periods
+        where kpi_changed_periods.grain = {{ alias }}.grain and kpi_changed_periods.period_start = {{ alias }}.period_start
+    )
+{%- endmacro %}
+
 {#-
     One KPI at the given grains and all its slices in a single aggregation: the fact rows are
     repeated once per grain and slice (a cross join with the lists of both), then grouped.
+    changed_only keeps the periods of kpi_changed_periods.
 -#}
-{% macro kpi_fact_select(kpi, grains) -%}
+{% macro kpi_fact_select(kpi, grains, changed_only=false) -%}
     {%- set computation = kpi.computation -%}
     {%- set slices = kpi_slices(kpi) -%}
     select
@@ -57,30 +160,40 @@
         {{ kpi_measure_columns(computation) }}
     from (
         select
-            {%- if computation.type == 'aggregate' %}
-            kpi_grains.grain,
-            case kpi_grains.grain
-                {%- for grain in grains %}
-                when '{{ grain }}' then cast({{ dbt.date_trunc(grain, 'facts.' ~ computation.date) }} as date)
-                {%- endfor %}
-            end as period_start,
-            {%- else %}
-            facts.kpi_grain as grain,
-            facts.kpi_period_start as period_start,
-            {%- endif %}
+            fact_periods.*,
             kpi_dimensions.dimension,
             case kpi_dimensions.dimension
                 {%- for dimension, column in slices.items() %}
-                when '{{ dimension }}' then coalesce(cast(facts.{{ column }} as {{ dbt.type_string() }}), '(not set)')
+                when '{{ dimension }}' then coalesce(cast(fact_periods.{{ column }} as {{ dbt.type_string() }}), '(not set)')
                 {%- endfor %}
                 else 'all'
-            end as dimension_value,
-            facts.*
-        from {{ kpi_fact_rows(kpi) }} as facts
-        {%- if computation.type == 'aggregate' %}
-        cross join ({{ kpi_literal_rows('grain', grains) }}) as kpi_grains
-        {%- endif %}
+            end as dimension_value
+        from (
+            select
+                {%- if computation.type == 'aggregate' %}
+                kpi_grains.grain,
+                case kpi_grains.grain
+                    {%- for grain in grains %}
+                    when '{{ grain }}' then cast({{ dbt.date_trunc(grain, 'facts.' ~ computation.date) }} as date)
+                    {%- endfor %}
+                end as period_start,
+                {%- else %}
+                facts.kpi_grain as grain,
+                facts.kpi_period_start as period_start,
+                {%- endif %}
+                facts.*
+            from {{ kpi_fact_rows(kpi) }} as facts
+            {%- if computation.type == 'aggregate' %}
+            cross join ({{ kpi_literal_rows('grain', grains) }}) as kpi_grains
+            {%- endif %}
+            {%- if changed_only %}
+            where facts.{{ computation.date }} >= (select min(kpi_changed_periods.period_start) from kpi_changed_periods)
+            {%- endif %}
+        ) as fact_periods
         cross join ({{ kpi_literal_rows('dimension', ['all'] + (slices.keys() | list)) }}) as kpi_dimensions
+        {%- if changed_only %}
+        where {{ kpi_in_changed_periods('fact_periods') }}
+        {%- endif %}
     ) as kpi_fact_rows
     group by grain, period_start, dimension, dimension_value
 {%- endmacro %}
@@ -106,30 +219,58 @@
     {{ return(true) }}
 {%- endmacro %}
 
-{% macro kpi_rolled_up_select(kpi) -%}
+{#-
+    changed_only: the changed days are computed from the facts, the other days of the changed
+    periods are the day rows the model already holds.
+-#}
+{% macro kpi_rolled_up_select(kpi, changed_only=false) -%}
     {%- set grains = kpi_grains(kpi) -%}
     {%- set has_denominator = kpi.computation.get('denominator') is not none -%}
     select
         '{{ kpi.id }}' as kpi_id,
-        kpi_grains.grain,
-        case kpi_grains.grain
-            {%- for grain in grains %}
-            when '{{ grain }}' then cast({{ dbt.date_trunc(grain, 'kpi_days.period_start') }} as date)
-            {%- endfor %}
-        end as period_start,
-        kpi_days.dimension,
-        kpi_days.dimension_value,
-        sum(kpi_days.numerator) as numerator,
-        sum(kpi_days.denominator) as denominator,
+        grain,
+        period_start,
+        dimension,
+        dimension_value,
+        sum(numerator) as numerator,
+        sum(denominator) as denominator,
         {%- if has_denominator %}
-        sum(kpi_days.numerator) / nullif(sum(kpi_days.denominator), 0) as value,
+        sum(numerator) / nullif(sum(denominator), 0) as value,
         {%- else %}
-        sum(kpi_days.numerator) as value,
+        sum(numerator) as value,
         {%- endif %}
         cast(null as {{ kpi_number_type() }}) as secondary_value
-    from ({{ kpi_fact_select(kpi, ['day']) }}) as kpi_days
-    cross join ({{ kpi_literal_rows('grain', grains) }}) as kpi_grains
-    group by 2, 3, 4, 5
+    from (
+        select
+            kpi_grains.grain,
+            case kpi_grains.grain
+                {%- for grain in grains %}
+                when '{{ grain }}' then cast({{ dbt.date_trunc(grain, 'kpi_days.period_start') }} as date)
+                {%- endfor %}
+            end as period_start,
+            kpi_days.dimension,
+            kpi_days.dimension_value,
+            kpi_days.numerator,
+            kpi_days.denominator
+        from (
+            {{ kpi_fact_select(kpi, ['day'], changed_only) }}
+            {%- if changed_only %}
+            union all
+            select {{ kpi_row_columns() }}
+            from {{ this }} as stored
+            where
+                stored.kpi_id = '{{ kpi.id }}'
+                and stored.grain = 'day'
+                and stored.period_start >= (select min(kpi_changed_periods.period_start) from kpi_changed_periods)
+                and not {{ kpi_in_changed_periods('stored') }}
+            {%- endif %}
+        ) as kpi_days
+        cross join ({{ kpi_literal_rows('grain', grains) }}) as kpi_grains
+    ) as kpi_day_periods
+    {%- if changed_only %}
+    where {{ kpi_in_changed_periods('kpi_day_periods') }}
+    {%- endif %}
+    group by grain, period_start, dimension, dimension_value
 {%- endmacro %}
 
 {#-

@@ -15,7 +15,8 @@
 {#- The columns of a session as computed from its events (all but is_new_user). -#}
 {% set session_columns = [
     'session_key', 'user_pseudo_id', 'ga_session_id', 'user_id', 'user_first_touch_at',
-    'session_started_at', 'session_ended_at', 'session_date', 'duration_s', 'events', 'pageviews',
+    'session_started_at', 'session_ended_at', 'session_date', 'session_end_date', 'duration_s',
+    'events', 'pageviews',
     'engagement_time_msec', 'has_key_event', 'landing_page', 'source', 'medium', 'campaign',
     'device_category', 'country',
 ] %}
@@ -61,6 +62,7 @@ sessions as (
         min(event_at) as session_started_at,
         max(event_at) as session_ended_at,
         {{ reporting_date('min(event_at)') }} as session_date,
+        {{ reporting_date('max(event_at)') }} as session_end_date,
         (max(event_timestamp_us) - min(event_timestamp_us)) / 1000000.0 as duration_s,
         count(*) as events,
         sum(case when event_name = 'page_view' then 1 else 0 end) as pageviews,
@@ -108,6 +110,7 @@ select
     session_started_at,
     session_ended_at,
     session_date,
+    session_end_date,
     duration_s,
     events,
     pageviews,

@@ -15,6 +15,7 @@ select
     session_started_at,
     session_ended_at,
     session_date,
+    session_end_date,
     duration_s,
     events,
     pageviews,

@@ -48,7 +48,8 @@ ranked as (
         purchases.*,
         row_number() over (
             partition by purchases.transaction_id order by purchases.event_timestamp_us, purchases.event_key
-        ) as purchase_order
+        ) as purchase_order,
+        max(purchases.event_date) over (partition by purchases.transaction_id) as last_purchase_date
     from purchases
     {% if is_incremental() %}
         where purchases.transaction_id in (select touched_transactions.transaction_id from touched_transactions)
@@ -59,6 +60,7 @@ select
     ranked.transaction_id,
     ranked.event_at as transaction_at,
     ranked.event_date as transaction_date,
+    ranked.last_purchase_date,
     ranked.purchase_revenue,
     ranked.currency,
     case
