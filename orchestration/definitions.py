@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from boussole.settings import get_settings
-from orchestration.assets.ingestion import ingestion_assets
+from orchestration.assets.ingestion import ingestion_assets, load_manifest
 from orchestration.assets.publication import build_publication_asset
 from orchestration.assets.transformation import dbt_models, dbt_project
 from orchestration.automation import daily_schedule, landing_files_sensor, pipeline_job
@@ -37,7 +37,7 @@ published_mart = build_publication_asset(_published, _guarding_checks(_published
 settings = get_settings()
 
 defs = dg.Definitions(
-    assets=[*ingestion_assets, dbt_models, published_mart],
+    assets=[*ingestion_assets, load_manifest, dbt_models, published_mart],
     asset_checks=[great_expectations_suites],
     jobs=[pipeline_job],
     schedules=[daily_schedule],

@@ -19,6 +19,11 @@ def raw_asset_key(source: str, object_name: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", source, object_name])
 
 
+# Every ingestion asset records the files it read in this table; incremental staging models
+# read it to find the files they have not processed.
+LOAD_MANIFEST_KEY = dg.AssetKey(["ingestion", "load_manifest"])
+
+
 def _file_table(loads: list[FileLoad]) -> str:
     lines = [
         "| file | status | read | loaded | quarantined | reason |",
@@ -159,3 +164,11 @@ def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
 
 
 ingestion_assets = [build_ingestion_asset(source) for source in SOURCES]
+load_manifest = dg.AssetSpec(
+    key=LOAD_MANIFEST_KEY,
+    description="One row per landed file read (by sha256): source, object, extract date, "
+    "status and row counts. Written by every ingestion asset as it loads.",
+    group_name="ingestion",
+    kinds={"duckdb"},
+    metadata={"table": "ingestion.load_manifest"},
+)

@@ -13,7 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from boussole.dbt_manifest import ensure_manifest
 from boussole.ingestion.loader import latest_extract_date
 from boussole.settings import DBT_PROJECT_DIR, get_settings
-from orchestration.assets.ingestion import WAREHOUSE_POOL, raw_asset_key
+from orchestration.assets.ingestion import LOAD_MANIFEST_KEY, WAREHOUSE_POOL, raw_asset_key
 from orchestration.resources import WarehouseResource
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -23,10 +23,13 @@ ensure_manifest(get_settings())
 
 
 class BoussoleDbtTranslator(DagsterDbtTranslator):
-    """dbt sources are the raw tables of the ingestion assets; models group by layer."""
+    """dbt sources are the raw tables of the ingestion assets (and their load manifest);
+    models group by layer."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
+            if dbt_resource_props["source_name"] == "ingestion":
+                return LOAD_MANIFEST_KEY
             return raw_asset_key(dbt_resource_props["source_name"], dbt_resource_props["name"])
         return super().get_asset_key(dbt_resource_props)
 

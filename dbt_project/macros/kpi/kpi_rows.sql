@@ -1,15 +1,16 @@
 {#-
-    The rows of the KPIs of one catalogue category that are computed from facts, for every
-    grain and slice, in the shape kpi_id, grain, period_start, dimension, dimension_value,
-    numerator, denominator, value, secondary_value. Company-wide rows have dimension and
-    dimension_value 'all'.
+    The rows of the KPIs of the given catalogue categories that are computed from facts, for
+    every grain and slice, in the shape kpi_id, grain, period_start, dimension,
+    dimension_value, numerator, denominator, value, secondary_value, _transformed_at.
+    Company-wide rows have dimension and dimension_value 'all'.
 
-    Each grain is aggregated from the fact rows themselves (never from daily results), so a
-    ratio is a ratio of sums and a median a true median at every grain.
+    A ratio is a ratio of sums and a median a true median at every grain (see
+    kpi_rolls_up_from_days for the flows that add up over time). In an incremental model,
+    only the periods in kpi_changed_periods are recomputed.
 -#}
-{% macro kpi_family_rows(category) -%}
+{% macro kpi_family_rows(categories) -%}
     {%- set kpis = [] -%}
-    {%- for kpi in kpi_catalogue() if kpi.category == category and kpi.computation.type in ('aggregate', 'at_period_end') -%}
+    {%- for kpi in kpi_catalogue() if kpi.category in categories and kpi.computation.type in ('aggregate', 'at_period_end') -%}
         {%- do kpis.append(kpi) -%}
     {%- endfor -%}
     {%- set changed_only = is_incremental() -%}

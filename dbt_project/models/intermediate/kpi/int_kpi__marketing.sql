@@ -5,6 +5,4 @@
 -- depends_on: {{ ref('fct_sales_costs') }}
 -- depends_on: {{ ref('fct_email_sends') }}
 -- depends_on: {{ ref('int_kpi__periods') }}
-{{ kpi_family_rows('marketing') }}
-union all
-{{ kpi_family_rows('finance') }}
+{{ kpi_family_rows(['marketing', 'finance']) }}

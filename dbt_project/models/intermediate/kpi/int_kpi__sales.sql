@@ -3,4 +3,4 @@
 -- depends_on: {{ ref('fct_activities') }}
 -- depends_on: {{ ref('int_sales__open_deal_stages') }}
 -- depends_on: {{ ref('int_kpi__periods') }}
-{{ kpi_family_rows('sales') }}
+{{ kpi_family_rows(['sales']) }}

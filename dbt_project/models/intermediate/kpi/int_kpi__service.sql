@@ -4,4 +4,4 @@
 -- depends_on: {{ ref('fct_satisfaction_ratings') }}
 -- depends_on: {{ ref('fct_survey_responses') }}
 -- depends_on: {{ ref('int_kpi__periods') }}
-{{ kpi_family_rows('service') }}
+{{ kpi_family_rows(['service']) }}

@@ -13,4 +13,4 @@
     on_schema_change='fail',
 ) }}
 
-{{ kpi_family_rows('web') }}
+{{ kpi_family_rows(['web']) }}

@@ -3,6 +3,7 @@
 -- rows of files it has not processed yet. Those are found in the small load manifest (one row
 -- per file), then read by extract date and checksum: an anti-join of the raw rows' checksums
 -- with the staged rows' costs seconds at millions of events.
+-- depends_on: {{ source('ingestion', 'load_manifest') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
