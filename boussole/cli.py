@@ -165,7 +165,10 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
             run_id=run_id,
             tags=partition_range_tags(first, last),
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": args.log_level}}},
+                "ops": {"dbt_models": {"config": {"full_refresh": args.full_refresh}}},
+            },
         )
     if not result.success:
         print("\nPublication refused: the published mart is unchanged.", file=sys.stderr)
@@ -293,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="Dagster console log level (default WARNING; the progress bar shows the steps)",
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild dbt's incremental models from all raw rows (daily runs process new "
+        "data only; the figures are the same)",
     )
     run.set_defaults(handler=command_run)
 

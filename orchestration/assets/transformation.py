@@ -41,6 +41,15 @@ class BoussoleDbtTranslator(DagsterDbtTranslator):
         return fqn[1] if len(fqn) > 2 else "dbt"
 
 
+class DbtBuildConfig(dg.Config):
+    """Run configuration of the dbt step (UI launchpad, or `boussole run --full-refresh`)."""
+
+    # Rebuild the incremental models from all raw rows instead of the new ones: after a change
+    # of their logic, or of reference data older rows were built with (FX rates delivered late
+    # for past web transactions).
+    full_refresh: bool = False
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -48,7 +57,10 @@ class BoussoleDbtTranslator(DagsterDbtTranslator):
     pool=WAREHOUSE_POOL,
 )
 def dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config: DbtBuildConfig,
 ):
     settings = get_settings()
     # The profile and models read these from the environment of the dbt process.
@@ -57,9 +69,11 @@ def dbt_models(
         as_of = latest_extract_date(conn)
     dbt_vars = {**settings.dbt_vars(), "as_of_date": as_of}
     context.log.info(f"KPIs as of {as_of} (the latest extract date loaded)")
-    invocation = dbt.cli(
-        ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
-    )
+    args = ["build", "--vars", json.dumps(dbt_vars)]
+    if config.full_refresh:
+        context.log.info("Full refresh: the incremental models are rebuilt from all raw rows")
+        args.append("--full-refresh")
+    invocation = dbt.cli(args, context=context, raise_on_error=False)
     # DuckDB has one writer: the row counts are read once dbt has exited and released the
     # file, through a connection this step closes (not dbt's adapter, which stays open).
     events = list(invocation.stream())
