@@ -2,7 +2,8 @@
 -- and is attributed to the reporting-time-zone date of that first event.
 -- Incremental: a run recomputes, from all their events, the sessions that received events
 -- since the last run, and is_new_user for every session of the users of those sessions
--- (an earlier session delivered late takes "new" from the one that had it).
+-- (an earlier session delivered late takes "new" from the one that had it); of the latter,
+-- only the sessions whose is_new_user changed are rewritten.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
@@ -79,12 +80,16 @@ sessions as (
 ),
 
 user_sessions as (
-    select {{ session_columns | join(', ') }}
+    select
+        {{ session_columns | join(', ') }},
+        cast(null as {{ dbt.type_boolean() }}) as previous_is_new_user
     from sessions
     {% if is_incremental() %}
         -- The other sessions of the same users, unchanged but for is_new_user.
         union all
-        select {{ session_columns | join(', ') }}
+        select
+            {{ session_columns | join(', ') }},
+            previous.is_new_user as previous_is_new_user
         from {{ this }} as previous
         where
             previous.user_pseudo_id in (select sessions.user_pseudo_id from sessions)
@@ -99,6 +104,22 @@ ordered as (
             partition by user_pseudo_id order by session_started_at, session_key
         ) as user_session_order
     from user_sessions
+),
+
+new_users as (
+    select
+        *,
+        -- First session of the user in the warehouse, unless GA4 first saw the user earlier (a
+        -- visitor from before the first extract): the first touch then precedes it by more
+        -- than the minute GA4 takes to stamp the first visit.
+        (
+            user_session_order = 1
+            and (
+                user_first_touch_at is null
+                or user_first_touch_at > {{ dbt.dateadd('minute', -1, 'session_started_at') }}
+            )
+        ) as is_new_user
+    from ordered
 )
 
 select
@@ -118,16 +139,7 @@ select
     has_key_event,
     -- GA4's engaged session: over 10 seconds of engagement, a key event, or 2+ page views.
     (engagement_time_msec > 10000 or has_key_event or pageviews >= 2) as is_engaged,
-    -- First session of the user in the warehouse, unless GA4 first saw the user earlier (a
-    -- visitor from before the first extract): the first touch then precedes it by more than
-    -- the minute GA4 takes to stamp the first visit.
-    (
-        user_session_order = 1
-        and (
-            user_first_touch_at is null
-            or user_first_touch_at > {{ dbt.dateadd('minute', -1, 'session_started_at') }}
-        )
-    ) as is_new_user,
+    is_new_user,
     landing_page,
     source,
     medium,
@@ -136,4 +148,9 @@ select
     device_category,
     country,
     {{ dbt.current_timestamp() }} as _transformed_at
-from ordered
+from new_users
+{% if is_incremental() %}
+    -- A session carried over for its user is rewritten only when its is_new_user changed:
+    -- the KPI layer recomputes the days of every rewritten session.
+    where previous_is_new_user is null or previous_is_new_user <> is_new_user
+{% endif %}
