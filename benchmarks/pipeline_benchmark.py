@@ -34,7 +34,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--days", type=int, default=30, help="extract days (default 30)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--workdir", type=Path, default=PROJECT_ROOT / "benchmarks" / "output")
+    # Absolute: the Dagster instance under it requires an absolute DAGSTER_HOME.
+    parser.add_argument(
+        "--workdir",
+        type=lambda text: Path(text).resolve(),
+        default=PROJECT_ROOT / "benchmarks" / "output",
+    )
     parser.add_argument(
         "--keep-landing",
         action="store_true",
