@@ -143,34 +143,35 @@ new_deliveries as (
     from hosts
 ),
 
-deliveries as (
-    select
-        {{ columns | join(', ') }},
-        1 as is_new
-    from new_deliveries
-    {% if is_incremental() %}
-        -- The earliest delivery of an event wins, as in a full build: an event already kept
-        -- competes with its new deliveries, and only a new winner replaces it.
-        union all
-        select
-            {{ columns | join(', ') }},
-            0 as is_new
-        from {{ this }}
-        where event_key in (select new_deliveries.event_key from new_deliveries)
-    {% endif %}
-),
-
 ranked as (
     select
         *,
         row_number() over (
             partition by event_key order by _extract_date, _source_file, _record_number
         ) as delivery_rank
-    from deliveries
+    from new_deliveries
 )
 
 select
-    {{ columns | join(',\n    ') }},
+    ranked.{{ columns | join(',\n    ranked.') }},
     {{ dbt.current_timestamp() }} as _transformed_at
 from ranked
-where delivery_rank = 1 and is_new = 1
+{% if is_incremental() %}
+    left join {{ this }} as kept on ranked.event_key = kept.event_key
+    -- The earliest delivery of an event wins, as in a full build: a new delivery replaces the
+    -- kept one only when delivered before it (a backfill of an older extract).
+    where
+        ranked.delivery_rank = 1
+        and (
+            kept.event_key is null
+            or ranked._extract_date < kept._extract_date
+            or (ranked._extract_date = kept._extract_date and ranked._source_file < kept._source_file)
+            or (
+                ranked._extract_date = kept._extract_date
+                and ranked._source_file = kept._source_file
+                and ranked._record_number < kept._record_number
+            )
+        )
+{% else %}
+    where ranked.delivery_rank = 1
+{% endif %}
