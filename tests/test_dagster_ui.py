@@ -70,4 +70,10 @@ def test_dagster_dev_shows_the_asset_graph(workspace):
         assert staging_inputs == {"raw/crm/deals"}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            # A busy machine can keep the webserver, daemon and code server from stopping in
+            # time; the test is about what the UI serves, so they are killed, not waited for.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
