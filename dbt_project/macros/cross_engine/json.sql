@@ -41,3 +41,46 @@
     cross join lateral jsonb_array_elements({{ column }}::jsonb #> '{ {{- path | join(",") -}} }')
         as {{ alias }} (value)
 {%- endmacro %}
+
+
+{#-
+    Several values of one record, parsed once where the engine can: `json_fields` prepares
+    the record for the given paths, `json_field_text` reads one of them from it as text, as
+    json_text does. Worth it where each record is read many times (GA4 events: a dozen paths
+    per event, millions of events); the default reads the record at each path.
+-#}
+{% macro json_fields(column, paths) -%}
+    {{ return(adapter.dispatch('json_fields', 'boussole')(column, paths)) }}
+{%- endmacro %}
+
+{% macro default__json_fields(column, paths) -%}
+    {{ column }}
+{%- endmacro %}
+
+{#- One json_transform into a struct of text values, nested as the paths are. -#}
+{% macro duckdb__json_fields(column, paths) -%}
+    {%- set structure = {} -%}
+    {%- for path in paths -%}
+        {%- set level = namespace(fields=structure) -%}
+        {%- for key in path[:-1] -%}
+            {%- if key not in level.fields -%}
+                {%- do level.fields.update({key: {}}) -%}
+            {%- endif -%}
+            {%- set level.fields = level.fields[key] -%}
+        {%- endfor -%}
+        {%- do level.fields.update({path[-1]: 'VARCHAR'}) -%}
+    {%- endfor -%}
+    json_transform({{ column }}, '{{ tojson(structure) }}')
+{%- endmacro %}
+
+{% macro json_field_text(fields, path) -%}
+    {{ return(adapter.dispatch('json_field_text', 'boussole')(fields, path)) }}
+{%- endmacro %}
+
+{% macro default__json_field_text(fields, path) -%}
+    {{ json_text(fields, path) }}
+{%- endmacro %}
+
+{% macro duckdb__json_field_text(fields, path) -%}
+    {{ fields }}.{{ path | join('.') }}
+{%- endmacro %}

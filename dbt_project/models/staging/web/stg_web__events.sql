@@ -27,6 +27,21 @@
     'currency': 'string',
 } %}
 
+{#- The values read from each record, all with one parse of the record (json_fields). -#}
+{% set event_fields = {
+    'user_pseudo_id': {'path': ['user_pseudo_id']},
+    'user_id': {'path': ['user_id']},
+    'event_name': {'path': ['event_name']},
+    'event_timestamp_us': {'path': ['event_timestamp'], 'type': 'bigint'},
+    'first_touch_us': {'path': ['user_first_touch_timestamp'], 'type': 'bigint'},
+    'device_category': {'path': ['device', 'category']},
+    'country': {'path': ['geo', 'country']},
+    'first_user_source': {'path': ['traffic_source', 'source']},
+    'first_user_medium': {'path': ['traffic_source', 'medium']},
+    'transaction_id': {'path': ['ecommerce', 'transaction_id']},
+    'purchase_revenue': {'path': ['ecommerce', 'purchase_revenue'], 'type': 'double'},
+} %}
+
 {% set columns = [
     'event_key', 'session_key', 'user_pseudo_id', 'user_id', 'event_name', 'event_timestamp_us',
     'event_at', 'event_date', 'user_first_touch_at', 'device_category', 'country',
@@ -52,28 +67,30 @@ with
 
 raw_events as (
     select
-        {{ json_text('record', ['user_pseudo_id']) }} as user_pseudo_id,
-        {{ json_text('record', ['user_id']) }} as user_id,
-        {{ json_text('record', ['event_name']) }} as event_name,
-        cast({{ json_text('record', ['event_timestamp']) }} as bigint) as event_timestamp_us,
-        cast({{ json_text('record', ['user_first_touch_timestamp']) }} as bigint) as first_touch_us,
-        {{ json_text('record', ['device', 'category']) }} as device_category,
-        {{ json_text('record', ['geo', 'country']) }} as country,
-        {{ json_text('record', ['traffic_source', 'source']) }} as first_user_source,
-        {{ json_text('record', ['traffic_source', 'medium']) }} as first_user_medium,
-        {{ json_text('record', ['ecommerce', 'transaction_id']) }} as transaction_id,
-        cast({{ json_text('record', ['ecommerce', 'purchase_revenue']) }} as double) as purchase_revenue,
+        {%- for name, field in event_fields.items() %}
+            {%- set type = field.get('type', dbt.type_string()) %}
+            cast({{ json_field_text('parsed', field.path) }} as {{ type }}) as {{ name }},
+        {%- endfor %}
         {{ ga4_event_params('record') }} as event_params,
         _extract_date,
         _source_file,
         _record_number,
         _file_sha256
-    from {{ source('web', 'events') }}
-    {% if is_incremental() %}
-        where
-            _extract_date in (select new_files.extract_date from new_files)
-            and _file_sha256 in (select new_files.file_sha256 from new_files)
-    {% endif %}
+    from (
+        select
+            record,
+            {{ json_fields('record', event_fields.values() | map(attribute='path') | list) }} as parsed,
+            _extract_date,
+            _source_file,
+            _record_number,
+            _file_sha256
+        from {{ source('web', 'events') }}
+        {% if is_incremental() %}
+            where
+                _extract_date in (select new_files.extract_date from new_files)
+                and _file_sha256 in (select new_files.file_sha256 from new_files)
+        {% endif %}
+    ) as events
 ),
 
 flattened as (
