@@ -2,8 +2,11 @@
 through Dagster (as `boussole run` does), and print the time of each stage, rows per second,
 and the ingestion time against a plain DuckDB load of the same files, measured in one run.
 Then the dbt build time of each layer (staging, intermediate, marts, kpi), from dbt's
-run_results.json: a full refresh at that volume, and the daily incremental run that follows
-one more extract day (generated with the others, held back, then ingested).
+run_results.json: a full refresh at that volume, the daily incremental run that follows one
+more extract day (generated with the others, held back, then ingested), and a run with no new
+data at all (the fixed cost of a run: dbt's own time per model, and what each model reads to
+find that nothing changed). dbt runs these with one thread: with two, small models overlap and
+each one's time includes the other's, which inflates the sums of a run of many small models.
 
     .venv/bin/python benchmarks/pipeline_benchmark.py --web-events 1000000 --days 30
 
@@ -221,9 +224,12 @@ def ingest_day(landing: Path, extract_date: date) -> float:
 
 
 def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
-    """dbt by layer: a full refresh of the built warehouse, then one more extract day
-    ingested and built incrementally."""
-    full_wall, full = dbt_layer_seconds(["build", "--full-refresh"], workdir / "dbt_full")
+    """dbt by layer: a full refresh of the built warehouse, one more extract day ingested and
+    built incrementally, then a run with nothing new."""
+    one_thread = ["--threads", "1"]
+    full_wall, full = dbt_layer_seconds(
+        ["build", "--full-refresh", *one_thread], workdir / "dbt_full"
+    )
     held_back = sorted(next_day.glob("*/*"))
     for day_folder in held_back:
         target = landing / day_folder.parent.name / day_folder.name
@@ -231,30 +237,32 @@ def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
         shutil.copytree(day_folder, target)
     extract_date = date.fromisoformat(held_back[0].name)
     ingestion = ingest_day(landing, extract_date)
-    daily_wall, daily = dbt_layer_seconds(["build"], workdir / "dbt_incremental")
+    daily_wall, daily = dbt_layer_seconds(["build", *one_thread], workdir / "dbt_incremental")
+    idle_wall, idle = dbt_layer_seconds(["build", *one_thread], workdir / "dbt_no_new_data")
 
     layers = ("staging", "intermediate", "marts", "kpi", "seed")
+    runs = (full, daily, idle)
     rows = [
-        (f"{layer} {kind}", full.get((layer, kind), 0.0), daily.get((layer, kind), 0.0))
+        (f"{layer} {kind}", *(run.get((layer, kind), 0.0) for run in runs))
         for kind in ("build", "test")
         for layer in layers
-        if (layer, kind) in full or (layer, kind) in daily
+        if any((layer, kind) in run for run in runs)
     ]
     for kind in ("build", "test"):
         rows.append(
-            (
-                f"all {kind}s",
-                sum(s for (_, k), s in full.items() if k == kind),
-                sum(s for (_, k), s in daily.items() if k == kind),
-            )
+            (f"all {kind}s", *(sum(s for (_, k), s in run.items() if k == kind) for run in runs))
         )
-    rows.append(("dbt wall time", full_wall, daily_wall))
-    print("\n  dbt by layer (sum of node times in seconds; build = models and seeds, test = data")
-    print("  and unit tests, counted in the layer of the model they test)")
+    rows.append(("dbt wall time", full_wall, daily_wall, idle_wall))
+    print("\n  dbt by layer (sum of node times in seconds, one dbt thread; build = models and")
+    print("  seeds, test = data and unit tests, counted in the layer of the model they test)")
     print(f"  daily run: extract {extract_date} ingested in {ingestion:.2f} s")
-    print(f"  {'layer':<22}{'full refresh':>14}{'incremental':>14}{'incr/full':>11}")
-    for layer, f, d in rows:
-        print(f"  {layer:<22}{f:>14.2f}{d:>14.2f}{d / f if f else float('nan'):>11.2f}")
+    print(
+        f"  {'layer':<22}{'full refresh':>14}{'incremental':>14}{'incr/full':>11}"
+        f"{'no new data':>14}{'none/full':>11}"
+    )
+    for layer, f, d, n in rows:
+        d_ratio, n_ratio = (d / f, n / f) if f else (float("nan"), float("nan"))
+        print(f"  {layer:<22}{f:>14.2f}{d:>14.2f}{d_ratio:>11.2f}{n:>14.2f}{n_ratio:>11.2f}")
 
 
 def main() -> int:
