@@ -3,7 +3,8 @@
     double_value}}. `ga4_event_params` prepares the list once per event; `ga4_event_param`
     reads one parameter from it as text ('string') or as an integer ('int').
     DuckDB parses the list into typed structs once and filters it (about ten times faster
-    than unnesting and pivoting); the default reads it with SQL:2016 json_table.
+    than unnesting and pivoting); PostgreSQL searches the jsonb array; the default reads it
+    with SQL:2016 json_table.
 -#}
 
 {% macro ga4_event_params(record) -%}
@@ -12,6 +13,10 @@
 
 {% macro default__ga4_event_params(record) -%}
     {{ record }}
+{%- endmacro %}
+
+{% macro postgres__ga4_event_params(record) -%}
+    ({{ record }}::jsonb -> 'event_params')
 {%- endmacro %}
 
 {% macro duckdb__ga4_event_params(record) -%}
@@ -61,4 +66,29 @@
             cast({{ value }}.float_value as varchar)
         )
     {%- endif -%}
+{%- endmacro %}
+
+{% macro postgres__ga4_event_param(params, key, kind) -%}
+    (
+        select
+            {%- if kind == 'int' %}
+            coalesce(
+                cast(p.param -> 'value' ->> 'int_value' as bigint),
+                case
+                    when p.param -> 'value' ->> 'string_value' ~ '^-?[0-9]+$'
+                        then cast(p.param -> 'value' ->> 'string_value' as bigint)
+                end
+            )
+            {%- else %}
+            coalesce(
+                p.param -> 'value' ->> 'string_value',
+                p.param -> 'value' ->> 'int_value',
+                p.param -> 'value' ->> 'double_value',
+                p.param -> 'value' ->> 'float_value'
+            )
+            {%- endif %}
+        from jsonb_array_elements({{ params }}) as p (param)
+        where p.param ->> 'key' = '{{ key }}'
+        limit 1
+    )
 {%- endmacro %}

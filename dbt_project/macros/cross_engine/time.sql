@@ -51,7 +51,7 @@
 {%- endmacro %}
 
 {% macro default__minutes_between(start_instant, end_instant) -%}
-    extract(epoch from ({{ end_instant }} - {{ start_instant }})) / 60.0
+    cast(extract(epoch from ({{ end_instant }} - {{ start_instant }})) as {{ type_double() }}) / 60
 {%- endmacro %}
 
 {% macro duckdb__minutes_between(start_instant, end_instant) -%}

@@ -92,16 +92,3 @@
         '{{ (text | string) | replace("'", "''") }}'
     {%- endif -%}
 {%- endmacro %}
-
-{#- The type of KPI figures: double precision everywhere (DuckDB's float is single precision). -#}
-{% macro kpi_number_type() -%}
-    {{ return(adapter.dispatch('kpi_number_type', 'boussole')()) }}
-{%- endmacro %}
-
-{% macro default__kpi_number_type() -%}
-    {{ dbt.type_float() }}
-{%- endmacro %}
-
-{% macro duckdb__kpi_number_type() -%}
-    double
-{%- endmacro %}

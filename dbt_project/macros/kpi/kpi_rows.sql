@@ -50,10 +50,10 @@
         period_start,
         cast(null as {{ dbt.type_string() }}) as dimension,
         cast(null as {{ dbt.type_string() }}) as dimension_value,
-        cast(null as {{ kpi_number_type() }}) as numerator,
-        cast(null as {{ kpi_number_type() }}) as denominator,
-        cast(null as {{ kpi_number_type() }}) as value,
-        cast(null as {{ kpi_number_type() }}) as secondary_value,
+        cast(null as {{ type_double() }}) as numerator,
+        cast(null as {{ type_double() }}) as denominator,
+        cast(null as {{ type_double() }}) as value,
+        cast(null as {{ type_double() }}) as secondary_value,
         {{ dbt.current_timestamp() }} as _transformed_at
     from kpi_changed_periods
     {%- endif %}
@@ -124,15 +124,16 @@
     {%- if computation.value -%}
         {%- set value = kpi_expression(computation.value) -%}
     {%- elif denominator -%}
-        {%- set value = '(' ~ numerator ~ ') / nullif(' ~ denominator ~ ', 0)' -%}
+        {#- A double dividend: integer division truncates on most engines (not DuckDB). -#}
+        {%- set value = 'cast(' ~ numerator ~ ' as ' ~ type_double() ~ ') / nullif(' ~ denominator ~ ', 0)' -%}
     {%- else -%}
         {%- set value = numerator -%}
     {%- endif -%}
     {%- set secondary = kpi_expression(computation.secondary_value) if computation.secondary_value else 'null' -%}
-    cast({{ numerator }} as {{ kpi_number_type() }}) as numerator,
-    cast({{ denominator or 'null' }} as {{ kpi_number_type() }}) as denominator,
-    cast({{ value }} as {{ kpi_number_type() }}) as value,
-    cast({{ secondary }} as {{ kpi_number_type() }}) as secondary_value
+    cast({{ numerator }} as {{ type_double() }}) as numerator,
+    cast({{ denominator or 'null' }} as {{ type_double() }}) as denominator,
+    cast({{ value }} as {{ type_double() }}) as value,
+    cast({{ secondary }} as {{ type_double() }}) as secondary_value
 {%- endmacro %}
 
 {#- Whether a row of the relation alias has a period among kpi_changed_periods. -#}
@@ -240,7 +241,7 @@
         {%- else %}
         sum(numerator) as value,
         {%- endif %}
-        cast(null as {{ kpi_number_type() }}) as secondary_value
+        cast(null as {{ type_double() }}) as secondary_value
     from (
         select
             kpi_grains.grain,
@@ -326,9 +327,9 @@
         cast(null as date) as period_start,
         cast(null as {{ dbt.type_string() }}) as dimension,
         cast(null as {{ dbt.type_string() }}) as dimension_value,
-        cast(null as {{ kpi_number_type() }}) as numerator,
-        cast(null as {{ kpi_number_type() }}) as denominator,
-        cast(null as {{ kpi_number_type() }}) as value,
-        cast(null as {{ kpi_number_type() }}) as secondary_value
+        cast(null as {{ type_double() }}) as numerator,
+        cast(null as {{ type_double() }}) as denominator,
+        cast(null as {{ type_double() }}) as value,
+        cast(null as {{ type_double() }}) as secondary_value
     where 1 = 0
 {%- endmacro %}

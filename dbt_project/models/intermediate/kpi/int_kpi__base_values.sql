@@ -54,8 +54,8 @@ select
     period_start,
     'all' as dimension,
     'all' as dimension_value,
-    cast(0 as {{ kpi_number_type() }}) as numerator,
-    cast(null as {{ kpi_number_type() }}) as denominator,
-    cast(0 as {{ kpi_number_type() }}) as value,
-    cast(null as {{ kpi_number_type() }}) as secondary_value
+    cast(0 as {{ type_double() }}) as numerator,
+    cast(null as {{ type_double() }}) as denominator,
+    cast(0 as {{ type_double() }}) as value,
+    cast(null as {{ type_double() }}) as secondary_value
 from empty_periods

@@ -64,7 +64,7 @@ sessions as (
         max(event_at) as session_ended_at,
         {{ reporting_date('min(event_at)') }} as session_date,
         {{ reporting_date('max(event_at)') }} as session_end_date,
-        (max(event_timestamp_us) - min(event_timestamp_us)) / 1000000.0 as duration_s,
+        cast(max(event_timestamp_us) - min(event_timestamp_us) as {{ type_double() }}) / 1000000 as duration_s,
         count(*) as events,
         sum(case when event_name = 'page_view' then 1 else 0 end) as pageviews,
         coalesce(sum(engagement_time_msec), 0) as engagement_time_msec,

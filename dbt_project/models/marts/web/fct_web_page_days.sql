@@ -34,7 +34,7 @@ select
     count(*) as pageviews,
     sum(case when is_entrance then 1 else 0 end) as entrances,
     sum(engagement_time_msec) as engagement_time_msec,
-    sum(engagement_time_msec) / 1000.0 / count(*) as avg_engagement_time_s,
+    cast(sum(engagement_time_msec) as {{ type_double() }}) / 1000 / count(*) as avg_engagement_time_s,
     {{ dbt.current_timestamp() }} as _transformed_at
 from page_views
 group by page_path, view_date

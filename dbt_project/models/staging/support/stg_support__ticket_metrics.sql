@@ -8,17 +8,17 @@ with versions as (
         {{ vendor_timestamp(json_text('record', ['solved_at'])) }} as solved_at,
         cast({{ json_text('record', ['replies']) }} as integer) as replies,
         cast({{ json_text('record', ['reopens']) }} as integer) as reopens,
-        cast({{ json_text('record', ['reply_time_in_minutes', 'calendar']) }} as double)
+        cast({{ json_text('record', ['reply_time_in_minutes', 'calendar']) }} as double precision)
             as first_reply_minutes_calendar,
-        cast({{ json_text('record', ['reply_time_in_minutes', 'business']) }} as double)
+        cast({{ json_text('record', ['reply_time_in_minutes', 'business']) }} as double precision)
             as first_reply_minutes_business,
-        cast({{ json_text('record', ['first_resolution_time_in_minutes', 'calendar']) }} as double)
+        cast({{ json_text('record', ['first_resolution_time_in_minutes', 'calendar']) }} as double precision)
             as first_resolution_minutes_calendar,
-        cast({{ json_text('record', ['first_resolution_time_in_minutes', 'business']) }} as double)
+        cast({{ json_text('record', ['first_resolution_time_in_minutes', 'business']) }} as double precision)
             as first_resolution_minutes_business,
-        cast({{ json_text('record', ['full_resolution_time_in_minutes', 'calendar']) }} as double)
+        cast({{ json_text('record', ['full_resolution_time_in_minutes', 'calendar']) }} as double precision)
             as full_resolution_minutes_calendar,
-        cast({{ json_text('record', ['full_resolution_time_in_minutes', 'business']) }} as double)
+        cast({{ json_text('record', ['full_resolution_time_in_minutes', 'business']) }} as double precision)
             as full_resolution_minutes_business,
         _extract_date,
         _source_file,

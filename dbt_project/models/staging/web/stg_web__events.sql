@@ -39,7 +39,7 @@
     'first_user_source': {'path': ['traffic_source', 'source']},
     'first_user_medium': {'path': ['traffic_source', 'medium']},
     'transaction_id': {'path': ['ecommerce', 'transaction_id']},
-    'purchase_revenue': {'path': ['ecommerce', 'purchase_revenue'], 'type': 'double'},
+    'purchase_revenue': {'path': ['ecommerce', 'purchase_revenue'], 'type': 'double precision'},
 } %}
 
 {% set columns = [
