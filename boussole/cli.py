@@ -208,6 +208,13 @@ def _stdout_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
+def command_postgres(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.postgres import build_on_postgres
+
+    dbt_args = ["build", *(["--full-refresh"] if args.full_refresh else [])]
+    return build_on_postgres(settings, dbt_args, os.environ)
+
+
 # --- prepare / ui -----------------------------------------------------------------------------
 
 
@@ -304,6 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
         "data only; the figures are the same)",
     )
     run.set_defaults(handler=command_run)
+
+    postgres = commands.add_parser(
+        "postgres",
+        help="build the dbt project on PostgreSQL from the ingested data",
+        description="Copy the ingested tables of the build warehouse (raw_* schemas and the "
+        "load manifest) into PostgreSQL, then run `dbt build` there (profile target postgres; "
+        "connection from BOUSSOLE_PG_HOST, _PORT, _USER, _PASSWORD and _DATABASE). Run after "
+        "`boussole run`. Exits with dbt's status.",
+    )
+    postgres.add_argument(
+        "--full-refresh", action="store_true", help="rebuild the incremental models in full"
+    )
+    postgres.set_defaults(handler=command_postgres)
 
     prepare = commands.add_parser(
         "prepare",

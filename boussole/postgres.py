@@ -1,0 +1,154 @@
+"""The dbt project on PostgreSQL (`boussole postgres`): copy the ingested layer there, then
+build with the profile's postgres target.
+
+Ingestion writes the embedded DuckDB warehouse; the dbt project reads only its raw_* schemas
+and the load manifest, so copying those tables is all PostgreSQL needs to build the same
+models. The copy adds the files ingested since the last copy, and the dbt models stay
+incremental there, as on DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from contextlib import closing
+from pathlib import Path
+
+import duckdb
+import psycopg2
+from psycopg2 import sql
+
+from boussole.settings import DBT_PROJECT_DIR, Settings
+
+# The connection, from the variables the dbt profile reads (dbt_project/profiles.yml).
+CONNECTION_VARIABLES = {
+    "host": ("BOUSSOLE_PG_HOST", "localhost"),
+    "port": ("BOUSSOLE_PG_PORT", "5432"),
+    "user": ("BOUSSOLE_PG_USER", "boussole"),
+    "password": ("BOUSSOLE_PG_PASSWORD", ""),
+    "dbname": ("BOUSSOLE_PG_DATABASE", "boussole"),
+}
+
+# DuckDB column types of the ingested tables and their PostgreSQL counterparts.
+POSTGRES_TYPES = {
+    "JSON": "jsonb",
+    "VARCHAR": "text",
+    "DATE": "date",
+    "BIGINT": "bigint",
+    "INTEGER": "integer",
+    "DOUBLE": "double precision",
+    "BOOLEAN": "boolean",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+}
+
+
+def ingested_tables(duck: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """The tables dbt reads as sources: every raw_* table and the load manifest."""
+    return duck.execute(
+        """
+        select schema_name, table_name
+        from duckdb_tables()
+        where starts_with(schema_name, 'raw_')
+            or (schema_name = 'ingestion' and table_name = 'load_manifest')
+        order by schema_name, table_name
+        """
+    ).fetchall()
+
+
+def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str, int]:
+    """Copies the ingested tables from DuckDB into PostgreSQL (same schemas and names), in
+    one transaction; returns the rows copied per table. A raw table gets the rows of the
+    files it does not hold yet (raw rows are only ever added, file by file), so a copy costs
+    what was ingested since the last one; the small load manifest is copied whole."""
+    copied: dict[str, int] = {}
+    # closing() ends the connection; the connection's own block is the transaction.
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        closing(psycopg2.connect(dsn)) as connection,
+        connection,
+        connection.cursor() as cursor,
+    ):
+        for schema, table in ingested_tables(duck):
+            columns = duck.execute(
+                "select column_name, data_type from duckdb_columns() "
+                "where schema_name = ? and table_name = ? order by column_index",
+                [schema, table],
+            ).fetchall()
+            unknown = [f"{name} {kind}" for name, kind in columns if kind not in POSTGRES_TYPES]
+            if unknown:
+                raise ValueError(f"{schema}.{table}: no PostgreSQL type for {unknown}")
+            target = sql.Identifier(schema, table)
+            cursor.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+            cursor.execute(
+                sql.SQL("create table if not exists {} ({})").format(
+                    target,
+                    sql.SQL(", ").join(
+                        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(POSTGRES_TYPES[kind]))
+                        for name, kind in columns
+                    ),
+                )
+            )
+            rows = f'select * from "{schema}"."{table}"'
+            if "_file_sha256" in {name for name, _ in columns}:
+                cursor.execute(sql.SQL("select distinct _file_sha256 from {}").format(target))
+                held = [sha for (sha,) in cursor.fetchall()]
+                rows += " where _file_sha256 not in (select unnest(?::varchar[]))"
+            else:
+                cursor.execute(sql.SQL("truncate {}").format(target))
+                held = None
+            csv_path = Path(folder) / f"{schema}.{table}.csv"
+            duck.execute(
+                f"copy ({rows}) to '{csv_path}' (format csv, header true)",
+                [] if held is None else [held],
+            )
+            with csv_path.open(encoding="utf-8") as csv_file:
+                cursor.copy_expert(
+                    sql.SQL("copy {} from stdin with (format csv, header true)").format(target),
+                    csv_file,
+                )
+            copied[f"{schema}.{table}"] = cursor.rowcount
+    return copied
+
+
+def connection_parameters(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        key: environ.get(name) or default for key, (name, default) in CONNECTION_VARIABLES.items()
+    }
+
+
+def build_on_postgres(settings: Settings, dbt_args: list[str], environ: Mapping[str, str]) -> int:
+    """Copies the ingested tables of the build warehouse, then runs dbt with `dbt_args` on
+    the postgres target, with the vars of a pipeline run (figures as of the latest extract
+    loaded). Returns dbt's exit status."""
+    from boussole.ingestion.loader import latest_extract_date
+
+    parameters = connection_parameters(environ)
+    with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as duck:
+        as_of = latest_extract_date(duck)
+        copied = copy_ingested_tables(duck, psycopg2.extensions.make_dsn(**parameters))
+    print(
+        f"Copied {len(copied)} ingested tables ({sum(copied.values()):,} rows) to PostgreSQL "
+        f"{parameters['host']}:{parameters['port']}/{parameters['dbname']}",
+        flush=True,
+    )
+    dbt_env = {
+        **environ,
+        **settings.dbt_env(),
+        **{name: parameters[key] for key, (name, _) in CONNECTION_VARIABLES.items()},
+        "BOUSSOLE_DBT_TARGET": "postgres",
+        # The profile reads the secret copy, which dbt scrubs from its logs.
+        "DBT_ENV_SECRET_BOUSSOLE_PG_PASSWORD": parameters["password"],
+    }
+    dbt_vars = {**settings.dbt_vars(), "as_of_date": as_of}
+    command = [
+        str(Path(sys.executable).parent / "dbt"),
+        *dbt_args,
+        *("--vars", json.dumps(dbt_vars)),
+        *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
+        *("--target-path", str(settings.data_dir / "postgres" / "target")),
+        *("--log-path", str(settings.data_dir / "postgres" / "logs")),
+    ]
+    return subprocess.run(command, env=dict(dbt_env)).returncode
