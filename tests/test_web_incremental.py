@@ -9,6 +9,10 @@ the 6th and leaves the 7th empty. Warehouse A loads day 1, builds, loads day 2 a
 incrementally; warehouse B loads both days and builds with --full-refresh. Every incremental
 model, the web KPIs included, must hold the same rows in both (EXCEPT both ways), apart from
 the run marker _transformed_at.
+
+The users of the daily run are the stored counts updated from the members that changed
+(int_kpi__web_members); warehouse C builds its members alone in full between the two days,
+so that its daily run must recount users from the facts instead, with the same result.
 """
 
 from datetime import date
@@ -50,15 +54,16 @@ def load_day(warehouse: Path, extract_date: date) -> None:
         conn.close()
 
 
-def dbt_build(warehouse: Path, *args: str) -> None:
+def dbt_build(warehouse: Path, *args: str, selection: str = SELECTION) -> str:
     result = run_dbt(
-        *("build", "--select", SELECTION, "--indirect-selection", "cautious", *args),
+        *("build", "--select", selection, "--indirect-selection", "cautious", *args),
         warehouse=warehouse,
         target=warehouse.parent / "target",
         pii_key=PII_KEY,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +83,7 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory):
     finally:
         conn.close()
     load_day(incremental, DAY_2)
-    dbt_build(incremental)
+    daily_output = dbt_build(incremental)
 
     load_day(full, DAY_1)
     load_day(full, DAY_2)
@@ -86,16 +91,32 @@ def warehouses(tmp_path_factory: pytest.TempPathFactory):
 
     conn = duckdb.connect(str(incremental), read_only=True)
     conn.execute(f"attach '{full}' as full_build (read_only)")
-    yield conn, day_1_markers
+    yield conn, day_1_markers, daily_output
     conn.close()
 
 
+@pytest.fixture(scope="module")
+def out_of_step(warehouses, tmp_path_factory: pytest.TempPathFactory):
+    """Warehouse C: day 1 built, its members rebuilt alone in full, then day 2."""
+    warehouse = tmp_path_factory.mktemp("out_of_step") / "warehouse.duckdb"
+    load_day(warehouse, DAY_1)
+    dbt_build(warehouse)
+    dbt_build(warehouse, "--full-refresh", selection="int_kpi__web_members")
+    load_day(warehouse, DAY_2)
+    daily_output = dbt_build(warehouse)
+    conn, *_ = warehouses
+    conn.execute(f"attach '{warehouse}' as out_of_step (read_only)")
+    yield conn, daily_output
+    conn.execute("detach out_of_step")
+
+
 def columns(conn: duckdb.DuckDBPyConnection, model: str) -> str:
+    """The columns to compare: all but the run markers and, for the members, their history."""
     schema, table = model.split(".")
     names = conn.execute(
         "select column_name from information_schema.columns where table_catalog = 'warehouse' "
-        "and table_schema = ? and table_name = ? and column_name <> '_transformed_at' "
-        "order by ordinal_position",
+        "and table_schema = ? and table_name = ? and column_name not in "
+        "('_transformed_at', '_previous_run_at', 'membership_change') order by ordinal_position",
         [schema, table],
     ).fetchall()
     return ", ".join(f'"{name}"' for (name,) in names)
@@ -103,18 +124,24 @@ def columns(conn: duckdb.DuckDBPyConnection, model: str) -> str:
 
 @pytest.mark.parametrize("model", INCREMENTAL_MODELS)
 def test_incremental_runs_equal_a_full_refresh(warehouses, model):
-    conn, _ = warehouses
+    conn, *_ = warehouses
+    assert_same_rows(conn, model, model, f"full_build.{model}")
+
+
+def assert_same_rows(conn, model: str, built: str, expected: str, where: str = "true") -> None:
     cols = columns(conn, model)
-    incremental_rows = conn.execute(f"select count(*) from {model}").fetchone()[0]
-    full_rows = conn.execute(f"select count(*) from full_build.{model}").fetchone()[0]
-    only_incremental = conn.execute(
-        f"select {cols} from {model} except all select {cols} from full_build.{model}"
+    built_rows = conn.execute(f"select count(*) from {built} where {where}").fetchone()[0]
+    expected_rows = conn.execute(f"select count(*) from {expected} where {where}").fetchone()[0]
+    only_built = conn.execute(
+        f"select {cols} from {built} where {where} "
+        f"except all select {cols} from {expected} where {where}"
     ).fetchall()
-    only_full = conn.execute(
-        f"select {cols} from full_build.{model} except all select {cols} from {model}"
+    only_expected = conn.execute(
+        f"select {cols} from {expected} where {where} "
+        f"except all select {cols} from {built} where {where}"
     ).fetchall()
-    assert (only_incremental, only_full) == ([], [])
-    assert incremental_rows == full_rows > 0
+    assert (only_built, only_expected) == ([], [])
+    assert built_rows == expected_rows > 0
 
 
 def sessions(conn):
@@ -126,7 +153,7 @@ def sessions(conn):
 
 
 def test_late_duplicate_and_earlier_sessions_after_the_daily_run(warehouses):
-    conn, _ = warehouses
+    conn, *_ = warehouses
     assert sessions(conn) == {
         # The late user_engagement (10:05) of day 2 extends u1/100 to 300 s and 13 s engaged.
         "u1-100": (5, 2, 300, 13000, True, False, True, "/", "Organic Search"),
@@ -153,7 +180,7 @@ def test_late_duplicate_and_earlier_sessions_after_the_daily_run(warehouses):
 
 
 def test_the_daily_run_recomputes_only_the_sessions_it_touches(warehouses):
-    conn, day_1_markers = warehouses
+    conn, day_1_markers, _ = warehouses
     after = dict(
         conn.execute(
             "select session_key, _transformed_at from intermediate.int_web__sessions"
@@ -166,7 +193,7 @@ def test_the_daily_run_recomputes_only_the_sessions_it_touches(warehouses):
 
 
 def test_web_kpis_follow_a_session_to_its_new_day(warehouses):
-    conn, _ = warehouses
+    conn, *_ = warehouses
     day_sessions = conn.execute(
         "select period_start, value from intermediate.int_kpi__web where kpi_id = 'sessions' "
         "and grain = 'day' and dimension = 'all' order by period_start"
@@ -179,3 +206,32 @@ def test_web_kpis_follow_a_session_to_its_new_day(warehouses):
         "select kpi_id, value from intermediate.int_kpi__web where grain = 'week' "
         "and dimension = 'all' and kpi_id in ('sessions', 'users') order by kpi_id"
     ).fetchall() == [("sessions", 6.0), ("users", 5.0)]
+
+
+def test_the_daily_run_updates_users_from_the_changed_members(warehouses):
+    conn, _, daily_output = warehouses
+    # The members of the days now, after a run that rewrote some of them, are those of a full
+    # build; rows the run removed stay, marked, until their day is rewritten.
+    assert_same_rows(
+        conn,
+        "intermediate.int_kpi__web_members",
+        "intermediate.int_kpi__web_members",
+        "full_build.intermediate.int_kpi__web_members",
+        where="membership_change <> 'removed'",
+    )
+    # u6/600 moved from the 7th to the 6th: its 8 rows (all and 7 slices) of the 7th are
+    # removed, those of the 6th added.
+    assert conn.execute(
+        "select period_start, membership_change, count(*) from intermediate.int_kpi__web_members "
+        "where member = 'u6' group by all order by period_start"
+    ).fetchall() == [(date(2026, 1, 6), "added", 8), (date(2026, 1, 7), "removed", 8)]
+    # The members day 2 changed: u3 (u3/300 adds its slices to the 5th), u5 (new) and u6
+    # (moved). u1's late event and u2's duplicate change no membership.
+    assert "int_kpi__web: distinct counts updated from 3 changed members" in daily_output
+
+
+def test_members_out_of_step_recount_users_from_the_facts(out_of_step):
+    conn, daily_output = out_of_step
+    assert "int_kpi__web: distinct counts recounted from the facts" in daily_output
+    model = "intermediate.int_kpi__web"
+    assert_same_rows(conn, model, f"out_of_step.{model}", f"full_build.{model}")

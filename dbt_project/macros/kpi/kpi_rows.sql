@@ -6,9 +6,11 @@
 
     A ratio is a ratio of sums and a median a true median at every grain (see
     kpi_rolls_up_from_days for the flows that add up over time). In an incremental model,
-    only the periods in kpi_changed_periods are recomputed.
+    only the periods in kpi_changed_periods are recomputed. distinct_members: the model of
+    the family's distinct counts' members by day (kpi_distinct_member_rows), which lets a run
+    update those counts from the members that changed (kpi_distinct_delta_select).
 -#}
-{% macro kpi_family_rows(categories) -%}
+{% macro kpi_family_rows(categories, distinct_members=none) -%}
     {%- set kpis = [] -%}
     {%- for kpi in kpi_catalogue() if kpi.category in categories and kpi.computation.type in ('aggregate', 'at_period_end') -%}
         {%- do kpis.append(kpi) -%}
@@ -17,9 +19,13 @@
     {%- if changed_only -%}
         {%- do kpi_check_incremental_family(kpis) -%}
     {%- endif -%}
+    {%- set from_members = changed_only and distinct_members is not none
+        and kpi_distinct_members_in_step(distinct_members) -%}
     {%- set selects = [] -%}
     {%- for kpi in kpis -%}
-        {%- if kpi_rolls_up_from_days(kpi) -%}
+        {%- if from_members and kpi_distinct_member(kpi) -%}
+            {%- do selects.append(kpi_distinct_delta_select(kpi, distinct_members)) -%}
+        {%- elif kpi_rolls_up_from_days(kpi) -%}
             {%- do selects.append(kpi_rolled_up_select(kpi, changed_only)) -%}
         {%- else -%}
             {%- do selects.append(kpi_fact_select(kpi, kpi_grains(kpi), changed_only)) -%}
@@ -76,14 +82,14 @@
 {%- endmacro %}
 
 {#-
-    The periods, at every grain of the family, that hold a date of a fact row changed since
-    the model's last run. A fact may declare in its meta (kpi_date_ranges: {date column:
-    through column}) how far a change of a row can have moved that date, so that the period
-    the row left is recomputed as well as the one it joined.
+    The periods, at every grain of the family (or only_grain), that hold a date of a fact row
+    changed since the model's last run. A fact may declare in its meta (kpi_date_ranges:
+    {date column: through column}) how far a change of a row can have moved that date, so
+    that the period the row left is recomputed as well as the one it joined.
 -#}
-{% macro kpi_changed_periods(kpis) -%}
+{% macro kpi_changed_periods(kpis, only_grain=none) -%}
     {%- set ranges = [] -%}
-    {%- set grains = [] -%}
+    {%- set grains = [only_grain] if only_grain else [] -%}
     {%- for kpi in kpis -%}
         {%- set fact = kpi.computation.fact -%}
         {%- set date_column = kpi.computation.date -%}
@@ -92,7 +98,7 @@
         {%- if range not in ranges -%}
             {%- do ranges.append(range) -%}
         {%- endif -%}
-        {%- for grain in kpi_grains(kpi) if grain not in grains -%}
+        {%- for grain in kpi_grains(kpi) if grain not in grains and not only_grain -%}
             {%- do grains.append(grain) -%}
         {%- endfor -%}
     {%- endfor -%}
@@ -164,13 +170,22 @@
         select
             fact_periods.*,
             kpi_dimensions.dimension,
-            case kpi_dimensions.dimension
-                {%- for dimension, column in slices.items() %}
-                when '{{ dimension }}' then coalesce(cast(fact_periods.{{ column }} as {{ dbt.type_string() }}), '(not set)')
-                {%- endfor %}
-                else 'all'
-            end as dimension_value
+            {{ kpi_dimension_value(slices, 'fact_periods') }} as dimension_value
         from (
+            {%- if changed_only %}
+            -- Each fact row once per changed period that holds its date (a flow: see
+            -- kpi_check_incremental_family), instead of once per grain and then filtered.
+            select
+                kpi_changed_periods.grain,
+                kpi_changed_periods.period_start,
+                facts.*
+            from {{ kpi_fact_rows(kpi) }} as facts
+            inner join kpi_changed_periods
+                on
+                    facts.{{ computation.date }} >= kpi_changed_periods.period_start
+                    and facts.{{ computation.date }} <= kpi_changed_periods.period_end
+            where kpi_changed_periods.grain in ('{{ grains | join("', '") }}')
+            {%- else %}
             select
                 {%- if computation.type == 'aggregate' %}
                 kpi_grains.grain,
@@ -188,14 +203,9 @@
             {%- if computation.type == 'aggregate' %}
             cross join ({{ kpi_literal_rows('grain', grains) }}) as kpi_grains
             {%- endif %}
-            {%- if changed_only %}
-            where facts.{{ computation.date }} >= (select min(kpi_changed_periods.period_start) from kpi_changed_periods)
             {%- endif %}
         ) as fact_periods
-        cross join ({{ kpi_literal_rows('dimension', ['all'] + (slices.keys() | list)) }}) as kpi_dimensions
-        {%- if changed_only %}
-        where {{ kpi_in_changed_periods('fact_periods') }}
-        {%- endif %}
+        cross join ({{ kpi_dimensions(slices) }}) as kpi_dimensions
     ) as kpi_fact_rows
     group by grain, period_start, dimension, dimension_value
 {%- endmacro %}
@@ -306,6 +316,23 @@
             where periods.has_started and periods.grain in ('{{ kpi_grains(kpi) | join("', '") }}')
         )
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+    A KPI's dimensions ('all' and its slices), as rows of a relation to cross join with the
+    fact rows, and the slice value of a row (alias.dimension, 'all' for the company total).
+-#}
+{% macro kpi_dimensions(slices) -%}
+    {{ kpi_literal_rows('dimension', ['all'] + (slices.keys() | list)) }}
+{%- endmacro %}
+
+{% macro kpi_dimension_value(slices, alias) -%}
+    case kpi_dimensions.dimension
+        {%- for dimension, column in slices.items() %}
+        when '{{ dimension }}' then coalesce(cast({{ alias }}.{{ column }} as {{ dbt.type_string() }}), '(not set)')
+        {%- endfor %}
+        else 'all'
+    end
 {%- endmacro %}
 
 {#- A one-column relation of literal rows. -#}
