@@ -103,19 +103,11 @@
             {%- for column in member_columns %}
             current_members.{{ column }} = stored_members.{{ column }}{{ ' and' if not loop.last }}
             {%- endfor %}
-    -- One marker per rewritten day (kpi_id null), which replace_kpi_periods does not store.
     union all
-    select
-        cast(null as {{ dbt.type_string() }}) as kpi_id,
-        grain,
-        period_start,
-        cast(null as {{ dbt.type_string() }}) as dimension,
-        cast(null as {{ dbt.type_string() }}) as dimension_value,
-        cast(null as {{ dbt.type_string() }}) as member,
-        cast(null as {{ dbt.type_string() }}) as membership_change,
-        cast(null as {{ type_current_timestamp() }}) as _previous_run_at,
-        {{ dbt.current_timestamp() }} as _transformed_at
-    from kpi_changed_periods
+    {{ kpi_period_markers([
+        ('member', dbt.type_string()), ('membership_change', dbt.type_string()),
+        ('_previous_run_at', type_current_timestamp()),
+    ]) }}
     {%- else %}
 
     select

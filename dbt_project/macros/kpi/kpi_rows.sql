@@ -47,21 +47,11 @@
         {{ dbt.current_timestamp() }} as _transformed_at
     from kpi_rows
     {%- if changed_only %}
-    -- One marker per recomputed period (kpi_id null): the replace_kpi_periods strategy
-    -- deletes the period's stored rows by it, also when no row is left, and does not store it.
     union all
-    select
-        cast(null as {{ dbt.type_string() }}) as kpi_id,
-        grain,
-        period_start,
-        cast(null as {{ dbt.type_string() }}) as dimension,
-        cast(null as {{ dbt.type_string() }}) as dimension_value,
-        cast(null as {{ type_double() }}) as numerator,
-        cast(null as {{ type_double() }}) as denominator,
-        cast(null as {{ type_double() }}) as value,
-        cast(null as {{ type_double() }}) as secondary_value,
-        {{ dbt.current_timestamp() }} as _transformed_at
-    from kpi_changed_periods
+    {{ kpi_period_markers([
+        ('numerator', type_double()), ('denominator', type_double()),
+        ('value', type_double()), ('secondary_value', type_double()),
+    ]) }}
     {%- endif %}
 {%- endmacro %}
 
@@ -345,6 +335,26 @@
 {#- The columns of a KPI row, in order. -#}
 {% macro kpi_row_columns() -%}
     kpi_id, grain, period_start, dimension, dimension_value, numerator, denominator, value, secondary_value
+{%- endmacro %}
+
+{#-
+    One marker row per period of kpi_changed_periods (kpi_id null): the replace_kpi_periods
+    strategy deletes the period's stored rows by it, also when no row is left, and does not
+    store it. columns: the model's columns between dimension_value and _transformed_at, as
+    (name, type).
+-#}
+{% macro kpi_period_markers(columns) -%}
+    select
+        cast(null as {{ dbt.type_string() }}) as kpi_id,
+        grain,
+        period_start,
+        cast(null as {{ dbt.type_string() }}) as dimension,
+        cast(null as {{ dbt.type_string() }}) as dimension_value,
+        {%- for name, type in columns %}
+        cast(null as {{ type }}) as {{ name }},
+        {%- endfor %}
+        {{ dbt.current_timestamp() }} as _transformed_at
+    from kpi_changed_periods
 {%- endmacro %}
 
 {% macro kpi_empty_rows() -%}
