@@ -29,13 +29,10 @@
 -#}
 {% macro kpi_distinct_member_rows(categories) -%}
     {%- set kpis = [] -%}
-    {%- for kpi in kpi_catalogue() if kpi.category in categories and kpi_distinct_member(kpi) -%}
+    {%- for kpi in kpi_family_kpis(categories) if kpi_distinct_member(kpi) -%}
         {%- do kpis.append(kpi) -%}
     {%- endfor -%}
     {%- set changed_only = is_incremental() -%}
-    {%- if changed_only -%}
-        {%- do kpi_check_incremental_family(kpis) -%}
-    {%- endif -%}
     {%- set member_columns = ['kpi_id', 'period_start', 'dimension', 'dimension_value', 'member'] -%}
     with
     {%- if changed_only %}

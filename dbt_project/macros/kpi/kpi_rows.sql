@@ -11,14 +11,8 @@
     update those counts from the members that changed (kpi_distinct_delta_select).
 -#}
 {% macro kpi_family_rows(categories, distinct_members=none) -%}
-    {%- set kpis = [] -%}
-    {%- for kpi in kpi_catalogue() if kpi.category in categories and kpi.computation.type in ('aggregate', 'at_period_end') -%}
-        {%- do kpis.append(kpi) -%}
-    {%- endfor -%}
+    {%- set kpis = kpi_family_kpis(categories) -%}
     {%- set changed_only = is_incremental() -%}
-    {%- if changed_only -%}
-        {%- do kpi_check_incremental_family(kpis) -%}
-    {%- endif -%}
     {%- set from_members = changed_only and distinct_members is not none
         and kpi_distinct_members_in_step(distinct_members) -%}
     {%- set selects = [] -%}
@@ -53,6 +47,21 @@
         ('value', type_double()), ('secondary_value', type_double()),
     ]) }}
     {%- endif %}
+{%- endmacro %}
+
+{#-
+    The KPIs of the given catalogue categories computed from facts (aggregate and
+    at_period_end), checked by kpi_check_incremental_family in an incremental model.
+-#}
+{% macro kpi_family_kpis(categories) -%}
+    {%- set kpis = [] -%}
+    {%- for kpi in kpi_catalogue() if kpi.category in categories and kpi.computation.type in ('aggregate', 'at_period_end') -%}
+        {%- do kpis.append(kpi) -%}
+    {%- endfor -%}
+    {%- if is_incremental() -%}
+        {%- do kpi_check_incremental_family(kpis) -%}
+    {%- endif -%}
+    {{ return(kpis) }}
 {%- endmacro %}
 
 {#-
