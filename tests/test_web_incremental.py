@@ -4,11 +4,12 @@ Fixture tests/fixtures/web_incremental: day 1 (2026-01-05) holds sessions u1/100
 purchase logged twice), u3/301 and u6/600 (one page view at 00:10 on 7 January, Paris time:
 the only session of that day); day 2 (2026-01-06) brings a late event of u1/100, the page
 view of u2/200 delivered again, u3/300, an earlier session of u3 than u3/301, a new session
-u5/500, and an earlier page view of u6/600 (23:55 on 6 January), which moves that session to
-the 6th and leaves the 7th empty. Warehouse A loads day 1, builds, loads day 2 and builds
-incrementally; warehouse B loads both days and builds with --full-refresh. Every incremental
-model, the web KPIs included, must hold the same rows in both (EXCEPT both ways), apart from
-the run marker _transformed_at.
+u5/500, an earlier page view of u6/600 (23:55 on 6 January), which moves that session to
+the 6th and leaves the 7th empty, and u2/201, the confirmation page of purchase T-1 reloaded
+the next day (a third purchase event of T-1). Warehouse A loads day 1, builds, loads day 2 and
+builds incrementally; warehouse B loads both days and builds with --full-refresh. Every
+incremental model, the web KPIs included, must hold the same rows in both (EXCEPT both ways),
+apart from the run marker _transformed_at.
 
 The users of the daily run are the stored counts updated from the members that changed
 (int_kpi__web_members); warehouse C builds its members alone in full between the two days,
@@ -163,15 +164,18 @@ def test_late_duplicate_and_earlier_sessions_after_the_daily_run(warehouses):
         "u3-300": (2, 1, 5, 0, True, True, True, "/contact", "Direct"),
         "u3-301": (1, 1, 0, 0, False, False, False, "/", "Email"),
         "u5-500": (2, 1, 20, 0, True, True, True, "/tarifs", "Paid Search"),
+        # The reloaded confirmation page: one purchase event (a key event), no page view.
+        "u2-201": (1, 0, 0, 0, True, True, False, None, "Direct"),
         # Its page view of 23:55 arrived a day late: the session starts 15 minutes earlier,
         # on "/", and two page views make it engaged. Its user was first seen then.
         "u6-600": (2, 2, 900, 0, True, False, True, "/", "Direct"),
     }
-    # The purchase logged twice is one transaction.
+    # The purchase logged three times, the third the next day, is one transaction, at its first
+    # event: the daily run looked up the events of the 5th as well as the new one of the 6th.
     assert conn.execute(
-        "select transaction_id, purchase_revenue, purchase_revenue_reporting, session_key "
-        "from marts.fct_web_transactions"
-    ).fetchall() == [("T-1", 99.0, 99.0, "u2-200")]
+        "select transaction_id, purchase_revenue, purchase_revenue_reporting, session_key, "
+        "transaction_date, last_purchase_date from marts.fct_web_transactions"
+    ).fetchall() == [("T-1", 99.0, 99.0, "u2-200", date(2026, 1, 5), date(2026, 1, 6))]
     # The late event is engagement on /tarifs, the second page of u1/100.
     assert conn.execute(
         "select page_path, is_entrance, engagement_time_msec from marts.fct_page_views "
@@ -198,14 +202,14 @@ def test_web_kpis_follow_a_session_to_its_new_day(warehouses):
         "select period_start, value from intermediate.int_kpi__web where kpi_id = 'sessions' "
         "and grain = 'day' and dimension = 'all' order by period_start"
     ).fetchall()
-    # 5 January: u1/100, u2/200, u3/301 (day 1), and u3/300 (delivered on day 2). 6 January: u5/500
-    # and u6/600, moved there from the 7th, which has no session left, so no row.
-    assert day_sessions == [(date(2026, 1, 5), 4.0), (date(2026, 1, 6), 2.0)]
-    # The ISO week of 5 January holds all six sessions and five users (u1, u2, u3, u5, u6).
+    # 5 January: u1/100, u2/200, u3/301 (day 1), and u3/300 (delivered on day 2). 6 January:
+    # u5/500, u2/201 and u6/600, moved there from the 7th, which has no session left, so no row.
+    assert day_sessions == [(date(2026, 1, 5), 4.0), (date(2026, 1, 6), 3.0)]
+    # The ISO week of 5 January holds all seven sessions and five users (u1, u2, u3, u5, u6).
     assert conn.execute(
         "select kpi_id, value from intermediate.int_kpi__web where grain = 'week' "
         "and dimension = 'all' and kpi_id in ('sessions', 'users') order by kpi_id"
-    ).fetchall() == [("sessions", 6.0), ("users", 5.0)]
+    ).fetchall() == [("sessions", 7.0), ("users", 5.0)]
 
 
 def test_the_daily_run_updates_users_from_the_changed_members(warehouses):
@@ -225,9 +229,9 @@ def test_the_daily_run_updates_users_from_the_changed_members(warehouses):
         "select period_start, membership_change, count(*) from intermediate.int_kpi__web_members "
         "where member = 'u6' group by all order by period_start"
     ).fetchall() == [(date(2026, 1, 6), "added", 8), (date(2026, 1, 7), "removed", 8)]
-    # The members day 2 changed: u3 (u3/300 adds its slices to the 5th), u5 (new) and u6
-    # (moved). u1's late event and u2's duplicate change no membership.
-    assert "int_kpi__web: distinct counts updated from 3 changed members" in daily_output
+    # The members day 2 changed: u2 (u2/201 adds it to the 6th), u3 (u3/300 adds its slices to
+    # the 5th), u5 (new) and u6 (moved). u1's late event and u2's duplicate change no membership.
+    assert "int_kpi__web: distinct counts updated from 4 changed members" in daily_output
 
 
 def test_members_out_of_step_recount_users_from_the_facts(out_of_step):

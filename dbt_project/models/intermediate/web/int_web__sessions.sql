@@ -25,11 +25,36 @@
 with
 {% if is_incremental() %}
     touched_sessions as (
-        select distinct events.session_key
+        select
+            events.session_key,
+            min(events.event_date) as first_new_event_date,
+            max(events.event_date) as last_new_event_date
         from {{ ref('stg_web__events') }} as events
         where
             events.session_key is not null
             and events._transformed_at > {{ last_transformed_at() }}
+        group by events.session_key
+    ),
+
+    -- The dates that hold every event of the touched sessions: those of their new events, and
+    -- the span of those already stored (a session's events lie between its start and end
+    -- dates). Bounding the event lookup by them reads only the row groups of those dates.
+    touched_dates as (
+        select
+            min(
+                case
+                    when stored.session_date < touched_sessions.first_new_event_date then stored.session_date
+                    else touched_sessions.first_new_event_date
+                end
+            ) as first_date,
+            max(
+                case
+                    when stored.session_end_date > touched_sessions.last_new_event_date then stored.session_end_date
+                    else touched_sessions.last_new_event_date
+                end
+            ) as last_date
+        from touched_sessions
+        left join {{ this }} as stored on touched_sessions.session_key = stored.session_key
     ),
 {% endif %}
 
@@ -47,6 +72,7 @@ session_events as (
     from {{ ref('stg_web__events') }} as events
     {% if is_incremental() %}
         inner join touched_sessions on events.session_key = touched_sessions.session_key
+        where events.event_date between (select first_date from touched_dates) and (select last_date from touched_dates)
     {% else %}
         where events.session_key is not null
     {% endif %}

@@ -18,7 +18,9 @@ with sessions as (
         medium,
         campaign,
         device_category,
-        country
+        country,
+        session_date,
+        session_end_date
     from {{ ref('int_web__sessions') }}
     {% if is_incremental() %}
         where _transformed_at > {{ last_transformed_at() }}
@@ -49,6 +51,12 @@ session_events as (
         ) as page_number
     from {{ ref('stg_web__events') }} as events
     inner join sessions on events.session_key = sessions.session_key
+    {% if is_incremental() %}
+        -- A session's events lie between its start and end dates: only their row groups are read.
+        where
+            events.event_date
+            between (select min(sessions.session_date) from sessions) and (select max(sessions.session_end_date) from sessions)
+    {% endif %}
 ),
 
 page_engagement as (

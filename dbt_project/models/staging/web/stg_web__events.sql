@@ -3,11 +3,13 @@
 -- rows of files it has not processed yet. Those are found in the small load manifest (one row
 -- per file), then read by extract date and checksum: an anti-join of the raw rows' checksums
 -- with the staged rows' costs seconds at millions of events.
+-- The unique key includes event_date, which the event key implies (it holds the timestamp): a
+-- run then looks up the stored rows by date, in the few row groups of the new events' dates.
 -- depends_on: {{ source('ingestion', 'load_manifest') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key='event_key',
+    unique_key=['event_date', 'event_key'],
     on_schema_change='fail',
 ) }}
 -- The DuckDB parameter lookup compiles to lambdas (p.key), which RF03 takes for table references.
@@ -160,35 +162,70 @@ new_deliveries as (
     from hosts
 ),
 
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by event_key order by _extract_date, _source_file, _record_number
-        ) as delivery_rank
+-- An event delivered more than once keeps its earliest delivery. Only the duplicated keys are
+-- ranked: a window over every event would also shuffle the table out of delivery order, which
+-- keeps it clustered by date (the date-bounded lookups of the downstream models rely on it).
+duplicated_keys as (
+    select event_key
     from new_deliveries
+    group by event_key
+    having count(*) > 1
+),
+
+later_deliveries as (
+    select
+        ranked.event_key,
+        ranked._source_file,
+        ranked._record_number,
+        ranked._file_sha256
+    from (
+        select
+            new_deliveries.event_key,
+            new_deliveries._source_file,
+            new_deliveries._record_number,
+            new_deliveries._file_sha256,
+            row_number() over (
+                partition by new_deliveries.event_key
+                order by
+                    new_deliveries._extract_date,
+                    new_deliveries._source_file,
+                    new_deliveries._record_number,
+                    new_deliveries._file_sha256
+            ) as delivery_rank
+        from new_deliveries
+        inner join duplicated_keys on new_deliveries.event_key = duplicated_keys.event_key
+    ) as ranked
+    where ranked.delivery_rank > 1
+),
+
+first_deliveries as (
+    select new_deliveries.*
+    from new_deliveries
+    left join later_deliveries
+        on
+            new_deliveries.event_key = later_deliveries.event_key
+            and new_deliveries._source_file = later_deliveries._source_file
+            and new_deliveries._record_number = later_deliveries._record_number
+            and new_deliveries._file_sha256 = later_deliveries._file_sha256
+    where later_deliveries.event_key is null
 )
 
 select
-    ranked.{{ columns | join(',\n    ranked.') }},
+    first_deliveries.{{ columns | join(',\n    first_deliveries.') }},
     {{ dbt.current_timestamp() }} as _transformed_at
-from ranked
+from first_deliveries
 {% if is_incremental() %}
-    left join {{ this }} as kept on ranked.event_key = kept.event_key
+    left join {{ this }} as kept
+        on first_deliveries.event_date = kept.event_date and first_deliveries.event_key = kept.event_key
     -- The earliest delivery of an event wins, as in a full build: a new delivery replaces the
     -- kept one only when delivered before it (a backfill of an older extract).
     where
-        ranked.delivery_rank = 1
-        and (
-            kept.event_key is null
-            or ranked._extract_date < kept._extract_date
-            or (ranked._extract_date = kept._extract_date and ranked._source_file < kept._source_file)
-            or (
-                ranked._extract_date = kept._extract_date
-                and ranked._source_file = kept._source_file
-                and ranked._record_number < kept._record_number
-            )
+        kept.event_key is null
+        or first_deliveries._extract_date < kept._extract_date
+        or (first_deliveries._extract_date = kept._extract_date and first_deliveries._source_file < kept._source_file)
+        or (
+            first_deliveries._extract_date = kept._extract_date
+            and first_deliveries._source_file = kept._source_file
+            and first_deliveries._record_number < kept._record_number
         )
-{% else %}
-    where ranked.delivery_rank = 1
 {% endif %}
