@@ -1,11 +1,14 @@
 {#-
     The columns every versioned HubSpot CRM object carries into staging: the instant of the
     version (updatedAt, which decides the current state), whether it is archived, and the
-    lineage of the delivery (extract date, file, record number) that rank_versions uses.
+    lineage of the delivery (extract date, file, record number) that rank_versions uses. Read
+    from the record, or from text columns already read from it (json_record_fields).
 -#}
-{% macro hubspot_version_columns() -%}
-    {{ boussole.vendor_timestamp(boussole.json_text('record', ['updatedAt'])) }} as updated_at,
-        coalesce({{ boussole.json_text('record', ['archived']) }} = 'true', false) as is_archived,
+{% macro hubspot_version_columns(updated_at_text=none, archived_text=none) -%}
+    {%- set updated_at_text = updated_at_text or boussole.json_text('record', ['updatedAt']) -%}
+    {%- set archived_text = archived_text or boussole.json_text('record', ['archived']) -%}
+    {{ boussole.vendor_timestamp(updated_at_text) }} as updated_at,
+        coalesce({{ archived_text }} = 'true', false) as is_archived,
         _extract_date,
         _source_file,
         _record_number

@@ -84,3 +84,27 @@
 {% macro duckdb__json_field_text(fields, path) -%}
     {{ fields }}.{{ path | join('.') }}
 {%- endmacro %}
+
+
+{#-
+    The rows of a raw table with the named fields of each record as text columns (fields:
+    name -> path), each record parsed once where the engine can (json_fields), and the
+    delivery lineage. For the staging models that read many fields of each record.
+-#}
+{% macro json_record_fields(relation, fields) -%}
+    select
+        {%- for name, path in fields.items() %}
+            {{ json_field_text('parsed', path) }} as {{ name }},
+        {%- endfor %}
+        _extract_date,
+        _source_file,
+        _record_number
+    from (
+        select
+            {{ json_fields('record', fields.values() | list) }} as parsed,
+            _extract_date,
+            _source_file,
+            _record_number
+        from {{ relation }}
+    ) as records
+{%- endmacro %}

@@ -1,33 +1,54 @@
 -- Current state of each HubSpot contact: the latest version by updatedAt, whatever the file
 -- order; archived contacts leave the current state. Email, names and phone are pseudonymised
 -- (keyed hash); the email domain stays in clear for the company match.
--- A table: the pseudonyms are computed once, and no view text holds the key.
+-- A table: the pseudonyms are computed once, and no view text holds the key. Each record is
+-- parsed once for its 18 fields (json_record_fields).
 {{ config(materialized='table') }}
 
-with versions as (
+with records as (
+    {{ json_record_fields(source('crm', 'contacts'), {
+        'contact_id': ['id'],
+        'email': ['properties', 'email'],
+        'first_name': ['properties', 'firstname'],
+        'last_name': ['properties', 'lastname'],
+        'phone': ['properties', 'phone'],
+        'lifecycle_stage': ['properties', 'lifecyclestage'],
+        'analytics_source': ['properties', 'hs_analytics_source'],
+        'analytics_source_detail': ['properties', 'hs_analytics_source_data_1'],
+        'country': ['properties', 'country'],
+        'company_id': ['properties', 'associatedcompanyid'],
+        'owner_id': ['properties', 'hubspot_owner_id'],
+        'created': ['properties', 'createdate'],
+        'became_lead': ['properties', 'hs_lifecyclestage_lead_date'],
+        'became_mql': ['properties', 'hs_lifecyclestage_marketingqualifiedlead_date'],
+        'became_sql': ['properties', 'hs_lifecyclestage_salesqualifiedlead_date'],
+        'became_customer': ['properties', 'hs_lifecyclestage_customer_date'],
+        'updated': ['updatedAt'],
+        'archived': ['archived'],
+    }) }}
+),
+
+versions as (
     select
-        {{ json_text('record', ['id']) }} as contact_id,
-        {{ pseudonymise(normalised_email(json_text('record', ['properties', 'email']))) }} as email_hash,
-        {{ email_domain(json_text('record', ['properties', 'email'])) }} as email_domain,
-        {{ pseudonymise(json_text('record', ['properties', 'firstname'])) }} as first_name_hash,
-        {{ pseudonymise(json_text('record', ['properties', 'lastname'])) }} as last_name_hash,
-        {{ pseudonymise("replace(" ~ json_text('record', ['properties', 'phone']) ~ ", ' ', '')") }} as phone_hash,
-        {{ json_text('record', ['properties', 'lifecyclestage']) }} as lifecycle_stage,
-        {{ json_text('record', ['properties', 'hs_analytics_source']) }} as analytics_source,
-        {{ json_text('record', ['properties', 'hs_analytics_source_data_1']) }} as analytics_source_detail,
-        {{ json_text('record', ['properties', 'country']) }} as country,
-        {{ json_text('record', ['properties', 'associatedcompanyid']) }} as company_id,
-        {{ json_text('record', ['properties', 'hubspot_owner_id']) }} as owner_id,
-        {{ vendor_timestamp(json_text('record', ['properties', 'createdate'])) }} as created_at,
-        {{ vendor_timestamp(json_text('record', ['properties', 'hs_lifecyclestage_lead_date'])) }} as became_lead_at,
-        {{ vendor_timestamp(json_text('record', ['properties', 'hs_lifecyclestage_marketingqualifiedlead_date'])) }}
-            as became_mql_at,
-        {{ vendor_timestamp(json_text('record', ['properties', 'hs_lifecyclestage_salesqualifiedlead_date'])) }}
-            as became_sql_at,
-        {{ vendor_timestamp(json_text('record', ['properties', 'hs_lifecyclestage_customer_date'])) }}
-            as became_customer_at,
-        {{ hubspot_version_columns() }}
-    from {{ source('crm', 'contacts') }}
+        contact_id,
+        {{ pseudonymise(normalised_email('email')) }} as email_hash,
+        {{ email_domain('email') }} as email_domain,
+        {{ pseudonymise('first_name') }} as first_name_hash,
+        {{ pseudonymise('last_name') }} as last_name_hash,
+        {{ pseudonymise("replace(phone, ' ', '')") }} as phone_hash,
+        lifecycle_stage,
+        analytics_source,
+        analytics_source_detail,
+        country,
+        company_id,
+        owner_id,
+        {{ vendor_timestamp('created') }} as created_at,
+        {{ vendor_timestamp('became_lead') }} as became_lead_at,
+        {{ vendor_timestamp('became_mql') }} as became_mql_at,
+        {{ vendor_timestamp('became_sql') }} as became_sql_at,
+        {{ vendor_timestamp('became_customer') }} as became_customer_at,
+        {{ hubspot_version_columns('updated', 'archived') }}
+    from records
 ),
 
 ranked as (
