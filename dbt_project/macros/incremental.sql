@@ -11,6 +11,20 @@
 {%- endmacro %}
 
 {#-
+    first_date and last_date of the rows a run recomputes from the staged events: from the
+    earliest and latest dates of their new rows and of the span stored for the same keys (null
+    for a new key). The run's lookups between those dates read only their row groups.
+-#}
+{% macro lookup_date_span(new_first, new_last, stored_first, stored_last) -%}
+    min(
+        case when {{ stored_first }} < {{ new_first }} then {{ stored_first }} else {{ new_first }} end
+    ) as first_date,
+    max(
+        case when {{ stored_last }} > {{ new_last }} then {{ stored_last }} else {{ new_last }} end
+    ) as last_date
+{%- endmacro %}
+
+{#-
     The incremental strategy replace_kpi_periods, of the KPI families that recompute only the
     periods new data touches. The new rows hold every row of each recomputed period plus one
     marker row per period (kpi_id null). Every stored row of those periods (unique_key: grain,

@@ -41,18 +41,10 @@ with
     -- dates). Bounding the event lookup by them reads only the row groups of those dates.
     touched_dates as (
         select
-            min(
-                case
-                    when stored.session_date < touched_sessions.first_new_event_date then stored.session_date
-                    else touched_sessions.first_new_event_date
-                end
-            ) as first_date,
-            max(
-                case
-                    when stored.session_end_date > touched_sessions.last_new_event_date then stored.session_end_date
-                    else touched_sessions.last_new_event_date
-                end
-            ) as last_date
+            {{ lookup_date_span(
+                'touched_sessions.first_new_event_date', 'touched_sessions.last_new_event_date',
+                'stored.session_date', 'stored.session_end_date'
+            ) }}
         from touched_sessions
         left join {{ this }} as stored on touched_sessions.session_key = stored.session_key
     ),

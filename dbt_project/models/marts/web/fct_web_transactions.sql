@@ -65,18 +65,10 @@ with
     -- and the span already stored for each (first to last purchase date).
     touched_dates as (
         select
-            min(
-                case
-                    when stored.transaction_date < touched_purchases.event_date then stored.transaction_date
-                    else touched_purchases.event_date
-                end
-            ) as first_date,
-            max(
-                case
-                    when stored.last_purchase_date > touched_purchases.event_date then stored.last_purchase_date
-                    else touched_purchases.event_date
-                end
-            ) as last_date
+            {{ lookup_date_span(
+                'touched_purchases.event_date', 'touched_purchases.event_date',
+                'stored.transaction_date', 'stored.last_purchase_date'
+            ) }}
         from touched_purchases
         left join {{ this }} as stored on touched_purchases.transaction_id = stored.transaction_id
     ),
