@@ -28,26 +28,12 @@ with records as (
     }) }}
 ),
 
+-- The current version is chosen on the text read from the records; only it is pseudonymised
+-- and typed.
 versions as (
     select
-        contact_id,
-        {{ pseudonymise(normalised_email('email')) }} as email_hash,
-        {{ email_domain('email') }} as email_domain,
-        {{ pseudonymise('first_name') }} as first_name_hash,
-        {{ pseudonymise('last_name') }} as last_name_hash,
-        {{ pseudonymise("replace(phone, ' ', '')") }} as phone_hash,
-        lifecycle_stage,
-        analytics_source,
-        analytics_source_detail,
-        country,
-        company_id,
-        owner_id,
-        {{ vendor_timestamp('created') }} as created_at,
-        {{ vendor_timestamp('became_lead') }} as became_lead_at,
-        {{ vendor_timestamp('became_mql') }} as became_mql_at,
-        {{ vendor_timestamp('became_sql') }} as became_sql_at,
-        {{ vendor_timestamp('became_customer') }} as became_customer_at,
-        {{ hubspot_version_columns('updated', 'archived') }}
+        records.*,
+        {{ hubspot_version_state('records.updated', 'records.archived') }}
     from records
 ),
 
@@ -57,22 +43,22 @@ ranked as (
 
 select
     contact_id,
-    email_hash,
-    email_domain,
-    first_name_hash,
-    last_name_hash,
-    phone_hash,
+    {{ pseudonymise(normalised_email('email')) }} as email_hash,
+    {{ email_domain('email') }} as email_domain,
+    {{ pseudonymise('first_name') }} as first_name_hash,
+    {{ pseudonymise('last_name') }} as last_name_hash,
+    {{ pseudonymise("replace(phone, ' ', '')") }} as phone_hash,
     lifecycle_stage,
     analytics_source,
     analytics_source_detail,
     country,
     company_id,
     owner_id,
-    created_at,
-    became_lead_at,
-    became_mql_at,
-    became_sql_at,
-    became_customer_at,
+    {{ vendor_timestamp('created') }} as created_at,
+    {{ vendor_timestamp('became_lead') }} as became_lead_at,
+    {{ vendor_timestamp('became_mql') }} as became_mql_at,
+    {{ vendor_timestamp('became_sql') }} as became_sql_at,
+    {{ vendor_timestamp('became_customer') }} as became_customer_at,
     updated_at,
     _extract_date,
     _source_file
