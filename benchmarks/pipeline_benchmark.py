@@ -156,52 +156,61 @@ def layer_of(node: dict) -> str:
 
 def dbt_layer_seconds(
     args: list[str], target: Path
-) -> tuple[float, dict[tuple[str, str], float], float]:
-    """Runs dbt, then sums the execution time of its nodes per layer and kind: building
-    (models, seeds) or testing (a test counts in the layer of the model it tests). Returns
-    the wall time, the sums by (layer, kind), and the SQL time of the models and seeds."""
+) -> tuple[float, dict[tuple[str, str], float], float, int]:
+    """Runs dbt as the pipeline does, then sums the execution time of its nodes per layer and
+    kind: building (models, seeds) or testing (a test counts in the layer of the model it
+    tests). Returns the wall time, the sums by (layer, kind), the SQL time of the models and
+    seeds, and how many models and seeds were built."""
     import json
     import subprocess
 
     import duckdb
 
+    from boussole.dbt_reuse import claimed_state, plan_reuse, record_state, settings_digest
     from boussole.ingestion.loader import latest_extract_date
     from boussole.settings import get_settings
 
     settings = get_settings()
-    with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as conn:
-        # As the pipeline does: figures as of the latest extract loaded.
-        dbt_vars = {**settings.dbt_vars(), "as_of_date": latest_extract_date(conn)}
-    command = [
-        str(Path(sys.executable).parent / "dbt"),
-        *args,
-        "--vars",
-        json.dumps(dbt_vars),
-        "--project-dir",
-        str(PROJECT_ROOT / "dbt_project"),
-        "--profiles-dir",
-        str(PROJECT_ROOT / "dbt_project"),
-        "--target-path",
-        str(target),
-        "--log-path",
-        str(target / "logs"),
-        # Structured log events: the time of each SQL statement, read below.
-        "--log-format-file",
-        "json",
-    ]
-    log = target / "logs" / "dbt.log"
-    log.unlink(missing_ok=True)
-    # One file for the whole run (dbt rolls its log over at 10 MB by default).
-    env = {**os.environ, **settings.dbt_env(), "DBT_LOG_FILE_MAX_BYTES": "0"}
-    began = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - began
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}")
+    with claimed_state(settings.dbt_state_dir) as previous_build:
+        with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as conn:
+            # As the pipeline does: figures as of the latest extract loaded, and the unchanged
+            # views and reference models of the last build reused (not on a full refresh).
+            dbt_vars = {**settings.dbt_vars(), "as_of_date": latest_extract_date(conn)}
+            digest = settings_digest(dbt_vars, settings.dbt_env())
+            if "--full-refresh" not in args:
+                args = [*args, *plan_reuse(previous_build, digest, conn).dbt_args]
+        command = [
+            str(Path(sys.executable).parent / "dbt"),
+            *args,
+            "--vars",
+            json.dumps(dbt_vars),
+            "--project-dir",
+            str(PROJECT_ROOT / "dbt_project"),
+            "--profiles-dir",
+            str(PROJECT_ROOT / "dbt_project"),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target / "logs"),
+            # Structured log events: the time of each SQL statement, read below.
+            "--log-format-file",
+            "json",
+        ]
+        log = target / "logs" / "dbt.log"
+        log.unlink(missing_ok=True)
+        # One file for the whole run (dbt rolls its log over at 10 MB by default).
+        env = {**os.environ, **settings.dbt_env(), "DBT_LOG_FILE_MAX_BYTES": "0"}
+        began = time.perf_counter()
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - began
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}")
+    record_state(settings.dbt_state_dir, target / "manifest.json", digest)
     manifest = json.loads((target / "manifest.json").read_text())
     nodes = {**manifest["nodes"], **manifest.get("unit_tests", {})}
+    runs = json.loads((target / "run_results.json").read_text())["results"]
     seconds: dict[tuple[str, str], float] = {}
-    for run in json.loads((target / "run_results.json").read_text())["results"]:
+    for run in runs:
         node = nodes[run["unique_id"]]
         kind = "build"
         if node["resource_type"] in ("test", "unit_test"):
@@ -211,11 +220,11 @@ def dbt_layer_seconds(
         key = (layer_of(node), kind)
         seconds[key] = seconds.get(key, 0.0) + run["execution_time"]
     built = {
-        unique_id
-        for unique_id, node in nodes.items()
-        if node["resource_type"] not in ("test", "unit_test")
+        run["unique_id"]
+        for run in runs
+        if nodes[run["unique_id"]]["resource_type"] in ("model", "seed")
     }
-    return wall, seconds, sql_seconds(log, built)
+    return wall, seconds, sql_seconds(log, built), len(built)
 
 
 def sql_seconds(log: Path, nodes: set[str]) -> float:
@@ -256,7 +265,7 @@ def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
     """dbt by layer: a full refresh of the built warehouse, one more extract day ingested and
     built incrementally, then a run with nothing new."""
     one_thread = ["--threads", "1"]
-    full_wall, full, full_sql = dbt_layer_seconds(
+    full_wall, full, full_sql, full_count = dbt_layer_seconds(
         ["build", "--full-refresh", *one_thread], workdir / "dbt_full"
     )
     held_back = sorted(next_day.glob("*/*"))
@@ -266,10 +275,10 @@ def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
         shutil.copytree(day_folder, target)
     extract_date = date.fromisoformat(held_back[0].name)
     ingestion = ingest_day(landing, extract_date)
-    daily_wall, daily, daily_sql = dbt_layer_seconds(
+    daily_wall, daily, daily_sql, daily_count = dbt_layer_seconds(
         ["build", *one_thread], workdir / "dbt_incremental"
     )
-    idle_wall, idle, idle_sql = dbt_layer_seconds(
+    idle_wall, idle, idle_sql, idle_count = dbt_layer_seconds(
         ["build", *one_thread], workdir / "dbt_no_new_data"
     )
 
@@ -301,6 +310,11 @@ def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
     print("  seeds, test = data and unit tests, counted in the layer of the model they test;")
     print("  dbt's own work = compiling, materialisation macros and logging, outside the SQL)")
     print(f"  daily run: extract {extract_date} ingested in {ingestion:.2f} s")
+    print(
+        f"  models and seeds built: {full_count} (full refresh), {daily_count} (incremental), "
+        f"{idle_count} (no new data); the others are unchanged views and reference models, "
+        "reused as the pipeline does (boussole/dbt_reuse.py)"
+    )
     print(
         f"  {'layer':<22}{'full refresh':>14}{'incremental':>14}{'incr/full':>11}"
         f"{'no new data':>14}{'none/full':>11}"

@@ -101,6 +101,12 @@ class Settings:
         return self.data_dir / "build" / "warehouse.duckdb"
 
     @cached_property
+    def dbt_state_dir(self) -> Path:
+        """The manifest and settings of the last successful dbt build of the warehouse, which
+        the next build compares with to reuse what did not change (boussole/dbt_reuse.py)."""
+        return self.build_warehouse_path.parent / "dbt_state"
+
+    @cached_property
     def published_mart_path(self) -> Path:
         """The audited mart that analysts and BI tools read; replaced atomically."""
         return self.data_dir / "published" / "boussole.duckdb"

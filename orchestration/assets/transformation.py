@@ -11,6 +11,14 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from boussole.dbt_manifest import ensure_manifest
+from boussole.dbt_reuse import (
+    Reuse,
+    claimed_state,
+    plan_reuse,
+    record_state,
+    reused_count,
+    settings_digest,
+)
 from boussole.ingestion.loader import latest_extract_date
 from boussole.settings import DBT_PROJECT_DIR, get_settings
 from orchestration.assets.ingestion import LOAD_MANIFEST_KEY, WAREHOUSE_POOL, raw_asset_key
@@ -65,18 +73,33 @@ def dbt_models(
     settings = get_settings()
     # The profile and models read these from the environment of the dbt process.
     os.environ.update(settings.dbt_env())
-    with warehouse.connect(read_only=True) as conn:
-        as_of = latest_extract_date(conn)
-    dbt_vars = {**settings.dbt_vars(), "as_of_date": as_of}
-    context.log.info(f"KPIs as of {as_of} (the latest extract date loaded)")
-    args = ["build", "--vars", json.dumps(dbt_vars)]
-    if config.full_refresh:
-        context.log.info("Full refresh: the incremental models are rebuilt from all raw rows")
-        args.append("--full-refresh")
-    invocation = dbt.cli(args, context=context, raise_on_error=False)
-    # DuckDB has one writer: the row counts are read once dbt has exited and released the
-    # file, through a connection this step closes (not dbt's adapter, which stays open).
-    events = list(invocation.stream())
+    # A selection of models leaves the others as they were: its manifest cannot be the
+    # state of the whole warehouse, and the state it replaces is no longer true.
+    whole_project = context.selected_asset_keys == set(context.assets_def.keys) and (
+        context.selected_asset_check_keys == set(context.assets_def.check_keys)
+    )
+    with claimed_state(settings.dbt_state_dir) as previous_build:
+        with warehouse.connect(read_only=True) as conn:
+            as_of = latest_extract_date(conn)
+            dbt_vars = {**settings.dbt_vars(), "as_of_date": as_of}
+            digest = settings_digest(dbt_vars, settings.dbt_env())
+            if config.full_refresh:
+                reuse = Reuse([], "full refresh")
+            elif not whole_project:
+                reuse = Reuse([], "a selection of models is built")
+            else:
+                reuse = plan_reuse(previous_build, digest, conn)
+        context.log.info(f"KPIs as of {as_of} (the latest extract date loaded)")
+        args = ["build", "--vars", json.dumps(dbt_vars), *reuse.dbt_args]
+        if config.full_refresh:
+            context.log.info("Full refresh: the incremental models are rebuilt from all raw rows")
+            args.append("--full-refresh")
+        if not reuse.dbt_args:
+            context.log.info(f"Every view and reference model selected is rebuilt: {reuse.reason}")
+        invocation = dbt.cli(args, context=context, raise_on_error=False)
+        # DuckDB has one writer: the row counts are read once dbt has exited and released the
+        # file, through a connection this step closes (not dbt's adapter, which stays open).
+        events = list(invocation.stream())
     with warehouse.connect(read_only=True) as conn:
         row_counts = table_row_counts(conn)
     for event in events:
@@ -88,6 +111,16 @@ def dbt_models(
         yield event
     if not invocation.is_successful():
         raise dg.Failure(description=f"dbt build failed: {invocation.get_error()}")
+    if reuse.dbt_args:
+        reused = reused_count(
+            invocation.get_artifact("manifest.json"), invocation.get_artifact("run_results.json")
+        )
+        context.log.info(
+            f"{reused} views and reference models reused, unchanged since the last build "
+            "(their tests ran)"
+        )
+    if whole_project:
+        record_state(settings.dbt_state_dir, invocation.target_path / "manifest.json", digest)
 
 
 def table_row_counts(conn: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:

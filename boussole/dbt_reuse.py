@@ -1,0 +1,113 @@
+"""What a dbt build of the warehouse can reuse instead of rebuilding: the views and the
+reference models whose definition has not changed since the last successful build.
+
+A view reads its inputs each time it is queried, and a reference model (dbt tag `reference`:
+the calendar, the KPI catalogue, the seeds) is built from the project alone. Rebuilding either
+gives the same relation unless its definition or the settings it is compiled with changed.
+After each successful build, its manifest and a digest of its settings are kept beside the
+warehouse; the next build compares its project with them (dbt's `state:unmodified`) and
+leaves the unchanged ones out. Their tests still run: the data behind a view changes daily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import duckdb
+
+MANIFEST = "manifest.json"
+SETTINGS_DIGEST = "settings.sha256"
+REUSABLE_NODES = "config.materialized:view,state:unmodified tag:reference,state:unmodified"
+# Vars that change from run to run but that no view or reference model reads.
+PER_RUN_VARS = ("as_of_date",)
+
+
+def settings_digest(dbt_vars: Mapping[str, object], dbt_env: Mapping[str, str]) -> str:
+    """The settings models are compiled with (vars, PII key, warehouse) and the versions of
+    dbt and its adapter, as one digest: if any changed, nothing is reused."""
+    settings = {
+        "vars": {name: value for name, value in dbt_vars.items() if name not in PER_RUN_VARS},
+        "env": dict(dbt_env),
+        "dbt-core": version("dbt-core"),
+        "dbt-duckdb": version("dbt-duckdb"),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """The dbt arguments of a build, and why nothing is reused when they are empty."""
+
+    dbt_args: list[str]
+    reason: str
+
+
+def reusable_relations(manifest: Mapping) -> set[tuple[str, str]]:
+    """(schema, name) of the nodes a build may reuse, as a manifest records them."""
+    return {
+        (node["schema"].lower(), (node.get("alias") or node["name"]).lower())
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed")
+        and (node["config"].get("materialized") == "view" or "reference" in node["tags"])
+    }
+
+
+def plan_reuse(previous: Path | None, digest: str, conn: duckdb.DuckDBPyConnection) -> Reuse:
+    """Reuse the unchanged views and reference models of the build recorded in `previous`,
+    if it was made with the same settings and its relations are all in the warehouse."""
+    if previous is None or not (previous / MANIFEST).exists():
+        return Reuse([], "no earlier successful build of this warehouse is recorded")
+    if (previous / SETTINGS_DIGEST).read_text().strip() != digest:
+        return Reuse([], "the settings or dbt's version changed since the last build")
+    expected = reusable_relations(json.loads((previous / MANIFEST).read_text()))
+    present = {
+        (schema.lower(), name.lower())
+        for schema, name in conn.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+    missing = sorted(f"{schema}.{name}" for schema, name in expected - present)
+    if missing:
+        return Reuse([], f"relations of the last build are missing: {', '.join(missing)}")
+    dbt_args = ["--state", str(previous), "--exclude", REUSABLE_NODES]
+    # Tests are selected for themselves, not through their models: those of reused
+    # relations run too.
+    return Reuse([*dbt_args, "--indirect-selection", "empty"], "")
+
+
+@contextmanager
+def claimed_state(directory: Path) -> Iterator[Path | None]:
+    """The recorded state, moved aside for the length of a build: if the build fails or is
+    interrupted, no state is left, and the next build rebuilds everything."""
+    in_use = directory.with_name(directory.name + ".in_use")
+    shutil.rmtree(in_use, ignore_errors=True)
+    if directory.exists():
+        directory.rename(in_use)
+    try:
+        yield in_use if in_use.exists() else None
+    finally:
+        shutil.rmtree(in_use, ignore_errors=True)
+
+
+def reused_count(manifest: Mapping, run_results: Mapping) -> int:
+    """How many models and seeds of the project a build left out."""
+    built = {result["unique_id"] for result in run_results["results"]}
+    return sum(
+        1
+        for unique_id, node in manifest["nodes"].items()
+        if node["resource_type"] in ("model", "seed") and unique_id not in built
+    )
+
+
+def record_state(directory: Path, manifest: Path, digest: str) -> None:
+    """Keep the manifest of a successful build of every node, and its settings digest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(manifest, directory / MANIFEST)
+    (directory / SETTINGS_DIGEST).write_text(digest + "\n")

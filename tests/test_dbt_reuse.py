@@ -1,0 +1,133 @@
+"""Builds reuse the views and reference models that did not change (boussole/dbt_reuse.py),
+and tables are replaced in one transaction (macros/materializations/table.sql).
+
+Whether a relation was rebuilt is read from the warehouse itself: a comment set on it between
+two runs survives only if the second run left it alone (no model sets comments). Seeds are
+reloaded into the same table, which keeps its comment: they are left out of that check.
+"""
+
+import json
+
+import duckdb
+
+from boussole.dbt_manifest import MANIFEST_PATH, ensure_manifest
+from boussole.settings import get_settings
+from tests.conftest import make_workspace, run_dbt
+
+MARK = "set between the two runs"
+REUSABLE = {
+    ("marts", "dim_date"): "table",
+    ("marts", "kpi_catalogue"): "table",
+    ("staging", "stg_crm__calls"): "view",
+    ("marts", "kpi_sales"): "view",
+}
+# Tables of data, and the periods, which depend on the as-of date.
+REBUILT = {
+    ("marts", "fct_tickets"): "table",
+    ("intermediate", "int_kpi__periods"): "table",
+}
+
+
+def mark(warehouse, relations: dict[tuple[str, str], str]) -> None:
+    with duckdb.connect(str(warehouse)) as conn:
+        for (schema, name), kind in relations.items():
+            conn.execute(f"comment on {kind} {schema}.{name} is '{MARK}'")
+
+
+def marked(warehouse) -> set[tuple[str, str]]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        rows = conn.execute(
+            "select schema_name, table_name from duckdb_tables() where comment = ? "
+            "union all select schema_name, view_name from duckdb_views() where comment = ?",
+            [MARK, MARK],
+        ).fetchall()
+    return set(rows)
+
+
+def test_a_second_run_reuses_what_did_not_change(tmp_path):
+    workspace = make_workspace(tmp_path, "landing_small")
+    warehouse = workspace.data / "build" / "warehouse.duckdb"
+    first = workspace.boussole("run")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (workspace.data / "build" / "dbt_state" / "manifest.json").exists()
+
+    mark(warehouse, REUSABLE | REBUILT)
+    second = workspace.boussole("run")
+    # Published: every guarding check passed in this run, those on reused relations too.
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert marked(warehouse) == set(REUSABLE)
+
+    # A relation of the last build has gone: nothing is reused, it is built again.
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("drop view staging.stg_crm__calls")
+    third = workspace.boussole("run")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert marked(warehouse) == set()
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        views = conn.execute("select schema_name, view_name from duckdb_views()").fetchall()
+    assert ("staging", "stg_crm__calls") in views
+
+
+def test_reference_models_are_built_from_the_project_alone():
+    """A reference model is reused while its definition is unchanged, so it may read no
+    source (its data would change) and not the as-of date (it changes every day)."""
+    ensure_manifest(get_settings())
+    manifest = json.loads(MANIFEST_PATH.read_text())
+    nodes, macros = manifest["nodes"], manifest["macros"]
+
+    def ancestors(unique_id: str) -> set[str]:
+        found: set[str] = set()
+        pending = list(nodes[unique_id]["depends_on"].get("nodes", []))
+        while pending:
+            parent = pending.pop()
+            if parent not in found:
+                found.add(parent)
+                pending.extend(nodes.get(parent, {}).get("depends_on", {}).get("nodes", []))
+        return found
+
+    def macro_code(unique_ids: list[str]) -> str:
+        code, pending, seen = [], list(unique_ids), set()
+        while pending:
+            macro = macros.get(pending.pop())
+            if macro and macro["unique_id"] not in seen:
+                seen.add(macro["unique_id"])
+                code.append(macro["macro_sql"])
+                pending.extend(macro["depends_on"]["macros"])
+        return "\n".join(code)
+
+    reference = [uid for uid, node in nodes.items() if "reference" in node["tags"]]
+    assert {"model.boussole.dim_date", "model.boussole.kpi_catalogue"} <= set(reference)
+    assert "seed.boussole.kpi_targets" in reference
+    for unique_id in reference:
+        node = nodes[unique_id]
+        assert not [a for a in ancestors(unique_id) if a.startswith("source.")], unique_id
+        code = node.get("raw_code", "") + macro_code(node.get("depends_on", {}).get("macros", []))
+        assert "as_of_date" not in code, unique_id
+    # The periods read the as-of date: they are not reference data.
+    assert "reference" not in nodes["model.boussole.int_kpi__periods"]["tags"]
+
+
+def test_a_failed_table_build_leaves_the_table_as_it_was(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+
+    def build_calendar(*args: str):
+        return run_dbt(
+            *("run", "--select", "dim_date", *args),
+            warehouse=warehouse,
+            target=tmp_path / "target",
+            pii_key="test-key-for-boussole-tests",
+        )
+
+    built = build_calendar("--vars", '{"calendar_start": "2026-01-01"}')
+    assert built.returncode == 0, built.stdout + built.stderr
+    # The calendar runs to the default calendar_end, 2035-12-31: 10 years, 2 of them leap.
+    expected_days = 10 * 365 + 2
+    failed = build_calendar("--vars", '{"calendar_start": "not a date"}')
+    assert failed.returncode != 0
+    assert "not a date" in failed.stdout
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from marts.dim_date").fetchall() == [(expected_days,)]
+        relations = conn.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    assert relations == [("marts", "dim_date")]
