@@ -312,7 +312,7 @@ def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
     print(f"  daily run: extract {extract_date} ingested in {ingestion:.2f} s")
     print(
         f"  models and seeds built: {full_count} (full refresh), {daily_count} (incremental), "
-        f"{idle_count} (no new data); the others are unchanged views and reference models, "
+        f"{idle_count} (no new data);\n  the others are unchanged views and reference models, "
         "reused as the pipeline does (boussole/dbt_reuse.py)"
     )
     print(
