@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from graphlib import TopologicalSorter
 from importlib.metadata import version
 from pathlib import Path
 
@@ -96,14 +98,34 @@ def claimed_state(directory: Path) -> Iterator[Path | None]:
         shutil.rmtree(in_use, ignore_errors=True)
 
 
-def reused_count(manifest: Mapping, run_results: Mapping) -> int:
-    """How many models and seeds of the project a build left out."""
+def _parents(nodes: Mapping[str, Mapping]) -> dict[str, list[str]]:
+    """The nodes each node depends on (sources left out)."""
+    return {
+        unique_id: [parent for parent in node["depends_on"].get("nodes", []) if parent in nodes]
+        for unique_id, node in nodes.items()
+    }
+
+
+def reused_nodes(manifest: Mapping, run_results: Mapping) -> list[Mapping]:
+    """The models and seeds of the project that a build left out, in dependency order."""
+    nodes = manifest["nodes"]
     built = {result["unique_id"] for result in run_results["results"]}
-    return sum(
-        1
-        for unique_id, node in manifest["nodes"].items()
-        if node["resource_type"] in ("model", "seed") and unique_id not in built
-    )
+    return [
+        nodes[unique_id]
+        for unique_id in TopologicalSorter(_parents(nodes)).static_order()
+        if nodes[unique_id]["resource_type"] in ("model", "seed") and unique_id not in built
+    ]
+
+
+def upstream_nodes(manifest: Mapping) -> Callable[[str], frozenset[str]]:
+    """The function giving every node upstream of a node of the manifest."""
+    parents = _parents(manifest["nodes"])
+
+    @cache
+    def upstream(unique_id: str) -> frozenset[str]:
+        return frozenset(parents[unique_id]).union(*(upstream(p) for p in parents[unique_id]))
+
+    return upstream
 
 
 def record_state(directory: Path, manifest: Path, digest: str) -> None:

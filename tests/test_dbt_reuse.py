@@ -8,7 +8,10 @@ reloaded into the same table, which keeps its comment: they are left out of that
 
 import json
 
+import dagster as dg
 import duckdb
+from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 
 from boussole.dbt_manifest import MANIFEST_PATH, ensure_manifest
 from boussole.settings import get_settings
@@ -52,10 +55,19 @@ def test_a_second_run_reuses_what_did_not_change(tmp_path):
     assert (workspace.data / "build" / "dbt_state" / "manifest.json").exists()
 
     mark(warehouse, REUSABLE | REBUILT)
+    published_before = workspace.published.stat().st_mtime_ns
     second = workspace.boussole("run")
-    # Published: every guarding check passed in this run, those on reused relations too.
     assert second.returncode == 0, second.stdout + second.stderr
     assert marked(warehouse) == set(REUSABLE)
+    # Published again: every guarding check passed in this run, those on reused relations
+    # too, and the reused assets count as materialised by it (publication depends on them).
+    assert workspace.published.stat().st_mtime_ns > published_before
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(workspace.dagster_home))) as instance:
+        latest_run = instance.get_runs(limit=1)[0].run_id
+        for schema, name in REUSABLE:
+            event = instance.get_latest_materialization_event(dg.AssetKey([schema, name]))
+            assert event.run_id == latest_run, (schema, name)
+            assert "reused" in event.asset_materialization.metadata, (schema, name)
 
     # A relation of the last build has gone: nothing is reused, it is built again.
     with duckdb.connect(str(warehouse)) as conn:

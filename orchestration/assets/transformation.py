@@ -3,7 +3,7 @@ asset checks (error severity = blocking)."""
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -16,8 +16,9 @@ from boussole.dbt_reuse import (
     claimed_state,
     plan_reuse,
     record_state,
-    reused_count,
+    reused_nodes,
     settings_digest,
+    upstream_nodes,
 )
 from boussole.ingestion.loader import latest_extract_date
 from boussole.settings import DBT_PROJECT_DIR, get_settings
@@ -49,6 +50,9 @@ class BoussoleDbtTranslator(DagsterDbtTranslator):
         return fqn[1] if len(fqn) > 2 else "dbt"
 
 
+DBT_TRANSLATOR = BoussoleDbtTranslator()
+
+
 class DbtBuildConfig(dg.Config):
     """Run configuration of the dbt step (UI launchpad, or `boussole run --full-refresh`)."""
 
@@ -61,7 +65,7 @@ class DbtBuildConfig(dg.Config):
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    dagster_dbt_translator=BoussoleDbtTranslator(),
+    dagster_dbt_translator=DBT_TRANSLATOR,
     pool=WAREHOUSE_POOL,
 )
 def dbt_models(
@@ -102,6 +106,25 @@ def dbt_models(
         events = list(invocation.stream())
     with warehouse.connect(read_only=True) as conn:
         row_counts = table_row_counts(conn)
+    if not invocation.is_successful():
+        yield from with_row_counts(context, events, row_counts)
+        raise dg.Failure(description=f"dbt build failed: {invocation.get_error()}")
+    if reuse.dbt_args:
+        manifest = invocation.get_artifact("manifest.json")
+        reused = reused_nodes(manifest, invocation.get_artifact("run_results.json"))
+        events = with_reused_outputs(context, events, reused, manifest)
+        context.log.info(
+            f"{len(reused)} views and reference models reused, unchanged since the last build "
+            "(their tests ran)"
+        )
+    yield from with_row_counts(context, events, row_counts)
+    if whole_project:
+        record_state(settings.dbt_state_dir, invocation.target_path / "manifest.json", digest)
+
+
+def with_row_counts(
+    context: dg.AssetExecutionContext, events: list, row_counts: dict[tuple[str, str], int]
+) -> Iterator:
     for event in events:
         if isinstance(event, dg.Output):
             key = context.assets_def.keys_by_output_name[event.output_name]
@@ -109,18 +132,45 @@ def dbt_models(
             if count is not None:
                 event = event.with_metadata({**event.metadata, "dagster/row_count": count})
         yield event
-    if not invocation.is_successful():
-        raise dg.Failure(description=f"dbt build failed: {invocation.get_error()}")
-    if reuse.dbt_args:
-        reused = reused_count(
-            invocation.get_artifact("manifest.json"), invocation.get_artifact("run_results.json")
-        )
-        context.log.info(
-            f"{reused} views and reference models reused, unchanged since the last build "
-            "(their tests ran)"
-        )
-    if whole_project:
-        record_state(settings.dbt_state_dir, invocation.target_path / "manifest.json", digest)
+
+
+def with_reused_outputs(
+    context: dg.AssetExecutionContext,
+    events: list,
+    reused: list[Mapping[str, Any]],
+    manifest: Mapping[str, Any],
+) -> list:
+    """The build's events with an output for each reused relation: it is current, so it is
+    reported as materialised by this run and the assets downstream of it (publication) run.
+    Dagster takes the outputs in dependency order: each comes before the first model built
+    downstream of it, the others at the end."""
+    asset_keys = {node["unique_id"]: DBT_TRANSLATOR.get_asset_key(node) for node in reused}
+    output_names = {key: name for name, key in context.assets_def.keys_by_output_name.items()}
+    unique_ids = {
+        DBT_TRANSLATOR.get_asset_key(node): unique_id
+        for unique_id, node in manifest["nodes"].items()
+        if node["resource_type"] in ("model", "seed")
+    }
+    upstream = upstream_nodes(manifest)
+
+    def outputs(nodes: list[Mapping[str, Any]]) -> list[dg.Output]:
+        return [
+            dg.Output(
+                None,
+                output_name=output_names[asset_keys[node["unique_id"]]],
+                metadata={"reused": "unchanged since the last build (boussole/dbt_reuse.py)"},
+            )
+            for node in nodes
+        ]
+
+    pending, ordered = list(reused), []
+    for event in events:
+        if isinstance(event, dg.Output):
+            built = unique_ids[context.assets_def.keys_by_output_name[event.output_name]]
+            ordered += outputs([n for n in pending if n["unique_id"] in upstream(built)])
+            pending = [n for n in pending if n["unique_id"] not in upstream(built)]
+        ordered.append(event)
+    return ordered + outputs(pending)
 
 
 def table_row_counts(conn: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
