@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,15 +43,39 @@ class Workspace:
         )
 
 
+# Dagster writes thousands of events per run into its SQLite storage: on tmpfs, where fsync
+# costs nothing, a run takes about 20 s less than on disk.
+TMPFS = Path("/dev/shm")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _instance_root(tmp_path_factory: pytest.TempPathFactory):
+    """Where this test session keeps its Dagster instances: tmpfs when the machine has one."""
+    if TMPFS.is_dir():
+        root = Path(tempfile.mkdtemp(prefix="boussole-tests-", dir=TMPFS))
+    else:
+        root = tmp_path_factory.mktemp("dagster_instances")
+    os.environ["BOUSSOLE_TEST_INSTANCE_ROOT"] = str(root)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def make_workspace(root: Path, landing_fixture: str | None = None) -> Workspace:
     """A landing folder (copied from a fixture), a data folder and a Dagster instance that
-    uses the project's dagster.yaml settings with its storage kept under `root`."""
-    workspace = Workspace(root / "landing", root / "data", root / "dagster_home")
+    uses the project's dagster.yaml settings (its pool limit of 1 included), with its
+    storage on tmpfs (see _instance_root) or else under `root`."""
+    instance_root = os.environ.get("BOUSSOLE_TEST_INSTANCE_ROOT")
+    dagster_home = (
+        Path(tempfile.mkdtemp(prefix="dagster_home-", dir=instance_root))
+        if instance_root
+        else root / "dagster_home"
+    )
+    workspace = Workspace(root / "landing", root / "data", dagster_home)
     if landing_fixture:
         shutil.copytree(FIXTURES / landing_fixture, workspace.landing)
     else:
         workspace.landing.mkdir(parents=True)
-    workspace.dagster_home.mkdir(parents=True)
+    workspace.dagster_home.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     for storage_key in ("storage", "local_artifact_storage", "compute_logs"):
         config.pop(storage_key, None)
