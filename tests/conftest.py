@@ -1,5 +1,6 @@
 """Shared fixtures: an isolated Boussole environment (landing, data, Dagster instance)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+
+from boussole.ingestion.contracts import SOURCES, extract_dates, landed_files
+from boussole.ingestion.loader import FileLoad, latest_extract_date, load_files
+from boussole.publication import publish_marts
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -83,9 +88,46 @@ def make_workspace(root: Path, landing_fixture: str | None = None) -> Workspace:
     return workspace
 
 
+def copy_workspace(source: Workspace, root: Path) -> Workspace:
+    """An independent copy of a workspace after its runs (landing, data, Dagster instance), so
+    that a test can run on from a shared state without changing it for other tests."""
+    instance_root = os.environ.get("BOUSSOLE_TEST_INSTANCE_ROOT")
+    dagster_home = (
+        Path(tempfile.mkdtemp(prefix="dagster_home-", dir=instance_root)) / "home"
+        if instance_root
+        else root / "dagster_home"
+    )
+    copy = Workspace(root / "landing", root / "data", dagster_home)
+    shutil.copytree(source.landing, copy.landing)
+    shutil.copytree(source.data, copy.data)
+    shutil.copytree(source.dagster_home, copy.dagster_home)
+    return copy
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     return make_workspace(tmp_path, "landing_small")
+
+
+@pytest.fixture(scope="session")
+def small_pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """One `boussole run` through Dagster on tests/fixtures/landing_small, shared by the tests
+    that read its result (read only) or run on from a copy of it (copy_workspace). Modules that
+    use it share the xdist group "small_pipeline", so that one worker builds it once."""
+    workspace = make_workspace(tmp_path_factory.mktemp("small_pipeline"), "landing_small")
+    result = workspace.boussole("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return workspace, result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (--dist loadgroup), all the tests of a module run in one worker, so
+    that its module-scoped fixtures are built once; modules that share a session fixture name
+    one group with pytest.mark.xdist_group and run in the same worker."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 # --- dbt and the published KPI mart, as the tests use them ---------------------------------
@@ -120,12 +162,44 @@ def run_dbt(
     )
 
 
+def load_landing(
+    warehouse: Path, landing: Path, sources=SOURCES, extract_date=None
+) -> list[FileLoad]:
+    """Loads a landing folder (every extract date, or one) into `warehouse` with the project's
+    own loader, as the ingestion assets do; every file must load."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    days = [extract_date] if extract_date else extract_dates(landing)
+    with duckdb.connect(str(warehouse)) as conn:
+        loads = [
+            load
+            for day in days
+            for source in sources
+            for load in load_files(conn, landed_files(landing, source, day)[0], landing)
+        ]
+    assert [load for load in loads if load.status != "loaded"] == []
+    return loads
+
+
 def publish_fixture(tmp_path_factory: pytest.TempPathFactory, landing_fixture: str) -> Path:
-    """Runs the whole pipeline on a landing fixture; returns the published mart."""
-    workspace = make_workspace(tmp_path_factory.mktemp(landing_fixture), landing_fixture)
-    result = workspace.boussole("run")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return workspace.published
+    """The KPI mart of a landing fixture: loaded by the project's loader, built by `dbt build`
+    of the whole project (models and data tests) as of its latest extract date, and published
+    by the project's publication, as a pipeline run does without Dagster's fixed cost (the
+    run through Dagster is tested on landing_small). Returns the published mart."""
+    root = tmp_path_factory.mktemp(landing_fixture)
+    warehouse = root / "build" / "warehouse.duckdb"
+    load_landing(warehouse, FIXTURES / landing_fixture)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        as_of = latest_extract_date(conn)
+    built = run_dbt(
+        *("build", "--vars", json.dumps({"as_of_date": as_of})),
+        # The unit tests do not read the fixture: the pipeline runs check them.
+        *("--exclude", "resource_type:unit_test"),
+        warehouse=warehouse,
+        target=root / "target",
+        pii_key="test-key-for-boussole-tests",
+    )
+    assert built.returncode == 0, built.stdout[-5000:] + built.stderr[-2000:]
+    return publish_marts(warehouse, root / "published" / "boussole.duckdb").path
 
 
 def kpi_series(

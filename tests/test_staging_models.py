@@ -12,9 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from boussole.ingestion.contracts import SOURCES, extract_dates, landed_files
-from boussole.ingestion.loader import load_files
-from tests.conftest import run_dbt
+from tests.conftest import load_landing, run_dbt
 
 TESTS_DIR = Path(__file__).resolve().parent
 FIXTURE_LANDING = TESTS_DIR / "fixtures" / "staging"
@@ -30,15 +28,7 @@ def keyed_hash(value: str) -> str:
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     root = tmp_path_factory.mktemp("staging")
     warehouse_path = root / "warehouse.duckdb"
-    conn = duckdb.connect(str(warehouse_path))
-    try:
-        for extract_date in extract_dates(FIXTURE_LANDING):
-            for source in SOURCES:
-                files = landed_files(FIXTURE_LANDING, source, extract_date)[0]
-                for load in load_files(conn, files, FIXTURE_LANDING):
-                    assert load.status == "loaded", load
-    finally:
-        conn.close()
+    load_landing(warehouse_path, FIXTURE_LANDING)
 
     result = run_dbt(
         # Only the tests whose parents are all staging models (not mart tests on staging refs).

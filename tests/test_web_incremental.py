@@ -22,9 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from boussole.ingestion.contracts import landed_files
-from boussole.ingestion.loader import load_files
-from tests.conftest import run_dbt
+from tests.conftest import load_landing, run_dbt
 
 TESTS_DIR = Path(__file__).resolve().parent
 LANDING = TESTS_DIR / "fixtures" / "web_incremental"
@@ -46,13 +44,7 @@ DAY_1, DAY_2 = date(2026, 1, 5), date(2026, 1, 6)
 
 
 def load_day(warehouse: Path, extract_date: date) -> None:
-    conn = duckdb.connect(str(warehouse))
-    try:
-        files = landed_files(LANDING, "web", extract_date)[0]
-        for load in load_files(conn, files, LANDING):
-            assert load.status == "loaded", load
-    finally:
-        conn.close()
+    load_landing(warehouse, LANDING, sources=["web"], extract_date=extract_date)
 
 
 def dbt_build(warehouse: Path, *args: str, selection: str = SELECTION) -> str:
