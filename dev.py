@@ -14,6 +14,8 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
+import time
 import venv
 from pathlib import Path
 
@@ -74,16 +76,49 @@ def command_run(extra: list[str]) -> None:
 
 
 def command_test(extra: list[str]) -> None:
+    """Lint, then the tests on every core (pytest-xdist; tests/conftest.py keeps each module,
+    or group of modules sharing a fixture, in one worker). sqlfluff runs beside pytest: both
+    mostly wait on single-threaded work, and the slowest test group decides the end anyway."""
     ensure_environment()
     env = _tool_env()
+    started = time.monotonic()
     _say("ruff")
     _run(BIN / "ruff", "check", ".", env=env)
     _run(BIN / "ruff", "format", "--check", ".", env=env)
-    _say("sqlfluff (dbt templater)")
     _run(BIN / "boussole", "prepare", env=env)
-    _run(BIN / "sqlfluff", "lint", "dbt_project/models", env=env)
-    _say("pytest")
-    _run(BIN / "python", "-m", "pytest", *extra, env=env)
+    _say("sqlfluff (dbt templater), in the background; its report follows pytest's")
+    with tempfile.TemporaryFile(mode="w+") as sqlfluff_report:
+        sqlfluff = subprocess.Popen(
+            [BIN / "sqlfluff", "lint", "dbt_project/models"],
+            cwd=ROOT,
+            env=env,
+            stdout=sqlfluff_report,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        _say("pytest")
+        tests = subprocess.run(
+            [
+                BIN / "python",
+                "-m",
+                "pytest",
+                "-n",
+                "auto",
+                "--dist",
+                "loadgroup",
+                "--durations=15",
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        linted = sqlfluff.wait()
+        sqlfluff_report.seek(0)
+        _say(f"sqlfluff: {'clean' if linted == 0 else 'FAILED'}")
+        print(sqlfluff_report.read(), flush=True)
+    _say(f"lint and tests took {(time.monotonic() - started) / 60:.1f} minutes")
+    if tests.returncode != 0 or linted != 0:
+        sys.exit(tests.returncode or linted)
 
 
 def command_lock(extra: list[str]) -> None:

@@ -29,14 +29,21 @@ SETTINGS_DIGEST = "settings.sha256"
 REUSABLE_NODES = "config.materialized:view,state:unmodified tag:reference,state:unmodified"
 # Vars that change from run to run but that no view or reference model reads.
 PER_RUN_VARS = ("as_of_date",)
+# The dbt profile's path of the DuckDB warehouse (dbt_project/profiles.yml).
+WAREHOUSE_VARIABLE = "BOUSSOLE_WAREHOUSE_PATH"
 
 
 def settings_digest(dbt_vars: Mapping[str, object], dbt_env: Mapping[str, str]) -> str:
     """The settings models are compiled with (vars, PII key, warehouse) and the versions of
-    dbt and its adapter, as one digest: if any changed, nothing is reused."""
+    dbt and its adapter, as one digest: if any changed, nothing is reused. Of the warehouse,
+    only its catalog name (the file's stem) counts, which views name in their SQL: a data
+    folder moved elsewhere keeps what it holds."""
+    env = dict(dbt_env)
+    if WAREHOUSE_VARIABLE in env:
+        env[WAREHOUSE_VARIABLE] = Path(env[WAREHOUSE_VARIABLE]).stem
     settings = {
         "vars": {name: value for name, value in dbt_vars.items() if name not in PER_RUN_VARS},
-        "env": dict(dbt_env),
+        "env": env,
         "dbt-core": version("dbt-core"),
         "dbt-duckdb": version("dbt-duckdb"),
     }

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,45 @@ def small_pipeline(tmp_path_factory: pytest.TempPathFactory):
     return workspace, result
 
 
+@dataclass
+class SampleHistory:
+    """Generated sample extracts built by a first run and then daily incremental runs through
+    Dagster; `warehouses` keeps a copy of the build warehouse as it stood after some of them."""
+
+    workspace: Workspace
+    warehouses: dict[str, Path]
+
+
+SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY = "2026-01-01", "2026-01-16"
+SAMPLE_FIRST_RUN_END = "2026-01-13"
+SAMPLE_DAILY_RUNS = ("2026-01-14", "2026-01-15", "2026-01-16")
+
+
+@pytest.fixture(scope="session")
+def sample_history(tmp_path_factory: pytest.TempPathFactory) -> SampleHistory:
+    """Days 2026-01-01 to 01-13 in one run, then one run per day to 01-16, through Dagster;
+    the warehouse is kept after the first run and after the first daily run. Shared by the
+    modules of the xdist group "sample_history" (the KPI mart's invariants, PostgreSQL)."""
+    root = tmp_path_factory.mktemp("sample_history")
+    workspace = make_workspace(root)
+    generated = workspace.boussole(
+        *("generate", "--start", SAMPLE_FIRST_DAY, "--end", SAMPLE_LAST_DAY),
+        *("--web-events-per-day", "300"),
+    )
+    assert generated.returncode == 0, generated.stderr
+    warehouses = {}
+    for first, last in (
+        (SAMPLE_FIRST_DAY, SAMPLE_FIRST_RUN_END),
+        *zip(SAMPLE_DAILY_RUNS, SAMPLE_DAILY_RUNS, strict=True),
+    ):
+        run = workspace.boussole("run", "--start", first, "--end", last)
+        assert run.returncode == 0, run.stdout + run.stderr
+        if len(warehouses) < 2:
+            warehouses[last] = root / f"warehouse-{last}.duckdb"
+            shutil.copy(workspace.data / "build" / "warehouse.duckdb", warehouses[last])
+    return SampleHistory(workspace, warehouses)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """With pytest-xdist (--dist loadgroup), all the tests of a module run in one worker, so
@@ -128,6 +168,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Where the suite's time goes: setup, call and teardown per test file (the shared
+    fixtures count in the file of the first test that used them), slowest first."""
+    per_file: dict[str, float] = defaultdict(float)
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                per_file[report.nodeid.split("::")[0]] += report.duration
+    if per_file:
+        terminalreporter.write_sep("=", "time per test file")
+        for path, seconds in sorted(per_file.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
 
 
 # --- dbt and the published KPI mart, as the tests use them ---------------------------------

@@ -6,34 +6,21 @@
 - every KPI of the catalogue is in the mart.
 """
 
-import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from boussole.dbt_manifest import kpi_catalogue
-from tests.conftest import make_workspace
+from tests.conftest import SAMPLE_LAST_DAY, copy_workspace
 
-pytestmark = pytest.mark.e2e
-
-FIRST_DAY, LAST_DAY = "2026-01-01", "2026-01-16"
-DAILY_RUNS = ("2026-01-14", "2026-01-15", "2026-01-16")
+# The runs are shared with tests/test_postgres.py (conftest sample_history).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_history")]
 
 
 @pytest.fixture(scope="module")
-def daily_runs(tmp_path_factory):
-    workspace = make_workspace(tmp_path_factory.mktemp("sample"))
-    generated = workspace.boussole(
-        "generate", "--start", FIRST_DAY, "--end", LAST_DAY, "--web-events-per-day", "300"
-    )
-    assert generated.returncode == 0, generated.stderr
-    first = workspace.boussole("run", "--start", FIRST_DAY, "--end", "2026-01-13")
-    assert first.returncode == 0, first.stdout + first.stderr
-    for day in DAILY_RUNS:
-        daily = workspace.boussole("run", "--start", day, "--end", day)
-        assert daily.returncode == 0, daily.stdout + daily.stderr
-    return workspace
+def daily_runs(sample_history):
+    return sample_history.workspace
 
 
 KPI_KEY = "kpi_id, grain, period_start, dimension, dimension_value"
@@ -93,10 +80,12 @@ def web_event_run_markers(warehouse: Path) -> int:
 
 
 def test_full_refresh_equals_the_daily_incremental_runs(daily_runs, tmp_path):
-    warehouse = daily_runs.data / "build" / "warehouse.duckdb"
-    incremental = tmp_path / "incremental.duckdb"
-    shutil.copy(warehouse, incremental)
-    refreshed = daily_runs.boussole("run", "--start", LAST_DAY, "--end", LAST_DAY, "--full-refresh")
+    incremental = daily_runs.data / "build" / "warehouse.duckdb"
+    refreshing = copy_workspace(daily_runs, tmp_path)
+    warehouse = refreshing.data / "build" / "warehouse.duckdb"
+    refreshed = refreshing.boussole(
+        "run", "--start", SAMPLE_LAST_DAY, "--end", SAMPLE_LAST_DAY, "--full-refresh"
+    )
     assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
     # Four runs staged events in turn; the full refresh restaged them all at once.
     assert (web_event_run_markers(incremental), web_event_run_markers(warehouse)) == (4, 1)

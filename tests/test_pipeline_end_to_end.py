@@ -13,9 +13,10 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from tests.conftest import FIXTURES, kpi_series, make_workspace, run_dbt
+from tests.conftest import FIXTURES, copy_workspace, kpi_series, make_workspace, run_dbt
 
-pytestmark = pytest.mark.e2e
+# The run on landing_small is shared with tests/test_dbt_reuse.py (conftest small_pipeline).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("small_pipeline")]
 
 
 # The latest extract date of the fixture: the KPIs are as of that day.
@@ -37,11 +38,8 @@ def all_kpi_rows(published):
 
 
 @pytest.fixture(scope="module")
-def published_once(tmp_path_factory):
-    workspace = make_workspace(tmp_path_factory.mktemp("e2e"), "landing_small")
-    result = workspace.boussole("run")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return workspace, result
+def published_once(small_pipeline):
+    return small_pipeline
 
 
 def test_run_publishes_and_prints_the_mart(published_once):
@@ -118,18 +116,16 @@ def test_first_response_time_is_a_median_per_grain(published_once):
     }
 
 
-def test_running_again_publishes_the_same_values(published_once):
-    workspace, _ = published_once
+def test_running_again_publishes_the_same_values(published_once, tmp_path):
+    workspace = copy_workspace(published_once[0], tmp_path)
     before = all_kpi_rows(workspace.published)
     again = workspace.boussole("run")
     assert again.returncode == 0, again.stdout + again.stderr
     assert all_kpi_rows(workspace.published) == before
 
 
-def test_failed_check_refuses_publication_and_keeps_the_mart(tmp_path):
-    workspace = make_workspace(tmp_path, "landing_small")
-    first = workspace.boussole("run")
-    assert first.returncode == 0, first.stdout + first.stderr
+def test_failed_check_refuses_publication_and_keeps_the_mart(published_once, tmp_path):
+    workspace = copy_workspace(published_once[0], tmp_path)
     digest_before = hashlib.sha256(workspace.published.read_bytes()).hexdigest()
 
     # A later ticket_metrics version gives ticket 1 a negative reply time.

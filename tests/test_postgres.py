@@ -21,9 +21,9 @@ import pytest
 
 from tests.conftest import BOUSSOLE, make_workspace
 
-pytestmark = pytest.mark.e2e
+# Builds on the sample's DuckDB runs, shared with tests/test_kpi_mart_sample.py (conftest).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_history")]
 
-FIRST_DAY, LAST_DAY = "2026-01-01", "2026-01-08"
 KPI_KEY = ("kpi_id", "grain", "period_start", "dimension", "dimension_value")
 KPI_FIGURES = (
     "numerator", "denominator", "value", "secondary_value", "previous_value", "change", "target",
@@ -95,18 +95,16 @@ def postgres_env():
 
 
 @pytest.fixture(scope="module")
-def built_on_both(tmp_path_factory, postgres_env):
-    """Seven extract days, then an eighth as a daily run: each time the pipeline on DuckDB,
-    then `boussole postgres`. Returns the workspace and the output of the second build."""
-    workspace = make_workspace(tmp_path_factory.mktemp("sample"))
-    generated = workspace.boussole(
-        "generate", "--start", FIRST_DAY, "--end", LAST_DAY, "--web-events-per-day", "200"
-    )
-    assert generated.returncode == 0, generated.stderr
+def built_on_both(sample_history, tmp_path_factory, postgres_env):
+    """The DuckDB warehouse after the sample's first run (thirteen extract days), then after
+    its first daily run (a fourteenth), each followed by `boussole postgres`. Returns a
+    workspace holding the second warehouse and the output of both builds."""
+    workspace = make_workspace(tmp_path_factory.mktemp("postgres"))
+    warehouse = workspace.data / "build" / "warehouse.duckdb"
+    warehouse.parent.mkdir(parents=True)
     outputs = []
-    for first, last in ((FIRST_DAY, "2026-01-07"), (LAST_DAY, LAST_DAY)):
-        run = workspace.boussole("run", "--start", first, "--end", last)
-        assert run.returncode == 0, run.stdout + run.stderr
+    for built_duckdb in sample_history.warehouses.values():
+        shutil.copy(built_duckdb, warehouse)
         built = subprocess.run(
             [str(BOUSSOLE), "postgres"],
             env={**workspace.env, **postgres_env},
@@ -150,8 +148,8 @@ def test_every_model_and_test_passes_on_postgres(built_on_both):
 
 
 def test_the_daily_run_on_postgres_is_incremental(built_on_both, postgres_env):
-    # The web events of the first seven days were staged by the first build, the eighth
-    # day's by the second: two run stamps, as the DuckDB warehouse has.
+    # The web events of the first thirteen days were staged by the first build, the
+    # fourteenth day's by the second: two run stamps, as the DuckDB warehouse has.
     stamps = "select count(distinct _transformed_at) from staging.stg_web__events"
     workspace, _ = built_on_both
     assert postgres_rows(postgres_env, stamps) == [(2,)]
