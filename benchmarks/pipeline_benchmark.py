@@ -23,6 +23,10 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from boussole.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +60,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def prepare_environment(workdir: Path) -> tuple[Path, Path]:
+def prepare_environment(workdir: Path) -> Path:
     landing, data, dagster_home = workdir / "landing", workdir / "data", workdir / "dagster_home"
     shutil.rmtree(data, ignore_errors=True)
     shutil.rmtree(dagster_home, ignore_errors=True)
@@ -74,7 +78,7 @@ def prepare_environment(workdir: Path) -> tuple[Path, Path]:
         DAGSTER_HOME=str(dagster_home),
         BOUSSOLE_PII_KEY="benchmark-pseudonymisation-key",
     )
-    return landing, data
+    return landing
 
 
 def generate_landing(landing: Path, next_day: Path, args: argparse.Namespace) -> float:
@@ -115,11 +119,9 @@ def plain_scan_seconds(landing: Path, workdir: Path) -> tuple[float, int]:
     return seconds, rows
 
 
-def run_pipeline(only_ingestion: bool) -> tuple[float, dict[str, float], str]:
+def run_pipeline(settings: Settings, only_ingestion: bool) -> tuple[float, dict[str, float], str]:
     from boussole.cli import _dagster_instance, _partition_range
-    from boussole.settings import get_settings
 
-    settings = get_settings()
     began = time.perf_counter()
     instance = _dagster_instance()
     from orchestration.automation import partition_range_tags
@@ -155,57 +157,36 @@ def layer_of(node: dict) -> str:
 
 
 def dbt_layer_seconds(
-    args: list[str], target: Path
+    settings: Settings, args: list[str]
 ) -> tuple[float, dict[tuple[str, str], float], float, int]:
     """Runs dbt as the pipeline does, then sums the execution time of its nodes per layer and
     kind: building (models, seeds) or testing (a test counts in the layer of the model it
     tests). Returns the wall time, the sums by (layer, kind), the SQL time of the models and
     seeds, and how many models and seeds were built."""
     import json
-    import subprocess
 
-    import duckdb
+    from boussole.dbt_invocation import warehouse_build
 
-    from boussole.dbt_reuse import claimed_state, plan_reuse, record_state, settings_digest
-    from boussole.ingestion.loader import latest_extract_date
-    from boussole.settings import get_settings
-
-    settings = get_settings()
-    with claimed_state(settings.dbt_state_dir) as previous_build:
-        with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as conn:
-            # As the pipeline does: figures as of the latest extract loaded, and the unchanged
-            # views and reference models of the last build reused (not on a full refresh).
-            dbt_vars = {**settings.dbt_vars(), "as_of_date": latest_extract_date(conn)}
-            digest = settings_digest(dbt_vars, settings.dbt_env())
-            if "--full-refresh" not in args:
-                args = [*args, *plan_reuse(previous_build, digest, conn).dbt_args]
-        command = [
-            str(Path(sys.executable).parent / "dbt"),
-            *args,
-            "--vars",
-            json.dumps(dbt_vars),
-            "--project-dir",
-            str(PROJECT_ROOT / "dbt_project"),
-            "--profiles-dir",
-            str(PROJECT_ROOT / "dbt_project"),
-            "--target-path",
-            str(target),
-            "--log-path",
-            str(target / "logs"),
-            # Structured log events: the time of each SQL statement, read below.
-            "--log-format-file",
-            "json",
-        ]
-        log = target / "logs" / "dbt.log"
-        log.unlink(missing_ok=True)
-        # One file for the whole run (dbt rolls its log over at 10 MB by default).
-        env = {**os.environ, **settings.dbt_env(), "DBT_LOG_FILE_MAX_BYTES": "0"}
+    # As the pipeline does: figures as of the latest extract loaded, and the unchanged views
+    # and reference models of the last build reused (not on a full refresh).
+    no_reuse = "full refresh" if "--full-refresh" in args else None
+    with warehouse_build(settings, no_reuse) as build:
+        target = build.invocation.new_target_path()
         began = time.perf_counter()
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        result = build.invocation.run(
+            *build.args(*args),
+            # Structured log events, in one file (dbt rolls its log over at 10 MB by default):
+            # the time of each SQL statement, read below.
+            *("--log-format-file", "json", "--log-file-max-bytes", "0"),
+            target_path=target,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - began
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}")
-    record_state(settings.dbt_state_dir, target / "manifest.json", digest)
+    build.record(target / "manifest.json")
+    log = target / "dbt.log"
     manifest = json.loads((target / "manifest.json").read_text())
     nodes = {**manifest["nodes"], **manifest.get("unit_tests", {})}
     runs = json.loads((target / "run_results.json").read_text())["results"]
@@ -244,15 +225,14 @@ def sql_seconds(log: Path, nodes: set[str]) -> float:
     return total
 
 
-def ingest_day(landing: Path, extract_date: date) -> float:
+def ingest_day(settings: Settings, landing: Path, extract_date: date) -> float:
     import duckdb
 
     from boussole.ingestion.contracts import SOURCES, landed_files
     from boussole.ingestion.loader import load_files
-    from boussole.settings import get_settings
 
     began = time.perf_counter()
-    conn = duckdb.connect(str(get_settings().build_warehouse_path))
+    conn = duckdb.connect(str(settings.build_warehouse_path))
     try:
         for source in SOURCES:
             load_files(conn, landed_files(landing, source, extract_date)[0], landing)
@@ -261,12 +241,12 @@ def ingest_day(landing: Path, extract_date: date) -> float:
     return time.perf_counter() - began
 
 
-def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
+def benchmark_layers(settings: Settings, landing: Path, next_day: Path) -> None:
     """dbt by layer: a full refresh of the built warehouse, one more extract day ingested and
     built incrementally, then a run with nothing new."""
     one_thread = ["--threads", "1"]
     full_wall, full, full_sql, full_count = dbt_layer_seconds(
-        ["build", "--full-refresh", *one_thread], workdir / "dbt_full"
+        settings, ["build", "--full-refresh", *one_thread]
     )
     held_back = sorted(next_day.glob("*/*"))
     for day_folder in held_back:
@@ -274,13 +254,9 @@ def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(day_folder, target)
     extract_date = date.fromisoformat(held_back[0].name)
-    ingestion = ingest_day(landing, extract_date)
-    daily_wall, daily, daily_sql, daily_count = dbt_layer_seconds(
-        ["build", *one_thread], workdir / "dbt_incremental"
-    )
-    idle_wall, idle, idle_sql, idle_count = dbt_layer_seconds(
-        ["build", *one_thread], workdir / "dbt_no_new_data"
-    )
+    ingestion = ingest_day(settings, landing, extract_date)
+    daily_wall, daily, daily_sql, daily_count = dbt_layer_seconds(settings, ["build", *one_thread])
+    idle_wall, idle, idle_sql, idle_count = dbt_layer_seconds(settings, ["build", *one_thread])
 
     layers = ("staging", "intermediate", "marts", "kpi", "seed")
     runs = (full, daily, idle)
@@ -326,8 +302,11 @@ def benchmark_layers(landing: Path, next_day: Path, workdir: Path) -> None:
 
 def main() -> int:
     args = parse_args()
-    landing, data = prepare_environment(args.workdir)
+    landing = prepare_environment(args.workdir)
     sys.path.insert(0, str(PROJECT_ROOT))
+    from boussole.settings import Settings
+
+    settings = Settings.from_env()
 
     next_day = args.workdir / "next_day"
     if args.keep_landing and landing.exists() and next_day.exists():
@@ -340,11 +319,11 @@ def main() -> int:
         shutil.rmtree(next_day, ignore_errors=True)
         generation = generate_landing(landing, next_day, args)
     floor_seconds, web_events = plain_scan_seconds(landing, args.workdir)
-    total, stages, run_id = run_pipeline(args.only_ingestion)
+    total, stages, run_id = run_pipeline(settings, args.only_ingestion)
 
     import duckdb
 
-    conn = duckdb.connect(str(data / "build" / "warehouse.duckdb"), read_only=True)
+    conn = duckdb.connect(str(settings.build_warehouse_path), read_only=True)
     raw_rows = conn.execute(
         "select sum(rows_loaded) from ingestion.load_manifest where status = 'loaded'"
     ).fetchone()[0]
@@ -371,7 +350,7 @@ def main() -> int:
     )
     print(f"  web ingestion / plain load ratio: {ingest_web / floor_seconds:.2f}x")
     if not args.only_ingestion:
-        benchmark_layers(landing, next_day, args.workdir)
+        benchmark_layers(settings, landing, next_day)
     return 0
 
 

@@ -1,14 +1,22 @@
 """The dbt manifest that Dagster reads to know the models: parsed once, again only when the
-dbt project changed (definitions loading never parses)."""
+dbt project changed (definitions loading never parses).
+
+It stays in the project (dbt_project/target/manifest.json, where dagster-dbt's DbtProject
+expects it) while the parse's other artifacts go to the data folder: it depends on the project
+alone, not on the settings or the data (the vars and the warehouse path change none of it),
+and the definitions load it before any data folder is involved, so one parse serves every
+data folder of the checkout.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import shutil
+import uuid
 from pathlib import Path
 
+from boussole.dbt_invocation import DbtInvocation
 from boussole.settings import DBT_PROJECT_DIR, Settings
 
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -32,28 +40,22 @@ def manifest_is_current() -> bool:
 def ensure_manifest(settings: Settings, force: bool = False) -> Path:
     """Run `dbt parse` when the manifest is missing or older than the dbt project."""
     if force or not manifest_is_current():
-        dbt = Path(sys.executable).parent / "dbt"
-        completed = subprocess.run(
-            [
-                str(dbt),
-                "parse",
-                "--quiet",
-                "--project-dir",
-                str(DBT_PROJECT_DIR),
-                "--profiles-dir",
-                str(DBT_PROJECT_DIR),
-                # The same vars as the builds, so that they can reuse this parse.
-                "--vars",
-                json.dumps(settings.dbt_vars()),
-            ],
-            env={**os.environ, **settings.dbt_env()},
-            capture_output=True,
-            text=True,
+        invocation = DbtInvocation(settings)
+        # Its own lane: the builds' vars hold the as-of date, and a parse with other vars
+        # would make the next build parse everything again.
+        target_path = invocation.new_target_path(lane="parse")
+        completed = invocation.run(
+            "parse", "--quiet", target_path=target_path, capture_output=True, text=True
         )
         if completed.returncode != 0:
             raise RuntimeError(
                 f"dbt parse failed in {DBT_PROJECT_DIR}:\n{completed.stdout}{completed.stderr}"
             )
+        # Copied beside it, then renamed: a definitions load never reads half a manifest.
+        MANIFEST_PATH.parent.mkdir(exist_ok=True)
+        copy = MANIFEST_PATH.with_name(f".{MANIFEST_PATH.name}.{uuid.uuid4().hex}")
+        shutil.copyfile(target_path / "manifest.json", copy)
+        os.replace(copy, MANIFEST_PATH)
     return MANIFEST_PATH
 
 

@@ -9,9 +9,6 @@ incremental there, as on DuckDB.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping
 from contextlib import closing
@@ -21,16 +18,8 @@ import duckdb
 import psycopg2
 from psycopg2 import sql
 
-from boussole.settings import DBT_PROJECT_DIR, Settings
-
-# The connection, from the variables the dbt profile reads (dbt_project/profiles.yml).
-CONNECTION_VARIABLES = {
-    "host": ("BOUSSOLE_PG_HOST", "localhost"),
-    "port": ("BOUSSOLE_PG_PORT", "5432"),
-    "user": ("BOUSSOLE_PG_USER", "boussole"),
-    "password": ("BOUSSOLE_PG_PASSWORD", ""),
-    "dbname": ("BOUSSOLE_PG_DATABASE", "boussole"),
-}
+from boussole.dbt_invocation import DbtInvocation, postgres_connection
+from boussole.settings import Settings
 
 # DuckDB column types of the ingested tables and their PostgreSQL counterparts.
 POSTGRES_TYPES = {
@@ -113,42 +102,19 @@ def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str,
     return copied
 
 
-def connection_parameters(environ: Mapping[str, str]) -> dict[str, str]:
-    return {
-        key: environ.get(name) or default for key, (name, default) in CONNECTION_VARIABLES.items()
-    }
-
-
 def build_on_postgres(settings: Settings, dbt_args: list[str], environ: Mapping[str, str]) -> int:
     """Copies the ingested tables of the build warehouse, then runs dbt with `dbt_args` on
     the postgres target, with the vars of a pipeline run (figures as of the latest extract
     loaded). Returns dbt's exit status."""
-    from boussole.ingestion.loader import latest_extract_date
-
-    parameters = connection_parameters(environ)
+    parameters = postgres_connection(environ)
     with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as duck:
-        as_of = latest_extract_date(duck)
+        invocation = DbtInvocation.as_of_warehouse(
+            settings, duck, target="postgres", postgres=parameters
+        )
         copied = copy_ingested_tables(duck, psycopg2.extensions.make_dsn(**parameters))
     print(
         f"Copied {len(copied)} ingested tables ({sum(copied.values()):,} rows) to PostgreSQL "
         f"{parameters['host']}:{parameters['port']}/{parameters['dbname']}",
         flush=True,
     )
-    dbt_env = {
-        **environ,
-        **settings.dbt_env(),
-        **{name: parameters[key] for key, (name, _) in CONNECTION_VARIABLES.items()},
-        "BOUSSOLE_DBT_TARGET": "postgres",
-        # The profile reads the secret copy, which dbt scrubs from its logs.
-        "DBT_ENV_SECRET_BOUSSOLE_PG_PASSWORD": parameters["password"],
-    }
-    dbt_vars = {**settings.dbt_vars(), "as_of_date": as_of}
-    command = [
-        str(Path(sys.executable).parent / "dbt"),
-        *dbt_args,
-        *("--vars", json.dumps(dbt_vars)),
-        *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
-        *("--target-path", str(settings.data_dir / "postgres" / "target")),
-        *("--log-path", str(settings.data_dir / "postgres" / "logs")),
-    ]
-    return subprocess.run(command, env=dict(dbt_env)).returncode
+    return invocation.run(*dbt_args, target_path=invocation.new_target_path()).returncode

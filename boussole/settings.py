@@ -120,22 +120,6 @@ class Settings:
         """What the steps of a `boussole run` print, one file per run."""
         return self.data_dir / "logs"
 
-    def dbt_env(self) -> dict[str, str]:
-        """Variables the dbt profile and models read. Models may not read DBT_ENV_SECRET_*
-        variables, so the key goes in twice: the secret copy makes dbt scrub its value from
-        the logs."""
-        return {
-            "BOUSSOLE_WAREHOUSE_PATH": str(self.build_warehouse_path),
-            "BOUSSOLE_PII_KEY": self.pii_key,
-            "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": self.pii_key,
-        }
-
-    def dbt_vars(self) -> dict[str, str]:
-        return {
-            "reporting_tz": self.reporting_tz,
-            "reporting_currency": self.reporting_currency,
-        }
-
 
 @cache
 def get_settings() -> Settings:

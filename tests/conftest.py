@@ -1,6 +1,5 @@
 """Shared fixtures: an isolated Boussole environment (landing, data, Dagster instance)."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,9 +13,11 @@ import duckdb
 import pytest
 import yaml
 
+from boussole.dbt_invocation import DbtInvocation
 from boussole.ingestion.contracts import SOURCES, extract_dates, landed_files
 from boussole.ingestion.loader import FileLoad, latest_extract_date, load_files
 from boussole.publication import publish_marts
+from boussole.settings import PII_KEY_VARIABLE, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -186,33 +187,24 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 # --- dbt and the published KPI mart, as the tests use them ---------------------------------
 
-DBT = Path(sys.executable).parent / "dbt"
-
 
 def run_dbt(
-    *args: str, warehouse: Path, target: Path, pii_key: str, timeout: int = 900
+    *args: str,
+    warehouse: Path,
+    target: Path,
+    pii_key: str,
+    dbt_vars: dict | None = None,
+    timeout: int = 900,
 ) -> subprocess.CompletedProcess:
-    """dbt on the project against `warehouse`, its artifacts and logs under `target`."""
-    env = {
-        **os.environ,
-        "BOUSSOLE_DBT_TARGET": "duckdb",
-        "BOUSSOLE_WAREHOUSE_PATH": str(warehouse),
-        "BOUSSOLE_PII_KEY": pii_key,
-        "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": pii_key,
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    from boussole.settings import DBT_PROJECT_DIR
-
-    return subprocess.run(
-        [
-            *(str(DBT), *args),
-            *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
-            *("--target-path", str(target), "--log-path", str(target / "logs")),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+    """dbt on the project against `warehouse`, as the pipeline invokes it with the default
+    settings, with `dbt_vars` (the as-of date...); its artifacts and log go to `target`."""
+    invocation = DbtInvocation(
+        Settings.from_env({PII_KEY_VARIABLE: pii_key}),
+        dbt_vars=dbt_vars or {},
+        warehouse=warehouse,
+    )
+    return invocation.run(
+        *args, target_path=target, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -245,12 +237,13 @@ def publish_fixture(tmp_path_factory: pytest.TempPathFactory, landing_fixture: s
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         as_of = latest_extract_date(conn)
     built = run_dbt(
-        *("build", "--vars", json.dumps({"as_of_date": as_of})),
+        "build",
         # The unit tests do not read the fixture: the pipeline runs check them.
         *("--exclude", "resource_type:unit_test"),
         warehouse=warehouse,
         target=root / "target",
         pii_key="test-key-for-boussole-tests",
+        dbt_vars={"as_of_date": as_of},
     )
     assert built.returncode == 0, built.stdout[-5000:] + built.stderr[-2000:]
     return publish_marts(warehouse, root / "published" / "boussole.duckdb").path

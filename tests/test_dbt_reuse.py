@@ -125,19 +125,20 @@ def test_reference_models_are_built_from_the_project_alone():
 def test_a_failed_table_build_leaves_the_table_as_it_was(tmp_path):
     warehouse = tmp_path / "warehouse.duckdb"
 
-    def build_calendar(*args: str):
+    def build_calendar(calendar_start: str):
         return run_dbt(
-            *("run", "--select", "dim_date", *args),
+            *("run", "--select", "dim_date"),
             warehouse=warehouse,
             target=tmp_path / "target",
             pii_key="test-key-for-boussole-tests",
+            dbt_vars={"calendar_start": calendar_start},
         )
 
-    built = build_calendar("--vars", '{"calendar_start": "2026-01-01"}')
+    built = build_calendar("2026-01-01")
     assert built.returncode == 0, built.stdout + built.stderr
     # The calendar runs to the default calendar_end, 2035-12-31: 10 years, 2 of them leap.
     expected_days = 10 * 365 + 2
-    failed = build_calendar("--vars", '{"calendar_start": "not a date"}')
+    failed = build_calendar("not a date")
     assert failed.returncode != 0
     assert "not a date" in failed.stdout
     with duckdb.connect(str(warehouse), read_only=True) as conn:

@@ -1,8 +1,6 @@
 """dbt models as Dagster assets: staging, intermediate and marts groups; dbt tests become
 asset checks (error severity = blocking)."""
 
-import json
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -10,17 +8,9 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from boussole.dbt_invocation import warehouse_build
 from boussole.dbt_manifest import ensure_manifest
-from boussole.dbt_reuse import (
-    Reuse,
-    claimed_state,
-    plan_reuse,
-    record_state,
-    reused_nodes,
-    settings_digest,
-    upstream_nodes,
-)
-from boussole.ingestion.loader import latest_extract_date
+from boussole.dbt_reuse import reused_nodes, upstream_nodes
 from boussole.settings import DBT_PROJECT_DIR, get_settings
 from orchestration.assets.ingestion import LOAD_MANIFEST_KEY, WAREHOUSE_POOL, raw_asset_key
 from orchestration.resources import WarehouseResource
@@ -74,33 +64,31 @@ def dbt_models(
     warehouse: WarehouseResource,
     config: DbtBuildConfig,
 ):
-    settings = get_settings()
-    # The profile and models read these from the environment of the dbt process.
-    os.environ.update(settings.dbt_env())
     # A selection of models leaves the others as they were: its manifest cannot be the
     # state of the whole warehouse, and the state it replaces is no longer true.
     whole_project = context.selected_asset_keys == set(context.assets_def.keys) and (
         context.selected_asset_check_keys == set(context.assets_def.check_keys)
     )
-    with claimed_state(settings.dbt_state_dir) as previous_build:
-        with warehouse.connect(read_only=True) as conn:
-            as_of = latest_extract_date(conn)
-            dbt_vars = {**settings.dbt_vars(), "as_of_date": as_of}
-            digest = settings_digest(dbt_vars, settings.dbt_env())
-            if config.full_refresh:
-                reuse = Reuse([], "full refresh")
-            elif not whole_project:
-                reuse = Reuse([], "a selection of models is built")
-            else:
-                reuse = plan_reuse(previous_build, digest, conn)
-        context.log.info(f"KPIs as of {as_of} (the latest extract date loaded)")
-        args = ["build", "--vars", json.dumps(dbt_vars), *reuse.dbt_args]
+    no_reuse = None
+    if config.full_refresh:
+        no_reuse = "full refresh"
+    elif not whole_project:
+        no_reuse = "a selection of models is built"
+    with warehouse_build(get_settings(), no_reuse) as build:
+        context.log.info(f"KPIs as of {build.as_of_date} (the latest extract date loaded)")
         if config.full_refresh:
             context.log.info("Full refresh: the incremental models are rebuilt from all raw rows")
-            args.append("--full-refresh")
-        if not reuse.dbt_args:
-            context.log.info(f"Every view and reference model selected is rebuilt: {reuse.reason}")
-        invocation = dbt.cli(args, context=context, raise_on_error=False)
+        if not build.reuse.dbt_args:
+            context.log.info(
+                f"Every view and reference model selected is rebuilt: {build.reuse.reason}"
+            )
+        with build.invocation.environment():
+            invocation = dbt.cli(
+                build.args("build", *(["--full-refresh"] if config.full_refresh else [])),
+                context=context,
+                raise_on_error=False,
+                target_path=build.invocation.new_target_path(),
+            )
         # DuckDB has one writer: the row counts are read once dbt has exited and released the
         # file, through a connection this step closes (not dbt's adapter, which stays open).
         events = list(invocation.stream())
@@ -109,7 +97,7 @@ def dbt_models(
     if not invocation.is_successful():
         yield from with_row_counts(context, events, row_counts)
         raise dg.Failure(description=f"dbt build failed: {invocation.get_error()}")
-    if reuse.dbt_args:
+    if build.reuse.dbt_args:
         manifest = invocation.get_artifact("manifest.json")
         reused = reused_nodes(manifest, invocation.get_artifact("run_results.json"))
         events = with_reused_outputs(context, events, reused, manifest)
@@ -119,7 +107,7 @@ def dbt_models(
         )
     yield from with_row_counts(context, events, row_counts)
     if whole_project:
-        record_state(settings.dbt_state_dir, invocation.target_path / "manifest.json", digest)
+        build.record(invocation.target_path / "manifest.json")
 
 
 def with_row_counts(

@@ -1,0 +1,191 @@
+"""The one owner of a dbt invocation: every dbt process of the project (the Dagster dbt step,
+`boussole postgres`, the manifest Dagster reads, the benchmark, the tests) gets its command
+line, its environment and its artifact folder here.
+
+An invocation's artifacts (manifest, run results, compiled SQL, dbt.log) go to a folder of its
+own under <BOUSSOLE_DATA_DIR>/dbt/<lane>/, where the last KEPT_RUNS folders are kept. dbt parses
+the whole project again (about 10 s) unless its target folder holds the partial_parse.msgpack
+of a parse made with the same profile and the same --vars: each new folder starts with the
+newest one of its lane, and a lane groups the invocations that share them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from boussole.dbt_reuse import Reuse, claimed_state, plan_reuse, record_state, settings_digest
+from boussole.ingestion.loader import latest_extract_date
+from boussole.settings import DBT_PROJECT_DIR, Settings
+
+# This environment's dbt, whether or not it is on PATH (it is not under `dagster dev`).
+DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
+PARTIAL_PARSE = "partial_parse.msgpack"
+KEPT_RUNS = 3
+
+# The PostgreSQL connection: parameter -> (variable the dbt profile reads, default).
+POSTGRES_VARIABLES = {
+    "host": ("BOUSSOLE_PG_HOST", "localhost"),
+    "port": ("BOUSSOLE_PG_PORT", "5432"),
+    "user": ("BOUSSOLE_PG_USER", "boussole"),
+    "password": ("BOUSSOLE_PG_PASSWORD", ""),
+    "dbname": ("BOUSSOLE_PG_DATABASE", "boussole"),
+}
+
+
+def postgres_connection(environ: Mapping[str, str]) -> dict[str, str]:
+    """The PostgreSQL connection parameters that `environ` sets, with their defaults."""
+    return {
+        key: environ.get(name) or default for key, (name, default) in POSTGRES_VARIABLES.items()
+    }
+
+
+@dataclass(frozen=True)
+class DbtInvocation:
+    """dbt on the project with the pipeline's settings, on a target of dbt_project/profiles.yml
+    (duckdb or postgres), with the settings' vars and `dbt_vars` (the as-of date...)."""
+
+    settings: Settings
+    target: str = "duckdb"
+    dbt_vars: Mapping[str, object] = field(default_factory=dict)
+    # The connection of the postgres target (postgres_connection).
+    postgres: Mapping[str, str] = field(default_factory=dict)
+    # A DuckDB file other than the settings' build warehouse (tests build fixtures in theirs).
+    warehouse: Path | None = None
+
+    @classmethod
+    def as_of_warehouse(
+        cls, settings: Settings, conn: duckdb.DuckDBPyConnection, **fields
+    ) -> DbtInvocation:
+        """Figures as of the latest extract date loaded in the build warehouse `conn` reads."""
+        return cls(settings, dbt_vars={"as_of_date": latest_extract_date(conn)}, **fields)
+
+    def vars(self) -> dict[str, object]:
+        return {
+            "reporting_tz": self.settings.reporting_tz,
+            "reporting_currency": self.settings.reporting_currency,
+            **self.dbt_vars,
+        }
+
+    def env(self) -> dict[str, str]:
+        """The variables the profile and the models read, on top of the caller's environment."""
+        pii_key = self.settings.pii_key
+        env = {
+            "BOUSSOLE_WAREHOUSE_PATH": str(self.warehouse or self.settings.build_warehouse_path),
+            "BOUSSOLE_PII_KEY": pii_key,
+            # Models may not read DBT_ENV_SECRET_* variables, so the key goes in twice: the
+            # secret copy makes dbt scrub its value from its logs.
+            "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": pii_key,
+        }
+        if self.target == "postgres":
+            env |= {name: self.postgres[key] for key, (name, _) in POSTGRES_VARIABLES.items()}
+            # The profile reads the secret copy, which dbt scrubs from its logs.
+            env["DBT_ENV_SECRET_BOUSSOLE_PG_PASSWORD"] = self.postgres["password"]
+        return env
+
+    def args(self, *dbt_args: str) -> list[str]:
+        """`dbt_args` (a dbt command and its options), then this invocation's options."""
+        if "--vars" in dbt_args:
+            raise ValueError("vars go in DbtInvocation.dbt_vars: dbt takes one --vars")
+        return [
+            *dbt_args,
+            *("--vars", json.dumps(self.vars())),
+            *("--target", self.target),
+            *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
+        ]
+
+    def command(self, *dbt_args: str, target_path: Path) -> list[str]:
+        """The whole command line; artifacts and dbt.log go to `target_path`."""
+        return [
+            str(DBT_EXECUTABLE),
+            *self.args(*dbt_args),
+            *("--target-path", str(target_path), "--log-path", str(target_path)),
+        ]
+
+    def run(self, *dbt_args: str, target_path: Path, **kwargs) -> subprocess.CompletedProcess:
+        """Runs dbt (subprocess.run, with `kwargs`)."""
+        return subprocess.run(
+            self.command(*dbt_args, target_path=target_path),
+            env={**os.environ, **self.env()},
+            **kwargs,
+        )
+
+    @contextmanager
+    def environment(self) -> Iterator[None]:
+        """This invocation's variables in os.environ for the length of the block, for
+        dagster-dbt: DbtCliResource.cli gives dbt the process environment and takes no other."""
+        env = self.env()
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    del os.environ[name]
+                else:
+                    os.environ[name] = value
+
+    def new_target_path(self, lane: str | None = None) -> Path:
+        """A new folder for the artifacts of one invocation, under <data>/dbt/<lane> (default:
+        the target's name), holding the newest partial parse of the lane; the oldest folders
+        beyond KEPT_RUNS are deleted."""
+        lane_dir = self.settings.data_dir / "dbt" / (lane or self.target)
+        lane_dir.mkdir(parents=True, exist_ok=True)
+        # Named by the time they were made (then a random suffix): sorted, oldest first.
+        earlier = sorted(lane_dir.iterdir())
+        path = lane_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+        path.mkdir()
+        parses = [p / PARTIAL_PARSE for p in earlier if (p / PARTIAL_PARSE).exists()]
+        if parses:
+            shutil.copyfile(parses[-1], path / PARTIAL_PARSE)
+        for old in earlier[: max(0, len(earlier) - (KEPT_RUNS - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+
+@dataclass(frozen=True)
+class WarehouseBuild:
+    """A dbt build of the DuckDB build warehouse as the pipeline runs it: figures as of the
+    latest extract date loaded, and the views and reference models that did not change since
+    the last build reused (boussole/dbt_reuse.py)."""
+
+    invocation: DbtInvocation
+    reuse: Reuse
+    digest: str
+
+    @property
+    def as_of_date(self) -> object:
+        return self.invocation.dbt_vars["as_of_date"]
+
+    def args(self, *dbt_args: str) -> list[str]:
+        return self.invocation.args(*dbt_args, *self.reuse.dbt_args)
+
+    def record(self, manifest: Path) -> None:
+        """Keep the manifest of a successful build of every node: the next build compares
+        with it."""
+        record_state(self.invocation.settings.dbt_state_dir, manifest, self.digest)
+
+
+@contextmanager
+def warehouse_build(settings: Settings, no_reuse: str | None = None) -> Iterator[WarehouseBuild]:
+    """The build to run in the block; `no_reuse` says why nothing may be reused, if so. The
+    state of the last build is claimed for the block: a build that fails or is interrupted
+    leaves none, and the next one rebuilds everything."""
+    with claimed_state(settings.dbt_state_dir) as previous_build:
+        with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as conn:
+            invocation = DbtInvocation.as_of_warehouse(settings, conn)
+            digest = settings_digest(invocation.vars(), invocation.env())
+            reuse = Reuse([], no_reuse) if no_reuse else plan_reuse(previous_build, digest, conn)
+        yield WarehouseBuild(invocation, reuse, digest)
