@@ -120,14 +120,14 @@ def plain_scan_seconds(landing: Path, workdir: Path) -> tuple[float, int]:
 
 
 def run_pipeline(settings: Settings, only_ingestion: bool) -> tuple[float, dict[str, float], str]:
-    from boussole.cli import _dagster_instance, _partition_range
+    from boussole.cli import dagster_instance, extract_date_range
 
     began = time.perf_counter()
-    instance = _dagster_instance()
+    instance = dagster_instance()
     from orchestration.automation import partition_range_tags
     from orchestration.definitions import defs
 
-    first, last = _partition_range(argparse.Namespace(start=None, end=None), settings)
+    first, last = extract_date_range(settings)
     job = defs.resolve_job_def("boussole_pipeline")
     loaded = time.perf_counter()
     ingestion_keys = [

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from boussole.sample_data import FAULTS, SampleScale
-from boussole.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
+from boussole.settings import PROJECT_ROOT, Settings, SettingsError
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -68,27 +68,29 @@ def command_generate(args: argparse.Namespace, settings: Settings) -> int:
 # --- run ----------------------------------------------------------------------------------
 
 
-def _dagster_instance():
-    """DAGSTER_HOME when set, else the project-local instance described by dagster.yaml."""
+def dagster_instance():
+    """The Dagster instance of DAGSTER_HOME when it is set, else the project-local one: the
+    project root's dagster.yaml, which names its storage relative to the root, as `dagster dev`
+    sees it from there."""
     from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
 
-    if os.environ.get("DAGSTER_HOME"):
-        return DagsterInstance.get()
-    # dagster.yaml names its storage relative to the project root, as `dagster dev` sees it.
-    os.chdir(PROJECT_ROOT)
-    return DagsterInstance.from_ref(
-        InstanceRef.from_dir(str(PROJECT_ROOT / ".dagster"), config_dir=str(PROJECT_ROOT))
-    )
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(PROJECT_ROOT)
+        os.chdir(PROJECT_ROOT)
+    return DagsterInstance.get()
 
 
-def _partition_range(args: argparse.Namespace, settings: Settings) -> tuple[str, str] | None:
+def extract_date_range(
+    settings: Settings, start: date | None = None, end: date | None = None
+) -> tuple[str, str] | None:
+    """The first and last extract dates of the landing folder from `start` to `end`, or None
+    (with the reason on stderr) when there is nothing the pipeline can run."""
     from boussole.ingestion.contracts import extract_dates
 
     found = [
         d
         for d in extract_dates(settings.landing_dir)
-        if (args.start is None or d >= args.start) and (args.end is None or d <= args.end)
+        if (start is None or d >= start) and (end is None or d <= end)
     ]
     if not found:
         print(
@@ -141,10 +143,10 @@ def _failure_report(result) -> list[str]:
 
 
 def command_run(args: argparse.Namespace, settings: Settings) -> int:
-    partition_range = _partition_range(args, settings)
+    partition_range = extract_date_range(settings, args.start, args.end)
     if partition_range is None:
         return EXIT_USAGE
-    instance = _dagster_instance()
+    instance = dagster_instance()
 
     from boussole.run_progress import step_progress
     from orchestration.automation import partition_range_tags
@@ -351,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     try:
-        settings = get_settings()
+        settings = Settings.from_env()
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -7,13 +7,14 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import date
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
+PII_KEY_VARIABLE = "BOUSSOLE_PII_KEY"
 # Only for local development: pseudonyms made with a public key can be reversed by anyone
 # who guesses the inputs, so a real deployment must set BOUSSOLE_PII_KEY.
 DEVELOPMENT_PII_KEY = "boussole-development-key-do-not-use-in-production"
@@ -65,7 +66,7 @@ class Settings:
                 f"BOUSSOLE_FIRST_EXTRACT_DATE={raw_first_date!r} is not a YYYY-MM-DD date"
             ) from error
 
-        pii_key = env.get("BOUSSOLE_PII_KEY") or DEVELOPMENT_PII_KEY
+        pii_key = env.get(PII_KEY_VARIABLE) or DEVELOPMENT_PII_KEY
         # dbt masks the key wherever it appears in its logs, node names included: a short key
         # would mangle them (and is weak anyway).
         if len(pii_key) < MINIMUM_PII_KEY_LENGTH:
@@ -119,9 +120,3 @@ class Settings:
     def run_logs_dir(self) -> Path:
         """What the steps of a `boussole run` print, one file per run."""
         return self.data_dir / "logs"
-
-
-@cache
-def get_settings() -> Settings:
-    """The settings of this process (read once; the environment is the configuration)."""
-    return Settings.from_env()

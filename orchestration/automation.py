@@ -6,9 +6,8 @@ import json
 import dagster as dg
 
 from boussole.ingestion.contracts import SOURCES, extract_dates
-from boussole.settings import get_settings
 from orchestration.partitions import extract_date_partitions
-from orchestration.resources import LandingResource
+from orchestration.resources import LandingResource, SettingsResource
 
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
@@ -23,14 +22,17 @@ pipeline_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    job=pipeline_job,
-    cron_schedule="30 6 * * *",
-    execution_timezone=get_settings().reporting_tz,
-    name="boussole_daily",
-    description="Every morning at 06:30 (reporting time zone): the pipeline for that day's "
-    "extract date.",
-)
+def build_daily_schedule(reporting_tz: str) -> dg.ScheduleDefinition:
+    return dg.schedule(
+        job=pipeline_job,
+        cron_schedule="30 6 * * *",
+        execution_timezone=reporting_tz,
+        name="boussole_daily",
+        description="Every morning at 06:30 (reporting time zone): the pipeline for that "
+        "day's extract date.",
+    )(daily_schedule)
+
+
 def daily_schedule(context: dg.ScheduleEvaluationContext):
     extract_date = context.scheduled_execution_time.date().isoformat()
     return dg.RunRequest(run_key=extract_date, partition_key=extract_date)
@@ -58,9 +60,11 @@ def _day_fingerprint(landing: LandingResource, day: str) -> str:
     minimum_interval_seconds=60,
     description="Runs the pipeline over the extract dates whose landing files are new or changed.",
 )
-def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
+def landing_files_sensor(
+    context: dg.SensorEvaluationContext, landing: LandingResource, settings: SettingsResource
+):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    valid_keys = set(extract_date_partitions.get_partition_keys())
+    valid_keys = set(extract_date_partitions(settings.get()).get_partition_keys())
     current = {
         day.isoformat(): _day_fingerprint(landing, day.isoformat())
         for day in extract_dates(landing.directory)

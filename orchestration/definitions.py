@@ -2,23 +2,34 @@
 
 landing files -> ingestion (raw_*) -> dbt staging -> intermediate -> marts
               -> Great Expectations + dbt tests (blocking checks) -> published_mart
-"""
 
-import sys
-from pathlib import Path
+The settings are read from the environment here, once: what the definitions are made of (the
+extract-date partitions, the schedule's time zone) takes them from this read, and the steps,
+the sensor and the checks from the resources built with it.
+"""
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from boussole.settings import get_settings
-from orchestration.assets.ingestion import ingestion_assets, load_manifest
+from boussole.dbt_invocation import DBT_EXECUTABLE
+from boussole.dbt_manifest import ensure_manifest
+from boussole.ingestion.contracts import SOURCES
+from boussole.settings import Settings
+from orchestration.assets.ingestion import build_ingestion_asset, load_manifest
 from orchestration.assets.publication import build_publication_asset
-from orchestration.assets.transformation import dbt_models, dbt_project
-from orchestration.automation import daily_schedule, landing_files_sensor, pipeline_job
+from orchestration.assets.transformation import build_dbt_models, dbt_project
+from orchestration.automation import build_daily_schedule, landing_files_sensor, pipeline_job
 from orchestration.checks.quality import great_expectations_suites
-from orchestration.resources import LandingResource, WarehouseResource
+from orchestration.partitions import extract_date_partitions
+from orchestration.resources import LandingResource, SettingsResource, WarehouseResource
 
 MART_GROUP = "marts"
+
+settings = Settings.from_env()
+# Parses only when the manifest is missing or older than the dbt project (an mtime check
+# otherwise).
+dbt_models = build_dbt_models(ensure_manifest(settings))
+partitions = extract_date_partitions(settings)
 
 
 def _published_tables() -> list[dg.AssetKey]:
@@ -34,22 +45,21 @@ def _guarding_checks(published: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
 _published = _published_tables()
 published_mart = build_publication_asset(_published, _guarding_checks(_published))
 
-settings = get_settings()
-
 defs = dg.Definitions(
-    assets=[*ingestion_assets, load_manifest, dbt_models, published_mart],
+    assets=[
+        *(build_ingestion_asset(source, partitions) for source in SOURCES),
+        load_manifest,
+        dbt_models,
+        published_mart,
+    ],
     asset_checks=[great_expectations_suites],
     jobs=[pipeline_job],
-    schedules=[daily_schedule],
+    schedules=[build_daily_schedule(settings.reporting_tz)],
     sensors=[landing_files_sensor],
     resources={
+        "settings": SettingsResource.from_settings(settings),
         "warehouse": WarehouseResource(path=str(settings.build_warehouse_path)),
         "landing": LandingResource(path=str(settings.landing_dir)),
-        "dbt": DbtCliResource(
-            project_dir=dbt_project,
-            profiles_dir=str(dbt_project.profiles_dir),
-            # The dbt of this interpreter's environment, whether or not it is on PATH.
-            dbt_executable=str(Path(sys.executable).parent / "dbt"),
-        ),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE)),
     },
 )

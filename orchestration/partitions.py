@@ -2,11 +2,13 @@
 
 import dagster as dg
 
-from boussole.settings import get_settings
+from boussole.settings import Settings
 
-# end_offset=1: today's extract is a partition as soon as its files land.
-extract_date_partitions = dg.DailyPartitionsDefinition(
-    start_date=get_settings().first_extract_date.isoformat(),
-    end_offset=1,
-    timezone=get_settings().reporting_tz,
-)
+
+def extract_date_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    # end_offset=1: today's extract is a partition as soon as its files land.
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.first_extract_date.isoformat(),
+        end_offset=1,
+        timezone=settings.reporting_tz,
+    )

@@ -4,10 +4,52 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+
+from boussole.settings import PII_KEY_VARIABLE, Settings
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """Boussole's settings (boussole/settings.py), read from the environment once, when the
+    definitions load, for the steps that need them."""
+
+    landing_dir: str
+    data_dir: str
+    reporting_tz: str
+    reporting_currency: str
+    pii_key: str
+    first_extract_date: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SettingsResource:
+        return cls(
+            landing_dir=str(settings.landing_dir),
+            data_dir=str(settings.data_dir),
+            reporting_tz=settings.reporting_tz,
+            reporting_currency=settings.reporting_currency,
+            # The UI shows the configuration of resources: for a key set in the environment,
+            # the variable's name, which each step reads. The development key is public.
+            pii_key=(
+                settings.pii_key
+                if settings.uses_development_pii_key
+                else dg.EnvVar(PII_KEY_VARIABLE)
+            ),
+            first_extract_date=settings.first_extract_date.isoformat(),
+        )
+
+    def get(self) -> Settings:
+        return Settings(
+            landing_dir=Path(self.landing_dir),
+            data_dir=Path(self.data_dir),
+            reporting_tz=self.reporting_tz,
+            reporting_currency=self.reporting_currency,
+            pii_key=self.pii_key,
+            first_extract_date=date.fromisoformat(self.first_extract_date),
+        )
 
 
 class WarehouseResource(dg.ConfigurableResource):

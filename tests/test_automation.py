@@ -2,17 +2,22 @@
 
 import dagster as dg
 
+from boussole.settings import Settings
 from orchestration.automation import (
     PARTITION_RANGE_END,
     PARTITION_RANGE_START,
     landing_files_sensor,
 )
-from orchestration.resources import LandingResource
+from orchestration.resources import LandingResource, SettingsResource
 
 
 def evaluate(landing, cursor=None):
     context = dg.build_sensor_context(
-        cursor=cursor, resources={"landing": LandingResource(path=str(landing))}
+        cursor=cursor,
+        resources={
+            "landing": LandingResource(path=str(landing)),
+            "settings": SettingsResource.from_settings(Settings.from_env({})),
+        },
     )
     result = landing_files_sensor(context)
     return result, context.cursor
@@ -53,10 +58,10 @@ def test_daily_schedule_runs_the_extract_date_of_the_day():
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from orchestration.automation import daily_schedule
     from orchestration.definitions import defs
 
-    assert defs.resolve_schedule_def("boussole_daily").execution_timezone == "Europe/Paris"
+    daily_schedule = defs.resolve_schedule_def("boussole_daily")
+    assert daily_schedule.execution_timezone == "Europe/Paris"
     # 06:30 in Paris on 2 March is 05:30 UTC: the extract date is Paris's, 2 March.
     tick_time = datetime(2026, 3, 2, 6, 30, tzinfo=ZoneInfo("Europe/Paris"))
     with dg.build_schedule_context(scheduled_execution_time=tick_time) as context:

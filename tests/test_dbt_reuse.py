@@ -12,10 +12,9 @@ import dagster as dg
 import duckdb
 import pytest
 from dagster import DagsterInstance
-from dagster._core.instance.ref import InstanceRef
 
 from boussole.dbt_manifest import MANIFEST_PATH, ensure_manifest
-from boussole.settings import get_settings
+from boussole.settings import Settings
 from tests.conftest import copy_workspace, run_dbt
 
 # Runs on from the landing_small run of tests/test_pipeline_end_to_end.py (conftest).
@@ -51,7 +50,7 @@ def marked(warehouse) -> set[tuple[str, str]]:
     return set(rows)
 
 
-def test_a_second_run_reuses_what_did_not_change(small_pipeline, tmp_path):
+def test_a_second_run_reuses_what_did_not_change(small_pipeline, tmp_path, monkeypatch):
     # A copy of the workspace after a first run: in another folder, which must not matter.
     workspace = copy_workspace(small_pipeline[0], tmp_path)
     warehouse = workspace.data / "build" / "warehouse.duckdb"
@@ -65,7 +64,8 @@ def test_a_second_run_reuses_what_did_not_change(small_pipeline, tmp_path):
     # Published again: every guarding check passed in this run, those on reused relations
     # too, and the reused assets count as materialised by it (publication depends on them).
     assert workspace.published.stat().st_mtime_ns > published_before
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(workspace.dagster_home))) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(workspace.dagster_home))
+    with DagsterInstance.get() as instance:
         latest_run = instance.get_runs(limit=1)[0].run_id
         for schema, name in REUSABLE:
             event = instance.get_latest_materialization_event(dg.AssetKey([schema, name]))
@@ -86,7 +86,7 @@ def test_a_second_run_reuses_what_did_not_change(small_pipeline, tmp_path):
 def test_reference_models_are_built_from_the_project_alone():
     """A reference model is reused while its definition is unchanged, so it may read no
     source (its data would change) and not the as-of date (it changes every day)."""
-    ensure_manifest(get_settings())
+    ensure_manifest(Settings.from_env())
     manifest = json.loads(MANIFEST_PATH.read_text())
     nodes, macros = manifest["nodes"], manifest["macros"]
 

@@ -5,7 +5,9 @@ from datetime import date
 import dagster as dg
 
 from boussole.sample_data import SampleScale, generate
-from orchestration.assets.ingestion import FILES_READABLE_CHECK, ingestion_assets
+from boussole.settings import Settings
+from orchestration.assets.ingestion import FILES_READABLE_CHECK, build_ingestion_asset
+from orchestration.partitions import extract_date_partitions
 from orchestration.resources import LandingResource, WarehouseResource
 
 
@@ -18,7 +20,9 @@ def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path)
         scale=SampleScale(web_events_per_day=20),
         faults=frozenset({"bad_date", "unknown_enum", "empty_file"}),
     )
-    ingest_support = next(a for a in ingestion_assets if a.node_def.name == "ingest_support")
+    ingest_support = build_ingestion_asset(
+        "support", extract_date_partitions(Settings.from_env({}))
+    )
     result = dg.materialize(
         [ingest_support],
         partition_key="2026-01-01",

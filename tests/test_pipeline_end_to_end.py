@@ -143,11 +143,10 @@ def test_failed_check_refuses_publication_and_keeps_the_mart(published_once, tmp
     assert hashlib.sha256(workspace.published.read_bytes()).hexdigest() == digest_before
 
 
-def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path):
+def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path, monkeypatch):
     import time
 
     from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
 
     from tests.conftest import BOUSSOLE
 
@@ -161,7 +160,8 @@ def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path):
 
     # Every step that opens the DuckDB file sits in the duckdb_warehouse pool (limit 1):
     # the steps of the two runs take turns, none overlaps another run's step.
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(workspace.dagster_home))) as instance:
+    monkeypatch.setenv("DAGSTER_HOME", str(workspace.dagster_home))
+    with DagsterInstance.get() as instance:
         runs = instance.get_runs(limit=2)
         assert len(runs) == 2
         steps = [

@@ -115,22 +115,17 @@ def test_generate_is_deterministic_and_respects_if_empty(tmp_path):
 
 
 def test_run_covers_every_extract_date_found_or_the_range_asked(tmp_path):
-    import argparse
-
-    from boussole.cli import _partition_range
+    from boussole.cli import extract_date_range
 
     for source, day in [("crm", "2026-01-05"), ("web", "2026-01-09"), ("support", "2026-02-01")]:
         (tmp_path / source / day).mkdir(parents=True)
     settings = Settings.from_env({"BOUSSOLE_LANDING_DIR": str(tmp_path)})
 
-    def partition_range(start=None, end=None):
-        return _partition_range(argparse.Namespace(start=start, end=end), settings)
-
-    assert partition_range() == ("2026-01-05", "2026-02-01")
-    assert partition_range(start=date(2026, 1, 6)) == ("2026-01-09", "2026-02-01")
-    assert partition_range(end=date(2026, 1, 31)) == ("2026-01-05", "2026-01-09")
-    assert partition_range(start=date(2026, 1, 10), end=date(2026, 1, 20)) is None
+    assert extract_date_range(settings) == ("2026-01-05", "2026-02-01")
+    assert extract_date_range(settings, start=date(2026, 1, 6)) == ("2026-01-09", "2026-02-01")
+    assert extract_date_range(settings, end=date(2026, 1, 31)) == ("2026-01-05", "2026-01-09")
+    assert extract_date_range(settings, date(2026, 1, 10), date(2026, 1, 20)) is None
     early = Settings.from_env(
         {"BOUSSOLE_LANDING_DIR": str(tmp_path), "BOUSSOLE_FIRST_EXTRACT_DATE": "2026-01-06"}
     )
-    assert _partition_range(argparse.Namespace(start=None, end=None), early) is None
+    assert extract_date_range(early) is None

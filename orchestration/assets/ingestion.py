@@ -6,9 +6,8 @@ from datetime import date
 
 import dagster as dg
 
-from boussole.ingestion.contracts import SOURCES, landed_files, objects_of
+from boussole.ingestion.contracts import landed_files, objects_of
 from boussole.ingestion.loader import FileLoad, load_files
-from orchestration.partitions import extract_date_partitions
 from orchestration.resources import LandingResource, WarehouseResource
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -56,7 +55,9 @@ def _quarantine_preview(conn, source: str, file_checksums: list[str]) -> dict[st
     return {name: "\n".join(lines) for name, lines in previews.items()}
 
 
-def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
+def build_ingestion_asset(
+    source: str, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
     objects = objects_of(source)
 
     @dg.multi_asset(
@@ -80,7 +81,7 @@ def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
             )
             for o in objects
         ],
-        partitions_def=extract_date_partitions,
+        partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
         description=f"Load the {source} extracts of the selected dates into raw_{source}.*",
@@ -163,7 +164,6 @@ def build_ingestion_asset(source: str) -> dg.AssetsDefinition:
     return ingest
 
 
-ingestion_assets = [build_ingestion_asset(source) for source in SOURCES]
 load_manifest = dg.AssetSpec(
     key=LOAD_MANIFEST_KEY,
     description="One row per landed file read (by sha256): source, object, extract date, "

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 import dagster as dg
 
 from boussole.publication import kpi_summary_table, publish_marts
-from boussole.settings import get_settings
 from orchestration.assets.ingestion import WAREHOUSE_POOL
-from orchestration.resources import WarehouseResource
+from orchestration.resources import SettingsResource, WarehouseResource
 
 
 class PublicationRefused(dg.Failure):
@@ -53,14 +52,18 @@ def build_publication_asset(
             "only when every guarding check passed in the same run."
         ),
     )
-    def published_mart(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def published_mart(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        settings: SettingsResource,
+    ):
         problems = checks_not_passed_in_run(context.instance, context.run_id, required_checks)
         if problems:
             raise PublicationRefused(
                 description="Publication refused, the published mart is unchanged: "
                 + "; ".join(problems)
             )
-        published = publish_marts(warehouse.path_obj, get_settings().published_mart_path)
+        published = publish_marts(warehouse.path_obj, settings.get().published_mart_path)
         context.log.info(f"published {published.path}")
         return dg.MaterializeResult(
             metadata={

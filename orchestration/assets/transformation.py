@@ -2,6 +2,7 @@
 asset checks (error severity = blocking)."""
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -9,16 +10,12 @@ import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from boussole.dbt_invocation import warehouse_build
-from boussole.dbt_manifest import ensure_manifest
 from boussole.dbt_reuse import reused_nodes, upstream_nodes
-from boussole.settings import DBT_PROJECT_DIR, get_settings
+from boussole.settings import DBT_PROJECT_DIR
 from orchestration.assets.ingestion import LOAD_MANIFEST_KEY, WAREHOUSE_POOL, raw_asset_key
-from orchestration.resources import WarehouseResource
+from orchestration.resources import SettingsResource, WarehouseResource
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# Parses only when the manifest is missing or older than the dbt project (an mtime check
-# otherwise), with this environment's dbt, which need not be on PATH under `dagster dev`.
-ensure_manifest(get_settings())
 
 
 class BoussoleDbtTranslator(DagsterDbtTranslator):
@@ -52,18 +49,35 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=DBT_TRANSLATOR,
-    pool=WAREHOUSE_POOL,
-)
-def dbt_models(
+def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
+    """The dbt models of `manifest` (boussole/dbt_manifest.py prepares it) as one asset
+    definition, built by one `dbt build`."""
+
+    @dbt_assets(
+        manifest=manifest,
+        project=dbt_project,
+        dagster_dbt_translator=DBT_TRANSLATOR,
+        pool=WAREHOUSE_POOL,
+    )
+    def dbt_models(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse: WarehouseResource,
+        settings: SettingsResource,
+        config: DbtBuildConfig,
+    ):
+        yield from dbt_build(context, dbt, warehouse, settings, config)
+
+    return dbt_models
+
+
+def dbt_build(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     warehouse: WarehouseResource,
+    settings: SettingsResource,
     config: DbtBuildConfig,
-):
+) -> Iterator:
     # A selection of models leaves the others as they were: its manifest cannot be the
     # state of the whole warehouse, and the state it replaces is no longer true.
     whole_project = context.selected_asset_keys == set(context.assets_def.keys) and (
@@ -74,7 +88,7 @@ def dbt_models(
         no_reuse = "full refresh"
     elif not whole_project:
         no_reuse = "a selection of models is built"
-    with warehouse_build(get_settings(), no_reuse) as build:
+    with warehouse_build(settings.get(), no_reuse) as build:
         context.log.info(f"KPIs as of {build.as_of_date} (the latest extract date loaded)")
         if config.full_refresh:
             context.log.info("Full refresh: the incremental models are rebuilt from all raw rows")

@@ -7,10 +7,9 @@ created once per run; each suite reports as its own check on the table it guards
 import dagster as dg
 
 from boussole.dbt_manifest import published_kpi_ids
-from boussole.settings import get_settings
 from data_quality.runner import SuiteRunner, load_suites, write_outcome
 from orchestration.assets.ingestion import WAREHOUSE_POOL
-from orchestration.resources import WarehouseResource
+from orchestration.resources import SettingsResource, WarehouseResource
 
 SUITES = load_suites()
 
@@ -32,7 +31,11 @@ def quality_check_specs() -> list[dg.AssetCheckSpec]:
     name="great_expectations_suites",
     pool=WAREHOUSE_POOL,
 )
-def great_expectations_suites(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+def great_expectations_suites(
+    context: dg.AssetCheckExecutionContext,
+    warehouse: WarehouseResource,
+    settings: SettingsResource,
+):
     runner = SuiteRunner()
     # Values that suites take at run time ({"$PARAMETER": name} in the suite files).
     parameters = {"kpi_ids": published_kpi_ids()}
@@ -42,7 +45,7 @@ def great_expectations_suites(context: dg.AssetCheckExecutionContext, warehouse:
             if suite.check_name not in selected:
                 continue
             outcome = runner.run(conn, suite, parameters)
-            saved = write_outcome(outcome, get_settings().quality_results_dir, context.run.run_id)
+            saved = write_outcome(outcome, settings.get().quality_results_dir, context.run.run_id)
             if not outcome.passed:
                 context.log.error(f"{suite.check_name} on {suite.table}: {outcome.summary()}")
             yield dg.AssetCheckResult(
