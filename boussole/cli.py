@@ -151,6 +151,11 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
     from boussole.run_progress import step_progress
     from orchestration.automation import partition_range_tags
     from orchestration.definitions import defs
+    from orchestration.recovery import process_tags, recover_dead_runs
+
+    # A run killed earlier (kill -9, a reboot) would otherwise hold the warehouse pool forever.
+    for recovered in recover_dead_runs(instance):
+        print(f"Recovered after a crash: {recovered.message}")
 
     job = defs.resolve_job_def("boussole_pipeline")
     first, last = partition_range
@@ -165,7 +170,7 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
         result = job.execute_in_process(
             instance=instance,
             run_id=run_id,
-            tags=partition_range_tags(first, last),
+            tags={**partition_range_tags(first, last), **process_tags()},
             raise_on_error=False,
             run_config={
                 "loggers": {"console": {"config": {"log_level": args.log_level}}},

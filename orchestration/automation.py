@@ -7,6 +7,7 @@ import dagster as dg
 
 from boussole.ingestion.contracts import SOURCES, extract_dates
 from orchestration.partitions import extract_date_partitions
+from orchestration.recovery import host_tags, recover_before_request
 from orchestration.resources import LandingResource, SettingsResource
 
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
@@ -34,8 +35,9 @@ def build_daily_schedule(reporting_tz: str) -> dg.ScheduleDefinition:
 
 
 def daily_schedule(context: dg.ScheduleEvaluationContext):
+    recover_before_request(context)
     extract_date = context.scheduled_execution_time.date().isoformat()
-    return dg.RunRequest(run_key=extract_date, partition_key=extract_date)
+    return dg.RunRequest(run_key=extract_date, partition_key=extract_date, tags=host_tags())
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:
@@ -63,6 +65,7 @@ def _day_fingerprint(landing: LandingResource, day: str) -> str:
 def landing_files_sensor(
     context: dg.SensorEvaluationContext, landing: LandingResource, settings: SettingsResource
 ):
+    recover_before_request(context)
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     valid_keys = set(extract_date_partitions(settings.get()).get_partition_keys())
     current = {
@@ -78,5 +81,5 @@ def landing_files_sensor(
     # One run over the changed range: dbt and the audit run once, not once per day.
     return dg.RunRequest(
         run_key=f"{changed[0]}..{changed[-1]}:{fingerprint[:16]}",
-        tags=partition_range_tags(changed[0], changed[-1]),
+        tags={**partition_range_tags(changed[0], changed[-1]), **host_tags()},
     )
