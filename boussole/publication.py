@@ -8,6 +8,7 @@ exactly as it was.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from dataclasses import dataclass
@@ -22,10 +23,13 @@ PUBLISHED_SCHEMAS = ("marts",)
 class PublishedMart:
     path: Path
     row_counts: dict[str, int]
+    # Temporary files of earlier publications killed midway, removed by this one.
+    orphans_removed: tuple[Path, ...] = ()
 
 
 def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
     published_path.parent.mkdir(parents=True, exist_ok=True)
+    orphans = remove_orphan_files(published_path)
     staging_path = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
     row_counts: dict[str, int] = {}
     try:
@@ -55,7 +59,45 @@ def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
         os.replace(staging_path, published_path)
     finally:
         staging_path.unlink(missing_ok=True)
-    return PublishedMart(path=published_path, row_counts=row_counts)
+        _wal_of(staging_path).unlink(missing_ok=True)
+    return PublishedMart(path=published_path, row_counts=row_counts, orphans_removed=orphans)
+
+
+def _wal_of(database: Path) -> Path:
+    return database.with_name(database.name + ".wal")
+
+
+def remove_orphan_files(published_path: Path) -> tuple[Path, ...]:
+    """Removes the temporary files (`.<name>.<id>.tmp` and its `.wal`) that publications
+    killed midway left beside the served mart. A publication in progress in another process
+    holds DuckDB's lock on its file: that one is left alone."""
+    removed = []
+    pattern = f".{published_path.name}.*.tmp"
+    temporaries = {*published_path.parent.glob(pattern)}
+    temporaries |= {wal.with_suffix("") for wal in published_path.parent.glob(pattern + ".wal")}
+    for temporary in sorted(temporaries):
+        if temporary.exists() and _locked(temporary):
+            continue
+        for path in (temporary, _wal_of(temporary)):
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+    return tuple(removed)
+
+
+def _locked(database: Path) -> bool:
+    """Whether another process holds the file open with DuckDB (a POSIX write lock)."""
+    try:
+        descriptor = os.open(database, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def kpi_summary_table(published_path: Path, months: int = 3) -> str:

@@ -64,6 +64,11 @@ def build_publication_asset(
                 + "; ".join(problems)
             )
         published = publish_marts(warehouse.path_obj, settings.get().published_mart_path)
+        if published.orphans_removed:
+            context.log.warning(
+                "removed the temporary files left by a publication that did not finish: "
+                + ", ".join(path.name for path in published.orphans_removed)
+            )
         context.log.info(f"published {published.path}")
         return dg.MaterializeResult(
             metadata={
