@@ -249,6 +249,12 @@ def publish_fixture(tmp_path_factory: pytest.TempPathFactory, landing_fixture: s
     return publish_marts(warehouse, root / "published" / "boussole.duckdb").path
 
 
+def all_kpi_rows(published: Path) -> list[tuple]:
+    """Every row of kpi_values in the published mart, in a stable order."""
+    with duckdb.connect(str(published), read_only=True) as conn:
+        return conn.execute("select * from kpi_values order by all").fetchall()
+
+
 def kpi_series(
     published: Path,
     kpi_id: str,

@@ -15,7 +15,7 @@ from dagster import DagsterInstance
 
 from boussole.dbt_manifest import MANIFEST_PATH, ensure_manifest
 from boussole.settings import Settings
-from tests.conftest import copy_workspace, run_dbt
+from tests.conftest import all_kpi_rows, copy_workspace, run_dbt
 
 # Runs on from the landing_small run of tests/test_pipeline_end_to_end.py (conftest).
 pytestmark = pytest.mark.xdist_group("small_pipeline")
@@ -50,7 +50,9 @@ def marked(warehouse) -> set[tuple[str, str]]:
     return set(rows)
 
 
-def test_a_second_run_reuses_what_did_not_change(small_pipeline, tmp_path, monkeypatch):
+def test_a_second_run_reuses_what_did_not_change_and_publishes_the_same_values(
+    small_pipeline, tmp_path, monkeypatch
+):
     # A copy of the workspace after a first run: in another folder, which must not matter.
     workspace = copy_workspace(small_pipeline[0], tmp_path)
     warehouse = workspace.data / "build" / "warehouse.duckdb"
@@ -58,9 +60,11 @@ def test_a_second_run_reuses_what_did_not_change(small_pipeline, tmp_path, monke
 
     mark(warehouse, REUSABLE | REBUILT)
     published_before = workspace.published.stat().st_mtime_ns
+    values_before = all_kpi_rows(workspace.published)
     second = workspace.boussole("run")
     assert second.returncode == 0, second.stdout + second.stderr
     assert marked(warehouse) == set(REUSABLE)
+    assert all_kpi_rows(workspace.published) == values_before
     # Published again: every guarding check passed in this run, those on reused relations
     # too, and the reused assets count as materialised by it (publication depends on them).
     assert workspace.published.stat().st_mtime_ns > published_before
