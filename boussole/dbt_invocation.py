@@ -19,12 +19,18 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
+from boussole.audit_scope import (
+    TEST_SCOPE_VARIABLE,
+    TestScope,
+    plan_test_scope,
+    record_project_digest,
+)
 from boussole.dbt_reuse import Reuse, claimed_state, plan_reuse, record_state, settings_digest
 from boussole.ingestion.loader import latest_extract_date
 from boussole.settings import DBT_PROJECT_DIR, Settings
@@ -63,6 +69,9 @@ class DbtInvocation:
     postgres: Mapping[str, str] = field(default_factory=dict)
     # A DuckDB file other than the settings' build warehouse (tests build fixtures in theirs).
     warehouse: Path | None = None
+    # The rows the data tests of incremental models check (boussole/audit_scope.py); unset:
+    # every row.
+    test_scope: str | None = None
 
     @classmethod
     def as_of_warehouse(
@@ -92,6 +101,8 @@ class DbtInvocation:
             env |= {name: self.postgres[key] for key, (name, _) in POSTGRES_VARIABLES.items()}
             # The profile reads the secret copy, which dbt scrubs from its logs.
             env["DBT_ENV_SECRET_BOUSSOLE_PG_PASSWORD"] = self.postgres["password"]
+        if self.test_scope:
+            env[TEST_SCOPE_VARIABLE] = self.test_scope
         return env
 
     def args(self, *dbt_args: str) -> list[str]:
@@ -164,6 +175,7 @@ class WarehouseBuild:
     invocation: DbtInvocation
     reuse: Reuse
     digest: str
+    test_scope: TestScope
 
     @property
     def as_of_date(self) -> object:
@@ -176,6 +188,7 @@ class WarehouseBuild:
         """Keep the manifest of a successful build of every node: the next build compares
         with it."""
         record_state(self.invocation.settings.dbt_state_dir, manifest, self.digest)
+        record_project_digest(self.invocation.settings.dbt_state_dir)
 
 
 @contextmanager
@@ -188,4 +201,8 @@ def warehouse_build(settings: Settings, no_reuse: str | None = None) -> Iterator
             invocation = DbtInvocation.as_of_warehouse(settings, conn)
             digest = settings_digest(invocation.vars(), invocation.env())
             reuse = Reuse([], no_reuse) if no_reuse else plan_reuse(previous_build, digest, conn)
-        yield WarehouseBuild(invocation, reuse, digest)
+        # The data tests of the incremental models check the rows this build writes when every
+        # other row passed them in the last build (boussole/audit_scope.py).
+        scope = plan_test_scope(previous_build, reuse)
+        invocation = replace(invocation, test_scope=scope.value)
+        yield WarehouseBuild(invocation, reuse, digest, scope)
