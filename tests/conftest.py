@@ -101,7 +101,13 @@ def copy_workspace(source: Workspace, root: Path) -> Workspace:
     )
     copy = Workspace(root / "landing", root / "data", dagster_home)
     shutil.copytree(source.landing, copy.landing)
-    shutil.copytree(source.data, copy.data)
+    # Not dbt's artifacts (tens of MB a run): the copy's other warehouse path makes its dbt
+    # parse again anyway.
+    shutil.copytree(
+        source.data,
+        copy.data,
+        ignore=lambda folder, _: ["dbt"] if folder == str(source.data) else [],
+    )
     shutil.copytree(source.dagster_home, copy.dagster_home)
     return copy
 
