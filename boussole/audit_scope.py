@@ -111,13 +111,18 @@ def build_digest(conn: duckdb.DuckDBPyConnection, settings_digest: str) -> str:
     """What a build of the warehouse `conn` reads depends on: the files loaded (by checksum and
     extract date, which also gives the as-of date), the project and the settings."""
     digest = hashlib.sha256(f"{settings_digest}\n{project_digest()}\n".encode())
-    try:
-        files = conn.execute(
+    loaded = conn.execute(
+        "select count(*) from duckdb_tables() "
+        "where schema_name = 'ingestion' and table_name = 'load_manifest'"
+    ).fetchone()[0]
+    files = (
+        conn.execute(
             "select file_sha256, extract_date::varchar from ingestion.load_manifest "
             "where status = 'loaded' order by all"
         ).fetchall()
-    except duckdb.CatalogException:
-        files = []
+        if loaded
+        else []
+    )
     for sha256, extract_date in files:
         digest.update(f"{sha256} {extract_date}\n".encode())
     return digest.hexdigest()
@@ -144,8 +149,10 @@ def recorded_build(state_dir: Path) -> Mapping[str, str] | None:
 
 
 def _file_identity(path: Path) -> list[int]:
+    """Size and modification time: another file put in its place, or the file opened for
+    writing, has others (a copy that keeps them, such as a backup restored, is the same)."""
     stat = path.stat()
-    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def forget_publication(settings: Settings) -> None:

@@ -142,10 +142,57 @@ def _failure_report(result) -> list[str]:
     return lines
 
 
+def _what_to_run(
+    settings: Settings, found: tuple[str, str], full_refresh: bool
+) -> tuple[tuple[str, str], str | None]:
+    """Without --start and --end: the extract dates with files the loader has not read as they
+    are now (new or changed), else the latest one (a build of what is loaded), unless nothing
+    needs building at all: then also the run that published the current mart. All the dates
+    `found` when the warehouse cannot tell (none yet, or another process writes it)."""
+    import duckdb
+
+    from boussole.audit_scope import current_build_digest, current_publication
+    from boussole.ingestion.loader import extract_dates_to_read
+
+    if not settings.build_warehouse_path.exists():
+        return found, None
+    try:
+        with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as conn:
+            to_read = extract_dates_to_read(conn, settings.landing_dir)
+        if to_read:
+            return (to_read[0].isoformat(), to_read[-1].isoformat()), None
+        if to_read is None:
+            return found, None
+        if not full_refresh:
+            published_by = current_publication(settings, current_build_digest(settings))
+            if published_by:
+                return found, published_by
+    except duckdb.Error:
+        return found, None
+    return (found[1], found[1]), None
+
+
+def _published_in(result) -> bool:
+    return bool(result.asset_materializations_for_node("published_mart"))
+
+
 def command_run(args: argparse.Namespace, settings: Settings) -> int:
     partition_range = extract_date_range(settings, args.start, args.end)
     if partition_range is None:
         return EXIT_USAGE
+    if args.start is None and args.end is None:
+        partition_range, published_by = _what_to_run(settings, partition_range, args.full_refresh)
+        if published_by:
+            from boussole.publication import kpi_summary_table
+
+            print(
+                f"Nothing new in {settings.landing_dir} since run {published_by} built, "
+                "audited and published the mart (same files, dbt project, suites and settings): "
+                "it is unchanged."
+            )
+            print(f"\nPublished mart: {settings.published_mart_path}")
+            print(kpi_summary_table(settings.published_mart_path))
+            return 0
     instance = dagster_instance()
 
     from boussole.run_progress import step_progress
@@ -185,11 +232,20 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_REFUSED
     from boussole.publication import kpi_summary_table
 
+    published = _published_in(result)
     warnings = _failed_checks(result, "WARN")
     if warnings:
-        print("\nPublished, with warnings (see ingestion.load_manifest and ingestion.quarantine):")
+        print(
+            f"\n{'Published' if published else 'Done'}, with warnings "
+            "(see ingestion.load_manifest and ingestion.quarantine):"
+        )
         for line in warnings:
             print(f"  - {line}")
+    if not published:
+        print(
+            "\nNothing new since the mart was built, audited and published from the same files, "
+            "dbt project, suites and settings: it is unchanged."
+        )
     print(f"\nPublished mart: {settings.published_mart_path}")
     print(kpi_summary_table(settings.published_mart_path))
     return 0

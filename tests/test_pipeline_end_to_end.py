@@ -120,6 +120,8 @@ def test_failed_check_refuses_publication_and_keeps_the_mart(published_once, tmp
     refused = workspace.boussole("run")
 
     assert refused.returncode == 1, refused.stdout + refused.stderr
+    # Only the date of the new file is read.
+    assert "extract dates 2026-02-03 to 2026-02-03" in refused.stdout
     assert "Publication refused" in refused.stderr
     assert "gx_fct_tickets" in refused.stderr
     assert "first_reply_minutes_not_negative" in refused.stderr
@@ -151,8 +153,12 @@ def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path, monkeypat
             (stats.start_time, stats.end_time, run.run_id)
             for run in runs
             for stats in instance.get_run_step_stats(run.run_id)
+            # A step skipped (never started) opens nothing.
+            if stats.start_time is not None
         ]
-    assert len(steps) >= 14
+    # Both ingested and ran dbt; the second may find the mart the first published current
+    # (nothing new) and leave it, skipping its suites and publication.
+    assert len(steps) >= 12
     overlapping = [(a, b) for a in steps for b in steps if a[2] != b[2] and a[0] < b[0] < a[1]]
     assert overlapping == []
 

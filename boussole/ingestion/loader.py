@@ -14,12 +14,21 @@ import hashlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import date
 from itertools import groupby
 from pathlib import Path
 
 import duckdb
 
-from boussole.ingestion.contracts import LANDING_OBJECTS, FieldRule, LandedFile, LandingObject
+from boussole.ingestion.contracts import (
+    LANDING_OBJECTS,
+    SOURCES,
+    FieldRule,
+    LandedFile,
+    LandingObject,
+    extract_dates,
+    landed_files,
+)
 
 RAW_COLUMNS = """
     record JSON NOT NULL,
@@ -44,6 +53,15 @@ create table if not exists ingestion.load_manifest (
     rows_quarantined BIGINT NOT NULL,
     failure_reason VARCHAR,
     loaded_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT current_timestamp
+);
+-- Every landed file the loader has read, by name, size and modification time when it was read:
+-- a file that still has them was read already, so a run need not read its extract date again.
+create table if not exists ingestion.landing_reads (
+    file_path VARCHAR PRIMARY KEY,    -- relative to the landing folder
+    size_bytes BIGINT NOT NULL,
+    modified_ns BIGINT NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    checked_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT current_timestamp
 );
 create table if not exists ingestion.quarantine (
     file_sha256 VARCHAR NOT NULL,
@@ -295,11 +313,15 @@ def _load_object_files(
     landing_object = files[0].landing_object
     loads: dict[str, FileLoad] = {}
     to_read: list[tuple[LandedFile, str, str]] = []
+    # Taken before the checksum: a file written again while it is read looks changed later.
+    stats = [landed.path.stat() for landed in files]
     # hashlib releases the GIL on large blocks: checksums of several files run in parallel.
     with ThreadPoolExecutor() as pool:
         checksums = list(pool.map(file_sha256, (landed.path for landed in files)))
-    for landed, sha256 in zip(files, checksums, strict=True):
+    checked = []
+    for landed, sha256, stat in zip(files, checksums, stats, strict=True):
         relative = landed.path.relative_to(landing_dir).as_posix()
+        checked.append((relative, stat.st_size, stat.st_mtime_ns, sha256))
         base = FileLoad(landed, relative, sha256, status="already_loaded")
         if sha256 in loads or _already_loaded(conn, sha256):
             loads.setdefault(f"{sha256}:{relative}", base)
@@ -373,6 +395,11 @@ def _load_object_files(
         for load in loads.values():
             if load.status != "already_loaded":
                 _record_in_manifest(conn, load)
+        conn.executemany(
+            "insert or replace into ingestion.landing_reads "
+            "(file_path, size_bytes, modified_ns, file_sha256) values (?, ?, ?, ?)",
+            checked,
+        )
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
@@ -391,6 +418,35 @@ def latest_extract_date(conn: duckdb.DuckDBPyConnection) -> str | None:
     except duckdb.CatalogException:
         return None
     return loaded.isoformat() if loaded else None
+
+
+def extract_dates_to_read(conn: duckdb.DuckDBPyConnection, landing_dir: Path) -> list[date] | None:
+    """The extract dates with a landed file of the contract that the loader has not read as it
+    is now (new, or changed since: another size or modification time), or None when the
+    warehouse does not record what it read. Reading the other dates again would change
+    nothing: their files are loaded (or failed, and are read again once they change)."""
+    recorded = conn.execute(
+        "select count(*) from duckdb_tables() "
+        "where schema_name = 'ingestion' and table_name = 'landing_reads'"
+    ).fetchone()[0]
+    if not recorded:
+        return None
+    read = {
+        path: (size, modified)
+        for path, size, modified in conn.execute(
+            "select file_path, size_bytes, modified_ns from ingestion.landing_reads"
+        ).fetchall()
+    }
+    to_read = set()
+    days = extract_dates(landing_dir)
+    for source in SOURCES:
+        for extract_date in days:
+            for landed in landed_files(landing_dir, source, extract_date)[0]:
+                stat = landed.path.stat()
+                relative = landed.path.relative_to(landing_dir).as_posix()
+                if read.get(relative) != (stat.st_size, stat.st_mtime_ns):
+                    to_read.add(extract_date)
+    return sorted(to_read)
 
 
 def _already_loaded(conn: duckdb.DuckDBPyConnection, sha256: str) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from boussole.audit_scope import forget_publication, record_publication
 from boussole.publication import kpi_summary_table, publish_marts
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.resources import SettingsResource, WarehouseResource
@@ -63,6 +64,8 @@ def build_publication_asset(
                 description="Publication refused, the published mart is unchanged: "
                 + "; ".join(problems)
             )
+        # Until the new mart is recorded as published from this run's build, none is current.
+        forget_publication(settings.get())
         published = publish_marts(warehouse.path_obj, settings.get().published_mart_path)
         if published.orphans_removed:
             context.log.warning(
@@ -70,6 +73,8 @@ def build_publication_asset(
                 + ", ".join(path.name for path in published.orphans_removed)
             )
         context.log.info(f"published {published.path}")
+        # What it was built from: a later run with nothing new leaves it as it is.
+        record_publication(settings.get(), context.run_id)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(published.path)),

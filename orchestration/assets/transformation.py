@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from boussole.audit_scope import current_build_digest, current_publication, record_build
 from boussole.dbt_invocation import warehouse_build
 from boussole.dbt_reuse import reused_nodes, upstream_nodes
 from boussole.settings import DBT_PROJECT_DIR
@@ -83,6 +84,17 @@ def dbt_build(
     whole_project = context.selected_asset_keys == set(context.assets_def.keys) and (
         context.selected_asset_check_keys == set(context.assets_def.check_keys)
     )
+    # What the build reads (files loaded, project, settings): the same as the build that the
+    # served mart was published from means nothing to build, audit or publish. The step then
+    # materialises nothing, so the checks and the publication after it do not run either.
+    digest = current_build_digest(settings.get())
+    published_by = current_publication(settings.get(), digest)
+    if published_by and whole_project and not config.full_refresh:
+        context.log.info(
+            f"Nothing new since run {published_by} built, audited and published the mart "
+            "(same files loaded, dbt project, suites and settings): it stays as it is"
+        )
+        return
     no_reuse = None
     if config.full_refresh:
         no_reuse = "full refresh"
@@ -96,6 +108,10 @@ def dbt_build(
             context.log.info(
                 f"Every view and reference model selected is rebuilt: {build.reuse.reason}"
             )
+        if build.test_scope.reason:
+            context.log.info(f"Every row is tested: {build.test_scope.reason}")
+        else:
+            context.log.info("The tests of the incremental models check the rows this build writes")
         with build.invocation.environment():
             invocation = dbt.cli(
                 build.args("build", *(["--full-refresh"] if config.full_refresh else [])),
@@ -122,6 +138,7 @@ def dbt_build(
     yield from with_row_counts(context, events, row_counts)
     if whole_project:
         build.record(invocation.target_path / "manifest.json")
+        record_build(settings.get().dbt_state_dir, digest, context.run_id)
 
 
 def with_row_counts(
