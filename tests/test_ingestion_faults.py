@@ -1,18 +1,34 @@
 """Every kind of bad input the generator can inject ends in quarantine or as a failed file,
 with its reason, and the counts reconcile: nothing is lost silently."""
 
+import csv
+import gzip
+import io
+import json
 from datetime import date
+from pathlib import Path
 
 import duckdb
+import pyarrow.parquet
 import pytest
 
-from boussole.ingestion.contracts import SOURCES, extract_dates, landed_files
+from boussole.ingestion.contracts import LANDING_OBJECTS, SOURCES, extract_dates, landed_files
 from boussole.ingestion.loader import load_files
 from boussole.sample_data import FAULTS, SampleScale, generate
 
 
+def load_landing_folder(conn, landing):
+    loads = []
+    for source in SOURCES:
+        for day in extract_dates(landing):
+            files, _ = landed_files(landing, source, day)
+            loads.extend(load_files(conn, files, landing))
+    return loads
+
+
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
+def landing(tmp_path_factory):
+    """Two days of sample extracts with every fault; only read by the tests."""
     landing = tmp_path_factory.mktemp("faults") / "landing"
     generate(
         landing,
@@ -22,12 +38,15 @@ def loaded(tmp_path_factory):
         scale=SampleScale(web_events_per_day=300),
         faults=FAULTS,
     )
+    return landing
+
+
+@pytest.fixture(scope="module")
+def loaded(landing):
+    """The landing folder loaded once, shared read-only (a test that loads again uses its own
+    warehouse, so that no test depends on another having run before it)."""
     conn = duckdb.connect()
-    loads = []
-    for source in SOURCES:
-        for day in extract_dates(landing):
-            files, _ = landed_files(landing, source, day)
-            loads.extend(load_files(conn, files, landing))
+    loads = load_landing_folder(conn, landing)
     yield conn, {load.relative_path: load for load in loads}
     conn.close()
 
@@ -106,39 +125,105 @@ def test_other_formats_load(loaded):
     assert with_unknown == pytest.approx(first_day_contacts / 5, abs=1)
 
 
-def test_counts_reconcile_per_file(loaded):
+def records_in_file(path: Path) -> int:
+    """The records of a landed file, counted here without the loader: lines of JSON lines
+    (plain or gzip), rows of a CSV below its header, records of a JSON document, rows of a
+    Parquet file. Raises when the file cannot be read."""
+    name = path.name
+    if name.endswith(".parquet"):
+        return pyarrow.parquet.ParquetFile(path).metadata.num_rows
+    data = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    if name.endswith(".csv"):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        return len(list(csv.reader(io.StringIO(text)))) - 1
+    if name.endswith(".json"):
+        return len(json.loads(data)["results"])  # HubSpot pipelines: {"results": [...]}
+    return len(data.decode("utf-8").splitlines())
+
+
+def test_counts_reconcile_per_file(loaded, landing):
     conn, loads = loaded
-    for load in loads.values():
-        assert load.rows_read == load.rows_loaded + load.rows_quarantined, load
-    per_file = conn.execute(
-        """
-        select m.file_path, m.rows_loaded, m.rows_quarantined,
-            (select count(*) from ingestion.quarantine q where q.file_sha256 = m.file_sha256)
-        from ingestion.load_manifest m
-        """
-    ).fetchall()
-    for path, _, rows_quarantined, in_quarantine in per_file:
-        assert rows_quarantined == in_quarantine, path
-    raw_total = sum(
-        conn.execute(f"select count(*) from raw_{s}.{o}").fetchone()[0]
-        for s, o in conn.execute(
-            "select distinct source, object from ingestion.load_manifest"
+    manifest = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "select file_path, status, rows_read, rows_loaded, rows_quarantined "
+            "from ingestion.load_manifest"
         ).fetchall()
-    )
-    assert raw_total == sum(load.rows_loaded for load in loads.values())
-
-
-def test_reingesting_the_same_files_changes_nothing(loaded, tmp_path):
-    conn, loads = loaded
-    before = conn.execute("select count(*) from ingestion.quarantine").fetchone()
-    landing = next(iter(loads.values())).file.path.parents[2]
-    again = []
-    for source in SOURCES:
-        for day in extract_dates(landing):
-            files, _ = landed_files(landing, source, day)
-            again.extend(load_files(conn, files, landing))
-    assert {load.status for load in again if load.relative_path in loads} <= {
-        "already_loaded",
-        "failed",
     }
-    assert conn.execute("select count(*) from ingestion.quarantine").fetchone() == before
+    assert manifest.keys() == loads.keys()
+    formats = set()
+    for path, load in loads.items():
+        raw_table = load.file.landing_object.raw_table
+        in_raw = [
+            n
+            for (n,) in conn.execute(
+                f"select _record_number from {raw_table} where _file_sha256 = ?", [load.sha256]
+            ).fetchall()
+        ]
+        in_quarantine = [
+            n
+            for (n,) in conn.execute(
+                "select record_number from ingestion.quarantine where file_sha256 = ?",
+                [load.sha256],
+            ).fetchall()
+        ]
+        assert manifest[path] == (
+            load.status,
+            load.rows_read,
+            load.rows_loaded,
+            load.rows_quarantined,
+        ), path
+        if load.status == "failed":
+            assert (load.rows_read, in_raw, in_quarantine) == (0, [], []), path
+            continue
+        formats.add(load.file.file_format)
+        records = records_in_file(landing / path)
+        assert records > 0, path
+        assert load.rows_read == records, path
+        assert (load.rows_loaded, load.rows_quarantined) == (len(in_raw), len(in_quarantine)), path
+        # Each record of the file is in raw or in quarantine, never in both, none left out.
+        assert sorted(in_raw + in_quarantine) == list(range(1, records + 1)), path
+    assert formats == {"jsonl", "json_document", "csv", "parquet"}
+    assert any(path.endswith(".jsonl.gz") for path, load in loads.items() if load.rows_read)
+    # The raw tables hold the rows of these files and nothing else.
+    raw_total = sum(
+        conn.execute(f"select count(*) from {landing_object.raw_table}").fetchone()[0]
+        for landing_object in LANDING_OBJECTS
+    )
+    assert raw_total == sum(load.rows_loaded for load in loads.values()) > 0
+
+
+def warehouse_state(conn) -> dict:
+    """Row counts of every raw table and of the quarantine, and the load manifest without
+    its load times."""
+    return {
+        "raw": {
+            landing_object.raw_table: conn.execute(
+                f"select count(*) from {landing_object.raw_table}"
+            ).fetchone()[0]
+            for landing_object in LANDING_OBJECTS
+        },
+        "quarantine": conn.execute("select count(*) from ingestion.quarantine").fetchone()[0],
+        "manifest": conn.execute(
+            "select * exclude (loaded_at) from ingestion.load_manifest order by file_sha256"
+        ).fetchall(),
+    }
+
+
+def test_reingesting_the_same_files_changes_nothing(landing):
+    with duckdb.connect() as conn:
+        first = load_landing_folder(conn, landing)
+        before = warehouse_state(conn)
+        again = load_landing_folder(conn, landing)
+        after = warehouse_state(conn)
+    assert sum(before["raw"].values()) > 0 and before["quarantine"] > 0
+    assert after == before
+    # Files loaded once are skipped; files that could not be read are tried again.
+    statuses = {load.relative_path: load.status for load in first}
+    assert {load.relative_path: load.status for load in again} == {
+        path: "failed" if status == "failed" else "already_loaded"
+        for path, status in statuses.items()
+    }
