@@ -1,7 +1,6 @@
 """The Dagster code location loads and wires the layers together as the architecture says."""
 
 import itertools
-import re
 
 import dagster as dg
 import yaml
@@ -74,11 +73,28 @@ def test_great_expectations_and_dbt_tests_are_blocking_checks_on_the_marts():
     assert dbt_kpi_checks and all(spec.blocking for spec in dbt_kpi_checks)
 
 
-def test_schedule_sensor_and_job_exist():
-    assert defs.resolve_job_def("boussole_pipeline") is not None
+def test_the_job_covers_every_asset_and_check_and_automation_starts_it():
+    asset_graph = graph()
+    job = defs.resolve_job_def("boussole_pipeline")
+    # Every asset that can be materialised, every asset check, and each of their steps.
+    executable = {node.key for node in asset_graph.asset_nodes if node.is_executable}
+    assert dg.AssetKey("published_mart") in executable and len(executable) > 80
+    assert job.asset_layer.selected_asset_keys == executable
+    assert job.asset_layer.asset_graph.asset_check_keys == asset_graph.asset_check_keys
+    steps = {a.node_def.name for a in asset_graph.assets_defs if a.is_executable}
+    assert set(job.graph.node_dict) == steps | {"great_expectations_suites"}
+    # One partition per extract date, from BOUSSOLE_FIRST_EXTRACT_DATE (2024-01-01 by default).
+    assert job.partitions_def.get_first_partition_key() == "2024-01-01"
+
     schedule = defs.resolve_schedule_def("boussole_daily")
-    assert re.fullmatch(r"30 6 \* \* \*", schedule.cron_schedule)
-    assert defs.resolve_sensor_def("landing_files_sensor") is not None
+    assert (schedule.job_name, schedule.cron_schedule, schedule.execution_timezone) == (
+        "boussole_pipeline",
+        "30 6 * * *",
+        "Europe/Paris",
+    )
+    sensor = defs.resolve_sensor_def("landing_files_sensor")
+    assert (sensor.job_name, sensor.minimum_interval_seconds) == ("boussole_pipeline", 60)
+    assert "landing" in sensor.required_resource_keys
 
 
 def test_every_warehouse_writer_shares_one_concurrency_pool():
