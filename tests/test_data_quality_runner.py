@@ -2,6 +2,7 @@
 
 import duckdb
 import pytest
+import yaml
 
 from data_quality.runner import ExpectationSpec, SuiteRunner, SuiteSpec, load_suites
 
@@ -51,9 +52,40 @@ def test_failures_count_unexpected_rows(runner, conn):
 def test_passing_suite(runner, conn):
     outcome = runner.run(
         conn,
-        suite(ExpectationSpec("id_set", "expect_column_values_to_not_be_null", {"column": "id"})),
+        suite(
+            ExpectationSpec("id_set", "expect_column_values_to_not_be_null", {"column": "id"}),
+            ExpectationSpec(
+                "minutes_at_most_30",
+                "expect_column_max_to_be_between",
+                {"column": "minutes", "max_value": 30},
+            ),
+        ),
     )
-    assert outcome.passed and outcome.summary() == "1 expectations passed on 3 rows"
+    assert outcome.passed and outcome.summary() == "2 expectations passed on 3 rows"
+    # Each expectation was evaluated on the table's rows: what GX observed comes from them.
+    assert [(o.name, o.status, o.unexpected_count) for o in outcome.outcomes] == [
+        ("id_set", "passed", 0),
+        ("minutes_at_most_30", "passed", None),
+    ]
+    assert outcome.outcomes[1].observed_value == 30.0
+    # The same expectations with another bound, or on a column with a null, fail.
+    stricter = runner.run(
+        conn,
+        suite(
+            ExpectationSpec(
+                "minutes_set", "expect_column_values_to_not_be_null", {"column": "minutes"}
+            ),
+            ExpectationSpec(
+                "minutes_at_most_29",
+                "expect_column_max_to_be_between",
+                {"column": "minutes", "max_value": 29},
+            ),
+        ),
+    )
+    assert [(o.status, o.unexpected_count) for o in stricter.outcomes] == [
+        ("failed", 1),
+        ("failed", None),
+    ]
 
 
 def test_checks_that_cannot_run_are_errors_not_failures(runner, conn):
@@ -110,20 +142,56 @@ def test_run_time_parameters_reach_the_expectations(runner, conn):
     assert not runner.run(conn, spec, parameters={"floor": 0}).passed
 
 
+def dbt_model_columns() -> dict[str, set[str]]:
+    """{schema.model: documented columns} from the schema YAML of the dbt project's models."""
+    from boussole.settings import DBT_PROJECT_DIR
+
+    layers = {"staging": "staging", "intermediate": "intermediate", "marts": "marts"}
+    models: dict[str, set[str]] = {}
+    for path in (DBT_PROJECT_DIR / "models").rglob("*.yml"):
+        schema = layers[path.relative_to(DBT_PROJECT_DIR / "models").parts[0]]
+        for model in yaml.safe_load(path.read_text()).get("models") or []:
+            columns = {column["name"] for column in model.get("columns", [])}
+            models[f"{schema}.{model['name']}"] = columns
+    return models
+
+
 def test_project_suites_are_well_formed():
+    from great_expectations.expectations.registry import get_expectation_impl
+
     suites = {s.name: s for s in load_suites()}
-    assert {"kpi_values", "fct_tickets", "fct_deals"} <= set(suites)
+    assert {"kpi_values", "kpi_value_ranges", "fct_tickets", "fct_deals"} <= set(suites)
+    models = dbt_model_columns()
     for spec in suites.values():
+        # A suite guards a published table with at least one expectation, each with its own
+        # name, of a type GX knows, on columns the table has.
+        assert spec.table.startswith("marts.") and spec.table in models, spec.name
+        assert spec.expectations, spec.name
         names = [e.name for e in spec.expectations]
         assert len(names) == len(set(names)), spec.name
-        assert spec.table.startswith("marts.")
+        for expectation in spec.expectations:
+            get_expectation_impl(expectation.type)  # raises for an unknown type
+            assert expectation.columns(), (spec.name, expectation.name)
+            assert set(expectation.columns()) <= models[spec.table], (spec.name, expectation.name)
+    # The guarding expectations the project relies on are there.
+    assert {e.name for e in suites["fct_tickets"].expectations} >= {
+        "ticket_id_is_unique",
+        "first_reply_minutes_not_negative",
+    }
+    assert {e.name for e in suites["kpi_values"].expectations} >= {
+        "identity_is_unique",
+        "kpi_id_is_known",
+    }
 
 
 def test_kpi_ids_come_from_the_catalogue_file():
-    import yaml
-
-    from boussole.dbt_manifest import published_kpi_ids
+    from boussole.dbt_manifest import ensure_manifest, published_kpi_ids
+    from boussole.settings import Settings
     from tests.conftest import PROJECT_ROOT
+
+    # The ids are read from the dbt manifest: parsed here when missing or stale, so that this
+    # test does not depend on another having prepared it.
+    ensure_manifest(Settings.from_env())
 
     catalogue = yaml.safe_load(
         (PROJECT_ROOT / "dbt_project/models/marts/kpi/kpi_catalogue.yml").read_text()
