@@ -78,7 +78,8 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[RecoveredRun]:
         current = instance.get_run_by_id(run.run_id)
         if current is not None and not current.is_finished:
             instance.report_run_failed(current, message=reason[0].upper() + reason[1:])
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         recovered.append(
             RecoveredRun(run.run_id, f"run {run.run_id}: {reason}, its pool slots freed")
         )

@@ -73,7 +73,7 @@ def kill_when(
             process.wait(timeout=60)
             return run_id
         os.killpg(group, signal.SIGCONT)
-        time.sleep(0.02)
+        time.sleep(0.01)
     os.killpg(group, signal.SIGKILL)
     pytest.fail("the run went past the moment to kill it")
 
@@ -140,9 +140,12 @@ def test_runs_killed_during_ingestion_dbt_and_publication_are_recovered(
             lambda run_id: "dbt_models" in started_steps(instance, run_id),
             dbt_built_sessions(workspace),
         )
-        # 3. During publication, while the new mart file is being written.
+        # 3. During publication, while the new mart file is being written (a short moment:
+        #    looked for at each step of the run from the end of its dbt build).
         kill(
-            lambda run_id: "published_mart" in started_steps(instance, run_id),
+            lambda run_id: (
+                "dbt_models" in steps(instance, run_id, dg.DagsterEventType.STEP_SUCCESS)
+            ),
             lambda _: any(name.endswith(".tmp") for name in temporary_files(workspace)),
         )
         orphans = temporary_files(workspace)
@@ -175,8 +178,12 @@ def test_runs_killed_during_ingestion_dbt_and_publication_are_recovered(
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc for a zombie")
 def test_a_live_run_is_left_alone_and_a_dead_one_frees_its_slot(tmp_path, monkeypatch):
     """A run whose process is alive is never failed, even while it holds the pool's slot; once
-    its process is dead (here still a zombie, not yet reaped), it is failed and its slot freed."""
+    its process is dead (here still a zombie, not yet reaped), the next tick of the landing
+    sensor fails it and frees its slot."""
+    from boussole.settings import Settings
+    from orchestration.automation import landing_files_sensor
     from orchestration.recovery import recover_dead_runs
+    from orchestration.resources import LandingResource, SettingsResource
 
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -210,16 +217,26 @@ def test_a_live_run_is_left_alone_and_a_dead_one_frees_its_slot(tmp_path, monkey
                 assert time.monotonic() < deadline and process.poll() is None
                 time.sleep(0.2)
             (run,) = instance.get_runs()
+            (tmp_path / "landing").mkdir()
+            resources = {
+                "landing": LandingResource(path=str(tmp_path / "landing")),
+                "settings": SettingsResource.from_settings(Settings.from_env({})),
+            }
 
+            def sensor_tick():
+                context = dg.build_sensor_context(instance=instance, resources=resources)
+                assert isinstance(landing_files_sensor(context), dg.SkipReason)
+
+            sensor_tick()
             assert recover_dead_runs(instance) == []
             assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
 
             os.kill(process.pid, signal.SIGKILL)
             while Path(f"/proc/{process.pid}/stat").read_text().split(") ")[1][0] != "Z":
                 time.sleep(0.05)
-            (recovered,) = recover_dead_runs(instance)
-            assert recovered.run_id == run.run_id
+            sensor_tick()
             assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert recover_dead_runs(instance) == []
             assert REASON in failure_message(instance, run.run_id)
             pool = pool_slots(instance)
             assert pool.claimed_slots == [] and pool.pending_steps == []
