@@ -7,6 +7,9 @@ more extract day (generated with the others, held back, then ingested), and a ru
 data at all (the fixed cost of a run: dbt's own time per model, and what each model reads to
 find that nothing changed). dbt runs these with one thread: with two, small models overlap and
 each one's time includes the other's, which inflates the sums of a run of many small models.
+Last, whole `boussole run` commands timed as a user times them (a process from start to exit,
+ingestion to publication): a full refresh, the daily run of one more held-back extract day, and
+a run with nothing new, with their ratio to the full refresh.
 
     .venv/bin/python benchmarks/pipeline_benchmark.py --web-events 1000000 --days 30
 
@@ -82,20 +85,32 @@ def prepare_environment(workdir: Path) -> Path:
 
 
 def generate_landing(landing: Path, next_day: Path, args: argparse.Namespace) -> float:
-    """The extract days of the run, and one more held back in `next_day` for the daily
-    incremental run (generated together, so its late events continue the last day's)."""
+    """The extract days of the run, and two more held back in `next_day`: one for the daily
+    incremental dbt build, one for the daily `boussole run` (generated together, so their late
+    events continue the days before)."""
     from boussole.sample_data import SampleScale, generate
 
     start = date(2026, 1, 1)
-    end = start + timedelta(days=args.days)
+    end = start + timedelta(days=args.days + 1)
     scale = SampleScale(web_events_per_day=max(1, args.web_events // args.days))
     began = time.perf_counter()
     generate(landing, seed=args.seed, start=start, end=end, scale=scale)
-    for day_folder in landing.glob(f"*/{end.isoformat()}"):
-        target = next_day / day_folder.parent.name / day_folder.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        day_folder.rename(target)
+    for held_back in (end - timedelta(days=1), end):
+        for day_folder in landing.glob(f"*/{held_back.isoformat()}"):
+            target = next_day / day_folder.parent.name / day_folder.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            day_folder.rename(target)
     return time.perf_counter() - began
+
+
+def land_held_back_day(landing: Path, next_day: Path, which: int) -> date:
+    """Copies the folders of the `which`-th held-back extract date into the landing folder."""
+    extract_date = sorted({folder.name for folder in next_day.glob("*/*")})[which]
+    for day_folder in next_day.glob(f"*/{extract_date}"):
+        target = landing / day_folder.parent.name / day_folder.name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(day_folder, target)
+    return date.fromisoformat(extract_date)
 
 
 def plain_scan_seconds(landing: Path, workdir: Path) -> tuple[float, int]:
@@ -248,12 +263,7 @@ def benchmark_layers(settings: Settings, landing: Path, next_day: Path) -> None:
     full_wall, full, full_sql, full_count = dbt_layer_seconds(
         settings, ["build", "--full-refresh", *one_thread]
     )
-    held_back = sorted(next_day.glob("*/*"))
-    for day_folder in held_back:
-        target = landing / day_folder.parent.name / day_folder.name
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(day_folder, target)
-    extract_date = date.fromisoformat(held_back[0].name)
+    extract_date = land_held_back_day(landing, next_day, 0)
     ingestion = ingest_day(settings, landing, extract_date)
     daily_wall, daily, daily_sql, daily_count = dbt_layer_seconds(settings, ["build", *one_thread])
     idle_wall, idle, idle_sql, idle_count = dbt_layer_seconds(settings, ["build", *one_thread])
@@ -300,6 +310,68 @@ def benchmark_layers(settings: Settings, landing: Path, next_day: Path) -> None:
         print(f"  {layer:<22}{f:>14.2f}{d:>14.2f}{d_ratio:>11.2f}{n:>14.2f}{n_ratio:>11.2f}")
 
 
+def timed_run(*args: str) -> tuple[float, str, dict[str, float]]:
+    """`boussole run` as a user times it (the whole process), its output, and the time of the
+    steps of the Dagster run it started, if any, by kind (ingestion, dbt, suites, publication;
+    skipped steps count nothing)."""
+    import subprocess
+
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        runs_before = {run.run_id for run in instance.get_runs()}
+    began = time.perf_counter()
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "boussole"), "run", *args],
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - began
+    if completed.returncode != 0:
+        raise RuntimeError(f"boussole run {' '.join(args)} failed:\n{completed.stderr[-3000:]}")
+    steps: dict[str, float] = {}
+    with DagsterInstance.get() as instance:
+        for run in instance.get_runs():
+            if run.run_id in runs_before:
+                continue
+            for stats in instance.get_run_step_stats(run.run_id):
+                if stats.start_time is None:
+                    continue
+                kind = "ingestion" if stats.step_key.startswith("ingest_") else stats.step_key
+                steps[kind] = steps.get(kind, 0.0) + stats.end_time - stats.start_time
+    return seconds, completed.stdout, steps
+
+
+def benchmark_whole_runs(landing: Path, next_day: Path) -> None:
+    """Whole `boussole run` commands: a full refresh, the daily run of the second held-back
+    extract day, then a run with nothing new."""
+    full, _, full_steps = timed_run("--full-refresh")
+    extract_date = land_held_back_day(landing, next_day, 1)
+    daily, daily_output, daily_steps = timed_run()
+    idle, idle_output, idle_steps = timed_run()
+    if f"extract dates {extract_date} to {extract_date}" not in daily_output:
+        raise RuntimeError(f"the daily run read other dates:\n{daily_output[-3000:]}")
+    if "Nothing new" not in idle_output:
+        raise RuntimeError(f"the run with nothing new did something:\n{idle_output[-3000:]}")
+    kinds = ("ingestion", "dbt_models", "great_expectations_suites", "published_mart")
+    runs = ((full, full_steps), (daily, daily_steps), (idle, idle_steps))
+    rows = [(kind, *(steps.get(kind, 0.0) for _, steps in runs)) for kind in kinds]
+    rows.append(
+        ("start-up, Dagster, other", *(total - sum(steps.values()) for total, steps in runs))
+    )
+    rows.append(("whole boussole run", full, daily, idle))
+    print("\n  whole `boussole run`, as a user times it (process start to exit, in seconds; the")
+    print("  steps of its Dagster run, the rest is Python and Dagster start-up, the run's events")
+    print(f"  and the summary; the daily run ingests extract {extract_date}, the last one nothing)")
+    print(
+        f"  {'':<26}{'full refresh':>14}{'daily':>10}{'daily/full':>12}"
+        f"{'no new data':>13}{'none/full':>11}"
+    )
+    for label, f, d, n in rows:
+        d_ratio, n_ratio = (d / f, n / f) if f else (float("nan"), float("nan"))
+        print(f"  {label:<26}{f:>14.2f}{d:>10.2f}{d_ratio:>12.3f}{n:>13.2f}{n_ratio:>11.3f}")
+
+
 def main() -> int:
     args = parse_args()
     landing = prepare_environment(args.workdir)
@@ -311,7 +383,7 @@ def main() -> int:
     next_day = args.workdir / "next_day"
     if args.keep_landing and landing.exists() and next_day.exists():
         generation = 0.0
-        # A previous run added the held-back day to the landing folder: take it out again.
+        # A previous run added the held-back days to the landing folder: take them out again.
         for day_folder in next_day.glob("*/*"):
             shutil.rmtree(landing / day_folder.parent.name / day_folder.name, ignore_errors=True)
     else:
@@ -351,6 +423,7 @@ def main() -> int:
     print(f"  web ingestion / plain load ratio: {ingest_web / floor_seconds:.2f}x")
     if not args.only_ingestion:
         benchmark_layers(settings, landing, next_day)
+        benchmark_whole_runs(landing, next_day)
     return 0
 
 
