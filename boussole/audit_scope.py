@@ -34,7 +34,8 @@ TEST_SCOPE_VARIABLE = "BOUSSOLE_TEST_SCOPE"
 THIS_RUN = "this_run"
 ALL_ROWS = "all"
 
-# What defines the build and its audit, besides the settings: the dbt project and the suites.
+# What defines the build and its audit, besides the settings: the dbt project, the suites and
+# the code that runs them.
 _PROJECT_INPUTS = (
     DBT_PROJECT_DIR / "models",
     DBT_PROJECT_DIR / "macros",
@@ -42,7 +43,8 @@ _PROJECT_INPUTS = (
     DBT_PROJECT_DIR / "seeds",
     DBT_PROJECT_DIR / "dbt_project.yml",
     DBT_PROJECT_DIR / "profiles.yml",
-    PROJECT_ROOT / "data_quality" / "suites",
+    PROJECT_ROOT / "data_quality",
+    PROJECT_ROOT / "orchestration" / "checks",
 )
 _PACKAGES = ("dbt-core", "dbt-duckdb", "great-expectations")
 # Kept in the dbt state folder of the last successful build of the whole project.
@@ -53,15 +55,16 @@ PUBLICATION_RECORD = "published.json"
 
 
 def project_digest() -> str:
-    """Every file of the dbt project and of the suites (path and content), and the versions of
-    dbt, its adapter and Great Expectations, as one digest."""
+    """Every file of the dbt project, of the suites and of the code that runs them (path and
+    content; compiled Python left out), and the versions of dbt, its adapter and Great
+    Expectations, as one digest."""
     digest = hashlib.sha256()
     for package in _PACKAGES:
         digest.update(f"{package}=={version(package)}\n".encode())
     for root in _PROJECT_INPUTS:
         files = sorted(root.rglob("*")) if root.is_dir() else [root] if root.exists() else []
         for path in files:
-            if path.is_file():
+            if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(f"{path.relative_to(PROJECT_ROOT).as_posix()}\n".encode())
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()

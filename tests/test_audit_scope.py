@@ -60,6 +60,10 @@ def test_a_build_tests_its_own_rows_only_after_a_build_of_the_same_project(proje
     (project / "models" / "a.sql").write_text("select 2 as a\n")
     assert plan_test_scope(state, REUSING).value == ALL_ROWS
     record_project_digest(state)
+    # Python's compiled files are not the project.
+    (project / "models" / "__pycache__").mkdir()
+    (project / "models" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"compiled")
+    assert plan_test_scope(state, REUSING).value == THIS_RUN
     (project / "models" / "b.yml").write_text("version: 2\n")
     assert plan_test_scope(state, REUSING).value == ALL_ROWS
 
