@@ -120,8 +120,9 @@ def workspace(tmp_path: Path) -> Workspace:
 @pytest.fixture(scope="session")
 def small_pipeline(tmp_path_factory: pytest.TempPathFactory):
     """One `boussole run` through Dagster on tests/fixtures/landing_small, shared by the tests
-    that read its result (read only) or run on from a copy of it (copy_workspace). Modules that
-    use it share the xdist group "small_pipeline", so that one worker builds it once."""
+    that read its result (read only) or run on from a copy of it (copy_workspace). Each worker
+    that runs such a module builds it once: the modules of one xdist group share it
+    ("small_pipeline", "recovery_and_reuse": two groups, so that two workers share the work)."""
     workspace = make_workspace(tmp_path_factory.mktemp("small_pipeline"), "landing_small")
     result = workspace.boussole("run")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -167,14 +168,33 @@ def sample_history(tmp_path_factory: pytest.TempPathFactory) -> SampleHistory:
     return SampleHistory(workspace, warehouses)
 
 
+# The longest test groups, longest first (measured: the time per test file at the end of a
+# run). pytest-xdist hands groups out in collection order (dev.py passes
+# --no-loadscope-reorder): the long ones start at once and the short ones fill in around them.
+LONGEST_GROUPS = (
+    "sample_history",
+    "small_pipeline",
+    "recovery_and_reuse",
+    "tests.test_web_incremental",
+    "tests.test_dagster_ui",
+)
+
+
+def _group(item: pytest.Item) -> str:
+    return item.get_closest_marker("xdist_group").args[0]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """With pytest-xdist (--dist loadgroup), all the tests of a module run in one worker, so
     that its module-scoped fixtures are built once; modules that share a session fixture name
-    one group with pytest.mark.xdist_group and run in the same worker."""
+    one group with pytest.mark.xdist_group and run in the same worker. The longest groups
+    come first."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    ranks = {name: rank for rank, name in enumerate(LONGEST_GROUPS)}
+    items.sort(key=lambda item: ranks.get(_group(item), len(ranks)))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -18,8 +18,9 @@ from boussole.dbt_manifest import MANIFEST_PATH, ensure_manifest
 from boussole.settings import Settings
 from tests.conftest import all_kpi_rows, copy_workspace, run_dbt
 
-# Runs on from the landing_small run of tests/test_pipeline_end_to_end.py (conftest).
-pytestmark = pytest.mark.xdist_group("small_pipeline")
+# Runs on from a copy of the landing_small run (conftest small_pipeline), in the group of the
+# crash-recovery tests, which also build on it.
+pytestmark = pytest.mark.xdist_group("recovery_and_reuse")
 
 MARK = "set between the two runs"
 REUSABLE = {

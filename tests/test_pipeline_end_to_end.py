@@ -21,7 +21,6 @@ from tests.conftest import (
     PROJECT_ROOT,
     copy_workspace,
     kpi_series,
-    make_workspace,
     run_dbt,
 )
 
@@ -295,18 +294,34 @@ def test_publication_is_refused_when_its_checks_did_not_run(published_once, tmp_
     assert workspace.published.read_bytes() == served
 
 
-def test_two_runs_at_once_never_write_the_warehouse_together(tmp_path, monkeypatch):
+def test_two_runs_at_once_never_write_the_warehouse_together(published_once, tmp_path, monkeypatch):
     import time
 
     from dagster import DagsterInstance
 
     from tests.conftest import BOUSSOLE
 
-    workspace = make_workspace(tmp_path, "landing_small")
+    # On from the shared run, a new extract day: the first run ingests it, builds, audits and
+    # publishes; the second, started meanwhile over the same day, waits for the warehouse.
+    workspace = copy_workspace(published_once[0], tmp_path)
+    new_day = workspace.landing / "web" / "2026-02-03"
+    new_day.mkdir(parents=True)
+    event = {
+        "event_date": "20260203",
+        "event_timestamp": 1770112800000000,
+        "event_name": "session_start",
+        "event_params": [{"key": "ga_session_id", "value": {"int_value": 900}}],
+        "user_pseudo_id": "u9",
+        "device": {"category": "desktop"},
+        "geo": {"country": "France"},
+        "platform": "WEB",
+    }
+    (new_day / "events_20260203.jsonl").write_text(json.dumps(event) + "\n")
+    command = [str(BOUSSOLE), "run", "--start", "2026-02-03", "--end", "2026-02-03"]
     quiet = {"env": workspace.env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    first = subprocess.Popen([str(BOUSSOLE), "run"], **quiet)
+    first = subprocess.Popen(command, **quiet)
     time.sleep(5)
-    second = subprocess.Popen([str(BOUSSOLE), "run"], **quiet)
+    second = subprocess.Popen(command, **quiet)
     assert first.wait(timeout=900) == 0
     assert second.wait(timeout=900) == 0
 
