@@ -139,13 +139,14 @@ class SampleHistory:
 
 
 SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY = "2026-01-01", "2026-01-16"
-SAMPLE_FIRST_RUN_END = "2026-01-13"
-SAMPLE_DAILY_RUNS = ("2026-01-14", "2026-01-15", "2026-01-16")
+SAMPLE_FIRST_RUN_END = "2026-01-14"
+# Two daily runs: the second is incremental on top of an incremental one.
+SAMPLE_DAILY_RUNS = ("2026-01-15", "2026-01-16")
 
 
 @pytest.fixture(scope="session")
 def sample_history(tmp_path_factory: pytest.TempPathFactory) -> SampleHistory:
-    """Days 2026-01-01 to 01-13 in one run, then one run per day to 01-16, through Dagster;
+    """Days 2026-01-01 to 01-14 in one run, then one run per day to 01-16, through Dagster;
     the warehouse is kept after the first run and after the first daily run. Shared by the
     modules of the xdist group "sample_history" (the KPI mart's invariants, PostgreSQL)."""
     root = tmp_path_factory.mktemp("sample_history")

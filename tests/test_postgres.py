@@ -96,8 +96,8 @@ def postgres_env():
 
 @pytest.fixture(scope="module")
 def built_on_both(sample_history, tmp_path_factory, postgres_env):
-    """The DuckDB warehouse after the sample's first run (thirteen extract days), then after
-    its first daily run (a fourteenth), each followed by `boussole postgres`. Returns a
+    """The DuckDB warehouse after the sample's first run (fourteen extract days), then after
+    its first daily run (a fifteenth), each followed by `boussole postgres`. Returns a
     workspace holding the second warehouse and the output of both builds."""
     workspace = make_workspace(tmp_path_factory.mktemp("postgres"))
     warehouse = workspace.data / "build" / "warehouse.duckdb"
@@ -148,8 +148,8 @@ def test_every_model_and_test_passes_on_postgres(built_on_both):
 
 
 def test_the_daily_run_on_postgres_is_incremental(built_on_both, postgres_env):
-    # The web events of the first thirteen days were staged by the first build, the
-    # fourteenth day's by the second: two run stamps, as the DuckDB warehouse has.
+    # The web events of the first fourteen days were staged by the first build, the
+    # fifteenth day's by the second: two run stamps, as the DuckDB warehouse has.
     stamps = "select count(distinct _transformed_at) from staging.stg_web__events"
     workspace, _ = built_on_both
     assert postgres_rows(postgres_env, stamps) == [(2,)]
