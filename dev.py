@@ -76,9 +76,9 @@ def command_run(extra: list[str]) -> None:
 
 
 def command_test(extra: list[str]) -> None:
-    """Lint, then the tests on every core (pytest-xdist; tests/conftest.py keeps each module,
-    or group of modules sharing a fixture, in one worker). sqlfluff runs beside pytest: both
-    mostly wait on single-threaded work, and the slowest test group decides the end anyway."""
+    """Lint, then the tests in parallel (pytest-xdist, a worker per core and one more;
+    tests/conftest.py keeps each module, or group of modules sharing a fixture, in one worker).
+    sqlfluff runs beside pytest, whose slowest test group decides the end anyway."""
     ensure_environment()
     env = _tool_env()
     started = time.monotonic()
@@ -103,7 +103,9 @@ def command_test(extra: list[str]) -> None:
                 "-m",
                 "pytest",
                 "-n",
-                "auto",
+                # One worker more than cores: the tests spend part of their time waiting on
+                # runs, servers and processes they start.
+                str((os.cpu_count() or 1) + 1),
                 "--dist",
                 "loadgroup",
                 "--durations=15",

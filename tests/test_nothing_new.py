@@ -8,8 +8,9 @@ from dagster import DagsterInstance
 
 from tests.conftest import copy_workspace
 
-# Runs on from the landing_small run of tests/test_pipeline_end_to_end.py (conftest).
-pytestmark = pytest.mark.xdist_group("small_pipeline")
+# Runs on from a copy of the landing_small run (conftest small_pipeline), beside the crash and
+# reuse tests that build on it too.
+pytestmark = pytest.mark.xdist_group("recovery_and_reuse")
 
 LAST_DAY = "2026-02-02"
 
