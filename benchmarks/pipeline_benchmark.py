@@ -258,6 +258,23 @@ def ingest_day(settings: Settings, landing: Path, extract_date: date) -> float:
     return time.perf_counter() - began
 
 
+def print_against_full_refresh(
+    title: str, width: int, daily: str, rows: list[tuple], ratio_digits: int
+) -> None:
+    """Rows of (label, full refresh, daily, no new data) seconds, each beside its ratio to the
+    full refresh."""
+    print(
+        f"  {title:<{width}}{'full refresh':>14}{daily:>14}{'/full':>11}"
+        f"{'no new data':>14}{'/full':>11}"
+    )
+    for label, full, day, idle in rows:
+        day_ratio, idle_ratio = (day / full, idle / full) if full else (float("nan"),) * 2
+        print(
+            f"  {label:<{width}}{full:>14.2f}{day:>14.2f}{day_ratio:>11.{ratio_digits}f}"
+            f"{idle:>14.2f}{idle_ratio:>11.{ratio_digits}f}"
+        )
+
+
 def benchmark_layers(settings: Settings, landing: Path, next_day: Path) -> None:
     """dbt by layer: a full refresh of the built warehouse, one more extract day ingested and
     built incrementally, then a run with nothing new."""
@@ -303,13 +320,7 @@ def benchmark_layers(settings: Settings, landing: Path, next_day: Path) -> None:
         f"{idle_count} (no new data);\n  the others are unchanged views and reference models, "
         "reused as the pipeline does (boussole/dbt_reuse.py)"
     )
-    print(
-        f"  {'layer':<22}{'full refresh':>14}{'incremental':>14}{'incr/full':>11}"
-        f"{'no new data':>14}{'none/full':>11}"
-    )
-    for layer, f, d, n in rows:
-        d_ratio, n_ratio = (d / f, n / f) if f else (float("nan"), float("nan"))
-        print(f"  {layer:<22}{f:>14.2f}{d:>14.2f}{d_ratio:>11.2f}{n:>14.2f}{n_ratio:>11.2f}")
+    print_against_full_refresh("layer", 22, "incremental", rows, ratio_digits=2)
 
 
 def timed_run(*args: str) -> tuple[float, str, dict[str, float]]:
@@ -365,13 +376,7 @@ def benchmark_whole_runs(landing: Path, next_day: Path) -> None:
     print("\n  whole `boussole run`, as a user times it (process start to exit, in seconds; the")
     print("  steps of its Dagster run, the rest is Python and Dagster start-up, the run's events")
     print(f"  and the summary; the daily run ingests extract {extract_date}, the last one nothing)")
-    print(
-        f"  {'':<26}{'full refresh':>14}{'daily':>10}{'daily/full':>12}"
-        f"{'no new data':>13}{'none/full':>11}"
-    )
-    for label, f, d, n in rows:
-        d_ratio, n_ratio = (d / f, n / f) if f else (float("nan"), float("nan"))
-        print(f"  {label:<26}{f:>14.2f}{d:>10.2f}{d_ratio:>12.3f}{n:>13.2f}{n_ratio:>11.3f}")
+    print_against_full_refresh("", 26, "daily", rows, ratio_digits=3)
 
 
 def main() -> int:
