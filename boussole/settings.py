@@ -11,6 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from boussole.ingestion.contracts import DEFAULT_PLAUSIBLE_DATES, PlausibleDates
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -27,6 +29,31 @@ class SettingsError(ValueError):
     """A configuration value is unusable; the message names the variable."""
 
 
+def _plausible_dates(env: os._Environ[str] | dict[str, str]) -> PlausibleDates:
+    """The window a landed date must fall in (boussole/ingestion/contracts.py)."""
+    since_text = env.get("BOUSSOLE_PLAUSIBLE_SINCE") or DEFAULT_PLAUSIBLE_DATES.since.isoformat()
+    try:
+        since = date.fromisoformat(since_text)
+    except ValueError as error:
+        raise SettingsError(
+            f"BOUSSOLE_PLAUSIBLE_SINCE={since_text!r} is not a YYYY-MM-DD date"
+        ) from error
+    counts = {}
+    for variable, default in (
+        ("BOUSSOLE_PLAUSIBLE_DAYS_AHEAD", DEFAULT_PLAUSIBLE_DATES.days_ahead),
+        ("BOUSSOLE_PLANNED_YEARS_AHEAD", DEFAULT_PLAUSIBLE_DATES.planned_years),
+    ):
+        text = env.get(variable) or str(default)
+        if not text.isdigit():
+            raise SettingsError(f"{variable}={text!r} is not a whole number (0 or more)")
+        counts[variable] = int(text)
+    return PlausibleDates(
+        since=since,
+        days_ahead=counts["BOUSSOLE_PLAUSIBLE_DAYS_AHEAD"],
+        planned_years=counts["BOUSSOLE_PLANNED_YEARS_AHEAD"],
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
@@ -35,6 +62,7 @@ class Settings:
     reporting_currency: str
     pii_key: str
     first_extract_date: date
+    plausible_dates: PlausibleDates = DEFAULT_PLAUSIBLE_DATES
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -76,6 +104,7 @@ class Settings:
             )
 
         return cls(
+            plausible_dates=_plausible_dates(env),
             landing_dir=landing_dir,
             data_dir=data_dir,
             reporting_tz=reporting_tz,

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from boussole.ingestion.contracts import PlausibleDates
 from boussole.settings import PII_KEY_VARIABLE, Settings
 
 
@@ -23,6 +24,9 @@ class SettingsResource(dg.ConfigurableResource):
     reporting_currency: str
     pii_key: str
     first_extract_date: str
+    plausible_since: str
+    plausible_days_ahead: int
+    planned_years_ahead: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
@@ -39,6 +43,9 @@ class SettingsResource(dg.ConfigurableResource):
                 else dg.EnvVar(PII_KEY_VARIABLE)
             ),
             first_extract_date=settings.first_extract_date.isoformat(),
+            plausible_since=settings.plausible_dates.since.isoformat(),
+            plausible_days_ahead=settings.plausible_dates.days_ahead,
+            planned_years_ahead=settings.plausible_dates.planned_years,
         )
 
     def get(self) -> Settings:
@@ -49,6 +56,11 @@ class SettingsResource(dg.ConfigurableResource):
             reporting_currency=self.reporting_currency,
             pii_key=self.pii_key,
             first_extract_date=date.fromisoformat(self.first_extract_date),
+            plausible_dates=PlausibleDates(
+                since=date.fromisoformat(self.plausible_since),
+                days_ahead=self.plausible_days_ahead,
+                planned_years=self.planned_years_ahead,
+            ),
         )
 
 

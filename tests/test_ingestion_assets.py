@@ -9,7 +9,7 @@ from boussole.sample_data import SampleScale, generate
 from boussole.settings import Settings
 from orchestration.assets.ingestion import FILES_READABLE_CHECK, build_ingestion_asset
 from orchestration.partitions import extract_date_partitions
-from orchestration.resources import LandingResource, WarehouseResource
+from orchestration.resources import LandingResource, SettingsResource, WarehouseResource
 
 
 def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path):
@@ -21,15 +21,15 @@ def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path)
         scale=SampleScale(web_events_per_day=20),
         faults=frozenset({"bad_date", "unknown_enum", "empty_file"}),
     )
-    ingest_support = build_ingestion_asset(
-        "support", extract_date_partitions(Settings.from_env({}))
-    )
+    settings = Settings.from_env({})
+    ingest_support = build_ingestion_asset("support", extract_date_partitions(settings))
     result = dg.materialize(
         [ingest_support],
         partition_key="2026-01-01",
         resources={
             "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
             "landing": LandingResource(path=str(landing)),
+            "settings": SettingsResource.from_settings(settings),
         },
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -62,5 +62,5 @@ def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path)
     assert {e.check_name for e in checks.values()} == {FILES_READABLE_CHECK}
     assert not checks["groups"].passed
     assert checks["groups"].severity == dg.AssetCheckSeverity.WARN
-    assert "groups.jsonl: the file is empty" in checks["groups"].description
+    assert "groups.jsonl.gz: the file is empty" in checks["groups"].description
     assert checks["tickets"].passed

@@ -70,7 +70,7 @@ def quarantined(conn, path, field):
         (
             "web/2026-01-01/events.jsonl.gz",
             "event_timestamp",
-            "expected an integer, got abc",
+            "expected epoch microseconds, got abc",
             "abc",
         ),
     ],
@@ -91,7 +91,7 @@ def test_bad_records_are_quarantined_with_field_and_reason(
     [
         ("support/2026-01-01/tickets_extra.jsonl.gz", "gzip"),
         ("crm/2026-01-01/calls.jsonl", "not json lines"),
-        ("support/2026-01-01/groups.jsonl", "the file is empty"),
+        ("support/2026-01-01/groups.jsonl.gz", "the file is empty"),
     ],
 )
 def test_unreadable_files_fail_with_a_reason(loaded, path, reason_fragment):
@@ -181,7 +181,6 @@ def test_counts_reconcile_per_file(loaded, landing):
             continue
         formats.add(load.file.file_format)
         records = records_in_file(landing / path)
-        assert records > 0, path
         assert load.rows_read == records, path
         assert (load.rows_loaded, load.rows_quarantined) == (len(in_raw), len(in_quarantine)), path
         # Each record of the file is in raw or in quarantine, never in both, none left out.

@@ -88,13 +88,17 @@ def test_unreadable_files_are_recorded_as_failed_and_others_still_load(conn, tmp
     good = gzip.compress((json.dumps(ticket) + "\n").encode())
     write_day(tmp_path, "support", "2026-01-05", "tickets.jsonl.gz", good)
     write_day(tmp_path, "support", "2026-01-05", "users.jsonl.gz", good[: len(good) // 2])
-    write_day(tmp_path, "support", "2026-01-05", "groups.jsonl", b"")
+    write_day(tmp_path, "support", "2026-01-05", "groups.jsonl.gz", b"")
+    # Blank lines only: a delivery of nothing, not a failure.
+    write_day(tmp_path, "support", "2026-01-05", "organizations.jsonl", b"\n  \n")
     loads = load_day(conn, tmp_path, "support", "2026-01-05")
 
     assert loads["support/2026-01-05/tickets.jsonl.gz"].rows_loaded == 1
     truncated = loads["support/2026-01-05/users.jsonl.gz"]
     assert truncated.status == "failed" and "gzip" in truncated.failure_reason.lower()
-    assert loads["support/2026-01-05/groups.jsonl"].failure_reason == "the file is empty"
+    assert loads["support/2026-01-05/groups.jsonl.gz"].failure_reason == "the file is empty"
+    nothing = loads["support/2026-01-05/organizations.jsonl"]
+    assert (nothing.status, nothing.rows_read) == ("loaded", 0)
     assert (
         conn.execute(
             "select count(*) from ingestion.load_manifest where status = 'failed'"
@@ -171,12 +175,16 @@ def test_landed_files_match_contract_names_and_split_exports(tmp_path):
     }
 
 
-def test_every_landing_object_has_field_rules_with_known_kinds():
-    from boussole.ingestion.contracts import LANDING_OBJECTS
-    from boussole.ingestion.loader import _KIND_WORDING
+def test_every_landing_object_has_field_rules_and_a_malformed_rule_is_refused():
+    from boussole.ingestion.contracts import LANDING_OBJECTS, FieldRule
 
-    for landing_object in LANDING_OBJECTS:
-        assert landing_object.rules, landing_object.name
-        for rule in landing_object.rules:
-            assert rule.kind == "required" or rule.kind in _KIND_WORDING, rule
-            assert (rule.kind == "enum") == bool(rule.allowed), rule
+    assert all(landing_object.rules for landing_object in LANDING_OBJECTS)
+    for bad in (
+        {"kind": "decimal"},
+        {"kind": "enum"},
+        {"kind": "integer", "allowed": ("1",)},
+        {"kind": "timestamp", "minimum": 0},
+        {"kind": "number", "planned": True},
+    ):
+        with pytest.raises(ValueError, match=r"^x\.y: "):
+            FieldRule("x.y", **bad)

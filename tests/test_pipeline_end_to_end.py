@@ -47,9 +47,9 @@ def test_run_publishes_and_prints_the_mart(published_once):
     assert workspace.published.exists()
     assert f"Published mart: {workspace.published}" in result.stdout
     assert "revenue" in result.stdout and "1,660.00" in result.stdout
-    # The fixture's empty groups file cannot be read: reported, and the rest still loads.
+    # The fixture's empty gzip file of groups cannot be read: reported, the rest still loads.
     assert "Published, with warnings" in result.stdout
-    assert "support/2026-01-05/groups.jsonl: the file is empty" in result.stdout
+    assert "support/2026-01-05/groups.jsonl.gz: the file is empty" in result.stdout
     # dbt's node-by-node log goes to the run's log file, not between the bar and the summary.
     step_output = workspace.data / "logs"
     assert f"Step output (dbt's log and others): {step_output}" in result.stdout

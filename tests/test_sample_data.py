@@ -570,7 +570,7 @@ CHANGED_BY_FAULT = {
     "changed_type": {f"web/{DAY}/events.jsonl"},
     "truncated_gzip": {f"support/{DAY}/tickets_extra.jsonl.gz"},
     "wrong_format": {f"crm/{DAY}/calls.jsonl"},
-    "empty_file": {f"support/{DAY}/groups.jsonl"},
+    "empty_file": {f"support/{DAY}/groups.jsonl.gz"},
     "latin1_csv": {f"spend/{DAY}/marketing_spend.csv"},
     "bom_csv": {f"spend/{DAY}/fx_rates.csv"},
     "parquet_events": {f"web/{DAY}/events.jsonl", f"web/{DAY}/events.parquet"},
@@ -641,7 +641,7 @@ def check_fault(fault: str, clean: dict[str, bytes], faulty: dict[str, bytes], r
         rows = list(csv.DictReader(io.StringIO(text)))
         assert [r["id"] for r in rows] == [c["id"] for c in json_lines(before)]
     elif fault == "empty_file":
-        assert before and after == b""
+        assert path not in clean and path in faulty and after == b""
     elif fault == "latin1_csv":
         with pytest.raises(UnicodeDecodeError):
             after.decode("utf-8")

@@ -30,15 +30,71 @@ _EXTRACT_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 # What a field must hold for its record to be loaded; a record that breaks a rule goes to
-# quarantine with the field and the reason. Kinds: required (present, not null), integer,
-# number, timestamp (ISO-8601 or epoch milliseconds), date (YYYY-MM-DD), yyyymmdd, month
-# (YYYY-MM), enum (one of `allowed`), object, array.
+# quarantine with the field and the reason. The rules are the one gate between the landing
+# folder and raw: a value that passes them must stage cleanly (cast to its staging type) and
+# be plausible, or a record loaded once would fail every later run.
+# Kinds: required (present, not null), integer, number, timestamp (ISO-8601 or epoch
+# milliseconds), epoch_us (epoch microseconds, GA4), date (YYYY-MM-DD), yyyymmdd, month
+# (YYYY-MM), currency (three letters), enum (one of `allowed`), object, array.
+# A path with `[*]` checks every element of an array (pipeline stages, GA4 event_params).
 @dataclass(frozen=True)
 class FieldRule:
     path: str
     kind: str
     required: bool = False
     allowed: tuple[str, ...] = ()
+    # The staging type a number or an integer is cast to: "integer", "bigint" (the default
+    # for integers) or "decimal(P, S)"; a value that does not fit is refused.
+    fits: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    # Strictly above zero (an FX rate of 0 would leave converted amounts null).
+    positive: bool = False
+    # A date that may lie years after its extract (expected close, contract end, a planned
+    # meeting); any other date is refused a few days past its extract date.
+    planned: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in RULE_KINDS:
+            raise ValueError(f"{self.path}: unknown rule kind {self.kind!r}")
+        if (self.kind == "enum") != bool(self.allowed):
+            raise ValueError(f"{self.path}: an enum rule, and only one, lists allowed values")
+        numeric = self.kind in ("integer", "number")
+        if not numeric and (self.fits or self.positive or {self.minimum, self.maximum} - {None}):
+            raise ValueError(f"{self.path}: bounds apply to numbers and integers only")
+        if self.planned and not self.is_dated:
+            raise ValueError(f"{self.path}: only a dated kind can be planned")
+
+    @property
+    def is_dated(self) -> bool:
+        return self.kind in DATED_KINDS
+
+
+DATED_KINDS = frozenset({"timestamp", "epoch_us", "date", "yyyymmdd", "month"})
+RULE_KINDS = DATED_KINDS | {
+    "required",
+    "integer",
+    "number",
+    "currency",
+    "enum",
+    "object",
+    "array",
+}
+
+
+@dataclass(frozen=True)
+class PlausibleDates:
+    """The window a dated value must fall in: not before `since`, and not after its extract
+    date by more than `days_ahead` (time zones, an extract taken at the end of a day), or by
+    more than `planned_years` for a planned date. A timestamp in the wrong unit (seconds for
+    milliseconds) lands in 1970 or far ahead, and is refused rather than loaded."""
+
+    since: date = date(2000, 1, 1)
+    days_ahead: int = 2
+    planned_years: int = 10
+
+
+DEFAULT_PLAUSIBLE_DATES = PlausibleDates()
 
 
 def _id(path: str = "id", kind: str = "required") -> FieldRule:
@@ -80,6 +136,31 @@ def file_suffix(file_name: str) -> str | None:
     return next((s for s in FORMAT_BY_SUFFIX if lowered.endswith(s)), None)
 
 
+def _timestamp(path: str, required: bool = False, planned: bool = False) -> FieldRule:
+    return FieldRule(path, "timestamp", required=required, planned=planned)
+
+
+def _money(path: str, required: bool = False) -> FieldRule:
+    return FieldRule(path, "number", required=required, fits="decimal(18, 2)", minimum=0)
+
+
+def _zendesk_ids(*paths: str) -> tuple[FieldRule, ...]:
+    return tuple(FieldRule(path, "integer") for path in paths)
+
+
+def _count(path: str) -> FieldRule:
+    return FieldRule(path, "integer", fits="integer", minimum=0)
+
+
+def _minutes(*metrics: str) -> tuple[FieldRule, ...]:
+    """Zendesk durations in calendar and business minutes: never negative."""
+    return tuple(
+        FieldRule(f"{metric}.{clock}", "number", minimum=0)
+        for metric in metrics
+        for clock in ("calendar", "business")
+    )
+
+
 HUBSPOT_LIFECYCLE_STAGES = (
     "subscriber",
     "lead",
@@ -103,8 +184,23 @@ HUBSPOT_EMAIL_EVENT_TYPES = (
 ZENDESK_TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed", "deleted")
 ZENDESK_PRIORITIES = ("low", "normal", "high", "urgent")
 ZENDESK_SATISFACTION_SCORES = ("unoffered", "offered", "good", "bad")
-_HUBSPOT_VERSION = (FieldRule("updatedAt", "timestamp"), FieldRule("properties", "object"))
-_ENGAGEMENT = (_id(), FieldRule("properties.hs_timestamp", "timestamp"), *_HUBSPOT_VERSION)
+_HUBSPOT_VERSION = (
+    _timestamp("createdAt"),
+    _timestamp("updatedAt"),
+    FieldRule("properties", "object"),
+)
+_ZENDESK_TIMES = (_timestamp("created_at"), _timestamp("updated_at"))
+
+
+def _engagement(*planned_times: str) -> tuple[FieldRule, ...]:
+    """Calls, emails and meetings: a meeting's times may be planned ahead of the extract."""
+    return (
+        _id(),
+        _timestamp("properties.hs_timestamp", planned=bool(planned_times)),
+        *(_timestamp(f"properties.{name}", planned=True) for name in planned_times),
+        *_HUBSPOT_VERSION,
+    )
+
 
 LANDING_OBJECTS: tuple[LandingObject, ...] = (
     LandingObject(
@@ -113,7 +209,11 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "HubSpot contacts (CRM API v3), one version per update.",
         rules=(
             _id(),
-            FieldRule("properties.createdate", "timestamp"),
+            _timestamp("properties.createdate"),
+            *(
+                _timestamp(f"properties.hs_lifecyclestage_{stage}_date")
+                for stage in ("lead", "marketingqualifiedlead", "salesqualifiedlead", "customer")
+            ),
             FieldRule("properties.lifecyclestage", "enum", allowed=HUBSPOT_LIFECYCLE_STAGES),
             *_HUBSPOT_VERSION,
         ),
@@ -122,7 +222,12 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "crm",
         "companies",
         "HubSpot companies, one version per update.",
-        rules=(_id(), FieldRule("properties.numberofemployees", "number"), *_HUBSPOT_VERSION),
+        rules=(
+            _id(),
+            _count("properties.numberofemployees"),
+            _timestamp("properties.createdate"),
+            *_HUBSPOT_VERSION,
+        ),
     ),
     LandingObject(
         "crm",
@@ -130,11 +235,12 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "HubSpot deals with stage, amount and associations.",
         rules=(
             _id(),
-            FieldRule("properties.amount", "number"),
-            FieldRule("properties.recurring_revenue_amount", "number"),
-            FieldRule("properties.createdate", "timestamp"),
-            FieldRule("properties.closedate", "timestamp"),
-            FieldRule("properties.contract_end_date", "timestamp"),
+            _money("properties.amount"),
+            _money("properties.recurring_revenue_amount"),
+            FieldRule("properties.deal_currency_code", "currency"),
+            _timestamp("properties.createdate"),
+            _timestamp("properties.closedate", planned=True),
+            FieldRule("properties.contract_end_date", "date", planned=True),
             *_HUBSPOT_VERSION,
         ),
     ),
@@ -142,18 +248,39 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "crm",
         "pipelines",
         "HubSpot deal pipelines and stage metadata.",
-        rules=(_id(), FieldRule("stages", "array", required=True)),
+        rules=(
+            _id(),
+            FieldRule("stages", "array", required=True),
+            FieldRule("stages[*].displayOrder", "integer", fits="integer"),
+            FieldRule(
+                "stages[*].metadata.probability",
+                "number",
+                fits="decimal(5, 4)",
+                minimum=0,
+                maximum=1,
+            ),
+        ),
         records_key="results",
     ),
     LandingObject(
         "crm",
         "owners",
         "HubSpot owners and their teams.",
-        rules=(_id(), FieldRule("teams", "array")),
+        rules=(_id(), FieldRule("teams", "array"), *_HUBSPOT_VERSION[:2]),
     ),
-    LandingObject("crm", "calls", "HubSpot call engagements.", rules=_ENGAGEMENT),
-    LandingObject("crm", "emails", "HubSpot email engagements.", rules=_ENGAGEMENT),
-    LandingObject("crm", "meetings", "HubSpot meeting engagements.", rules=_ENGAGEMENT),
+    LandingObject(
+        "crm",
+        "calls",
+        "HubSpot call engagements.",
+        rules=(*_engagement(), FieldRule("properties.hs_call_duration", "integer", minimum=0)),
+    ),
+    LandingObject("crm", "emails", "HubSpot email engagements.", rules=_engagement()),
+    LandingObject(
+        "crm",
+        "meetings",
+        "HubSpot meeting engagements.",
+        rules=_engagement("hs_meeting_start_time", "hs_meeting_end_time"),
+    ),
     LandingObject(
         "crm",
         "email_events",
@@ -161,7 +288,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         rules=(
             _id(),
             FieldRule("type", "enum", required=True, allowed=HUBSPOT_EMAIL_EVENT_TYPES),
-            FieldRule("created", "integer", required=True),
+            _timestamp("created", required=True),
         ),
     ),
     LandingObject("crm", "email_campaigns", "HubSpot marketing email campaigns.", rules=(_id(),)),
@@ -172,8 +299,12 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         rules=(
             _id(),
             FieldRule("properties.hs_survey_type", "enum", allowed=("NPS", "CSAT", "CES")),
-            FieldRule("properties.hs_response_value", "number"),
-            FieldRule("properties.hs_submission_timestamp", "timestamp"),
+            # NPS answers 0 to 10, CSAT and CES answers fewer points: 10 bounds them all.
+            FieldRule(
+                "properties.hs_response_value", "integer", fits="integer", minimum=0, maximum=10
+            ),
+            _timestamp("properties.hs_submission_timestamp"),
+            *_HUBSPOT_VERSION[:2],
         ),
     ),
     LandingObject(
@@ -181,11 +312,16 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "events",
         "GA4 BigQuery export events, one per record.",
         rules=(
-            FieldRule("event_timestamp", "integer", required=True),
+            FieldRule("event_timestamp", "epoch_us", required=True),
             FieldRule("event_name", "required", required=True),
             FieldRule("user_pseudo_id", "required", required=True),
             FieldRule("event_date", "yyyymmdd"),
+            FieldRule("user_first_touch_timestamp", "epoch_us"),
+            FieldRule("ecommerce.purchase_revenue", "number", minimum=0),
             FieldRule("event_params", "array"),
+            FieldRule("event_params[*].value.int_value", "integer"),
+            FieldRule("event_params[*].value.double_value", "number"),
+            FieldRule("event_params[*].value.float_value", "number"),
         ),
     ),
     LandingObject(
@@ -194,8 +330,15 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "Zendesk tickets (incremental export).",
         rules=(
             _id(kind="integer"),
-            FieldRule("created_at", "timestamp", required=True),
-            FieldRule("updated_at", "timestamp"),
+            *_zendesk_ids(
+                "requester_id",
+                "assignee_id",
+                "group_id",
+                "organization_id",
+                "satisfaction_rating.id",
+            ),
+            _timestamp("created_at", required=True),
+            _timestamp("updated_at"),
             FieldRule("status", "enum", required=True, allowed=ZENDESK_TICKET_STATUSES),
             FieldRule("priority", "enum", allowed=ZENDESK_PRIORITIES),
         ),
@@ -207,9 +350,15 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         rules=(
             _id(kind="integer"),
             _id("ticket_id", kind="integer"),
-            FieldRule("updated_at", "timestamp"),
-            FieldRule("reply_time_in_minutes.calendar", "number"),
-            FieldRule("full_resolution_time_in_minutes.calendar", "number"),
+            *_ZENDESK_TIMES,
+            _timestamp("solved_at"),
+            _count("replies"),
+            _count("reopens"),
+            *_minutes(
+                "reply_time_in_minutes",
+                "first_resolution_time_in_minutes",
+                "full_resolution_time_in_minutes",
+            ),
         ),
     ),
     LandingObject(
@@ -219,7 +368,8 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         rules=(
             _id(kind="integer"),
             _id("ticket_id", kind="integer"),
-            FieldRule("created_at", "timestamp"),
+            *_zendesk_ids("author_id"),
+            _timestamp("created_at"),
         ),
     ),
     LandingObject(
@@ -228,15 +378,22 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "Zendesk users (requesters and agents).",
         rules=(
             _id(kind="integer"),
+            *_zendesk_ids("organization_id"),
             FieldRule("role", "enum", allowed=("end-user", "agent", "admin")),
+            *_ZENDESK_TIMES,
         ),
     ),
-    LandingObject("support", "groups", "Zendesk agent groups.", rules=(_id(kind="integer"),)),
+    LandingObject(
+        "support",
+        "groups",
+        "Zendesk agent groups.",
+        rules=(_id(kind="integer"), *_ZENDESK_TIMES),
+    ),
     LandingObject(
         "support",
         "organizations",
         "Zendesk organisations and their domains.",
-        rules=(_id(kind="integer"), FieldRule("domain_names", "array")),
+        rules=(_id(kind="integer"), FieldRule("domain_names", "array"), *_ZENDESK_TIMES),
     ),
     LandingObject(
         "support",
@@ -244,8 +401,9 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "Zendesk satisfaction ratings.",
         rules=(
             _id(kind="integer"),
+            *_zendesk_ids("ticket_id", "requester_id", "assignee_id", "group_id"),
             FieldRule("score", "enum", allowed=ZENDESK_SATISFACTION_SCORES),
-            FieldRule("created_at", "timestamp"),
+            *_ZENDESK_TIMES,
         ),
     ),
     LandingObject(
@@ -254,7 +412,8 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "Advertising spend by day, channel and campaign.",
         rules=(
             FieldRule("date", "date", required=True),
-            FieldRule("spend", "number", required=True),
+            _money("spend", required=True),
+            FieldRule("currency", "currency"),
         ),
     ),
     LandingObject(
@@ -263,7 +422,8 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "Sales team costs by month.",
         rules=(
             FieldRule("month", "month", required=True),
-            FieldRule("cost", "number", required=True),
+            _money("cost", required=True),
+            FieldRule("currency", "currency"),
         ),
     ),
     LandingObject(
@@ -272,8 +432,10 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "Daily FX rates to the reporting currency.",
         rules=(
             FieldRule("date", "date", required=True),
-            FieldRule("currency", "required", required=True),
-            FieldRule("rate_to_reporting", "number", required=True),
+            FieldRule("currency", "currency", required=True),
+            FieldRule(
+                "rate_to_reporting", "number", required=True, fits="decimal(18, 8)", positive=True
+            ),
         ),
     ),
 )

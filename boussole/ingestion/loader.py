@@ -10,7 +10,9 @@ quarantined (read = loaded + quarantined), and the files that could not be read 
 from __future__ import annotations
 
 import codecs
+import gzip
 import hashlib
+import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -19,13 +21,16 @@ from itertools import groupby
 from pathlib import Path
 
 import duckdb
+import pyarrow
 
 from boussole.ingestion.contracts import (
+    DEFAULT_PLAUSIBLE_DATES,
     LANDING_OBJECTS,
     SOURCES,
     FieldRule,
     LandedFile,
     LandingObject,
+    PlausibleDates,
     extract_dates,
     landed_files,
 )
@@ -76,23 +81,23 @@ create table if not exists ingestion.quarantine (
 );
 """
 
+# The records read from the files of one object, before validation (a temp table).
+_LANDED_RECORDS = pyarrow.schema(
+    [
+        ("source_file", pyarrow.string()),
+        ("file_sha256", pyarrow.string()),
+        ("extract_date", pyarrow.date32()),
+        ("record_number", pyarrow.int64()),
+        ("raw_text", pyarrow.string()),
+        ("read_error", pyarrow.string()),
+    ]
+)
+
 _JSON_LINES_READER = (
     "read_csv({paths}, columns = {{'line': 'VARCHAR'}}, header = false, delim = chr(1), "
     "quote = '', escape = '', auto_detect = false, compression = 'auto', filename = true) "
     "with ordinality"
 )
-
-_KIND_WORDING = {
-    "integer": "an integer",
-    "number": "a number",
-    "timestamp": "an ISO-8601 timestamp or epoch milliseconds",
-    "date": "a YYYY-MM-DD date",
-    "yyyymmdd": "a YYYYMMDD date",
-    "month": "a YYYY-MM month",
-    "enum": "one of",
-    "object": "a JSON object",
-    "array": "a JSON array",
-}
 
 
 @dataclass(frozen=True)
@@ -130,13 +135,16 @@ def file_sha256(path: Path) -> str:
 
 
 def load_files(
-    conn: duckdb.DuckDBPyConnection, files: Iterable[LandedFile], landing_dir: Path
+    conn: duckdb.DuckDBPyConnection,
+    files: Iterable[LandedFile],
+    landing_dir: Path,
+    window: PlausibleDates = DEFAULT_PLAUSIBLE_DATES,
 ) -> list[FileLoad]:
     ensure_ingestion_tables(conn)
     ordered = sorted(files, key=lambda f: (f.landing_object.name, f.extract_date, f.path.name))
     loads: list[FileLoad] = []
     for _, group in groupby(ordered, key=lambda f: f.landing_object):
-        loads.extend(_load_object_files(conn, list(group), landing_dir))
+        loads.extend(_load_object_files(conn, list(group), landing_dir, window))
     return loads
 
 
@@ -200,13 +208,16 @@ def _read_into_landed_records(
                 try:
                     _append_json_lines(conn, [entry])
                 except duckdb.Error as error:
-                    unreadable[entry[2]] = _first_line(error)
+                    if "invalid unicode" in str(error).lower():
+                        _append_json_lines_by_line(conn, *entry)
+                    else:
+                        unreadable[entry[2]] = _first_line(error)
     for landed, relative, sha256 in files:
         if landed.file_format == "jsonl":
             continue
         try:
             conn.execute(
-                "insert into landed_records select ?, ?, ?, record_number, raw_text "
+                "insert into landed_records select ?, ?, ?, record_number, raw_text, null "
                 f"from ({_single_file_records(landed)})",
                 [relative, sha256, landed.extract_date],
             )
@@ -223,84 +234,216 @@ def _append_json_lines(
         f"({_sql_string(str(f.path))}, {_sql_string(rel)}, '{sha}', DATE '{f.extract_date}')"
         for f, rel, sha in files
     )
+    # A record's number is its line number; blank lines are not records.
     conn.execute(
-        "insert into landed_records "
+        "insert into landed_records select * from ("
         "select batch.relative_path, batch.sha256, batch.extract_date, "
-        "row_number() over (partition by lines.filename order by lines.ordinality), lines.line "
+        "row_number() over (partition by lines.filename order by lines.ordinality) as line_number, "
+        "lines.line, null "
         f"from {_JSON_LINES_READER.format(paths=paths)} as lines "
         f"join (values {listing}) as batch(path, relative_path, sha256, extract_date) "
-        "on lines.filename = batch.path"
+        "on lines.filename = batch.path) where trim(coalesce(line, '')) <> ''"
     )
+
+
+def _append_json_lines_by_line(
+    conn: duckdb.DuckDBPyConnection, landed: LandedFile, relative: str, sha256: str
+) -> None:
+    """A JSON-lines file that is not all UTF-8, read line by line: a line that does not decode
+    is a record with a read error (quarantined), and costs only itself."""
+    opener = gzip.open if landed.path.name.lower().endswith(".gz") else open
+    with opener(landed.path, "rb") as stream:
+        lines = stream.read().split(b"\n")
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            text, error = line.decode("utf-8"), None
+        except UnicodeDecodeError as failure:
+            text = line.decode("utf-8", errors="backslashreplace")
+            byte = line[failure.start : failure.start + 1].hex()
+            error = f"not UTF-8: byte 0x{byte} at position {failure.start + 1} of the line"
+        rows.append((relative, sha256, landed.extract_date, number, text.rstrip("\r"), error))
+    table = pyarrow.Table.from_pylist(
+        [dict(zip(_LANDED_RECORDS.names, row, strict=True)) for row in rows],
+        schema=_LANDED_RECORDS,
+    )
+    conn.register("lines_read_by_python", table)
+    try:
+        conn.execute("insert into landed_records select * from lines_read_by_python")
+    finally:
+        conn.unregister("lines_read_by_python")
 
 
 # --- validation -------------------------------------------------------------------------------
 
 
-def _rule_failure(rule: FieldRule, position: int) -> str:
-    """SQL condition, over the extracted values list `v`, that is true when the rule fails."""
-    value = f"v[{position}]"
+def _expected(wording: str, got: str) -> str:
+    return f"{_sql_string(f'expected {wording}, got ')} || {got}"
+
+
+def _number_checks(rule: FieldRule, text: str, got: str) -> list[tuple[str, str]]:
+    """A number or an integer: well formed, fits its staging type, within its bounds."""
+    number = f"try_cast({text} as double)"
+    if rule.kind == "integer":
+        fits = rule.fits or "bigint"
+        checks = [
+            (f"not regexp_full_match({text}, '-?[0-9]+')", _expected("an integer", got)),
+            (f"try_cast({text} as {fits}) is null", _expected(f"an integer that fits {fits}", got)),
+        ]
+    else:
+        checks = [
+            (f"{number} is null", _expected("a number", got)),
+            (f"not isfinite({number})", _expected("a finite number", got)),
+        ]
+        if rule.fits:
+            precision, scale = (int(x) for x in re.findall(r"\d+", rule.fits))
+            checks.append(
+                (
+                    f"abs({number}) >= 1e{precision - scale}",
+                    _expected(f"a number that fits {rule.fits}", got),
+                )
+            )
+    if rule.minimum is not None:
+        checks.append((f"{number} < {rule.minimum}", _expected(f"at least {rule.minimum:g}", got)))
+    if rule.maximum is not None:
+        checks.append((f"{number} > {rule.maximum}", _expected(f"at most {rule.maximum:g}", got)))
+    if rule.positive:
+        checks.append((f"{number} <= 0", _expected("a number above 0", got)))
+    return checks
+
+
+# How each dated kind reads its text, and how it is described when it cannot be read.
+_DATED = {
+    "timestamp": (
+        "case when regexp_full_match({t}, '[0-9]+') then try(to_timestamp({t}::double / 1000)) "
+        "else try_cast({t} as timestamp with time zone) end",
+        "an ISO-8601 timestamp or epoch milliseconds",
+    ),
+    "epoch_us": (
+        "case when regexp_full_match({t}, '[0-9]+') then try(to_timestamp({t}::double / 1e6)) end",
+        "epoch microseconds",
+    ),
+    "date": ("try_cast({t} as date)", "a YYYY-MM-DD date"),
+    "yyyymmdd": ("try_strptime({t}, '%Y%m%d')", "a YYYYMMDD date"),
+    "month": ("try_strptime({t}, '%Y-%m')", "a YYYY-MM month"),
+}
+
+
+def _dated_checks(
+    rule: FieldRule, text: str, got: str, window: PlausibleDates
+) -> list[tuple[str, str]]:
+    """Readable in its kind, then within the plausible window around its extract date."""
+    reader, wording = _DATED[rule.kind]
+    instant = reader.format(t=text)
+    day = f"try_cast({instant} as date)"
+    ahead = (
+        f"interval {window.planned_years} year"
+        if rule.planned
+        else f"interval {window.days_ahead} day"
+    )
+    latest = f"cast(extract_date + {ahead} as date)"
+    since = window.since.isoformat()
+    reason = (
+        f"{_sql_string(f'expected a date from {since} to ')} || {latest} || ', got ' || {got} "
+        f"|| case when {day}::varchar <> {text} then ' (' || {day} || ')' else '' end "
+        # Seconds read as milliseconds fall in 1970; milliseconds read as seconds, centuries on.
+        f"|| case when regexp_full_match({text}, '[0-9]+') and ({day} < DATE '1971-01-01' "
+        f"or {day} > DATE '2999-12-31') then ': an epoch in another unit?' else '' end"
+    )
+    return [
+        (f"{instant} is null", _expected(wording, got)),
+        (f"{day} < DATE '{since}' or {day} > {latest}", reason),
+    ]
+
+
+def _value_checks(rule: FieldRule, value: str, window: PlausibleDates) -> list[tuple[str, str]]:
+    """(condition, reason) pairs in SQL over a present JSON `value`: each condition is true
+    when the value breaks the rule in that way, and its reason says how, quoting the value."""
     text = f"({value} ->> '$')"
-    missing = f"({value} is null or json_type({value}) = 'NULL')"
-    kind_check = {
-        "required": None,
-        "integer": f"try_cast({text} as bigint) is null",
-        "number": f"try_cast({text} as double) is null",
-        "timestamp": (
-            f"not regexp_full_match({text}, '[0-9]{{10,13}}') "
-            f"and try_cast({text} as timestamp with time zone) is null"
-        ),
-        "date": f"try_cast({text} as date) is null",
-        "yyyymmdd": f"try_strptime({text}, '%Y%m%d') is null",
-        "month": f"try_strptime({text}, '%Y-%m') is null",
-        "enum": f"{text} not in ({', '.join(_sql_string(a) for a in rule.allowed)})",
-        "object": f"json_type({value}) <> 'OBJECT'",
-        "array": f"json_type({value}) <> 'ARRAY'",
+    got = f"left(coalesce({text}, 'nothing'), 80)"
+    if rule.kind in ("integer", "number"):
+        return _number_checks(rule, text, got)
+    if rule.is_dated:
+        return _dated_checks(rule, text, got, window)
+    return {
+        "required": [],
+        "enum": [
+            (
+                f"{text} not in ({', '.join(_sql_string(a) for a in rule.allowed)})",
+                _expected(f"one of {', '.join(rule.allowed)}", got),
+            )
+        ],
+        "currency": [
+            (f"not regexp_full_match({text}, '[A-Za-z]{{3}}')", _expected("a currency code", got))
+        ],
+        "object": [(f"json_type({value}) <> 'OBJECT'", _expected("a JSON object", got))],
+        "array": [(f"json_type({value}) <> 'ARRAY'", _expected("a JSON array", got))],
     }[rule.kind]
-    if kind_check is None:
-        return missing
-    present_but_wrong = f"(not {missing} and {kind_check})"
-    return f"({missing} or {present_but_wrong})" if rule.required else present_but_wrong
 
 
-def _rule_reason(rule: FieldRule, position: int) -> str:
-    """SQL text expression: why the rule failed, with the offending value."""
-    value = f"v[{position}]"
-    if rule.kind == "required":
-        return "'missing'"
-    wording = _KIND_WORDING[rule.kind]
-    if rule.kind == "enum":
-        wording += " " + ", ".join(rule.allowed)
-    got = f"left(coalesce({value} ->> '$', 'nothing'), 80)"
-    expected = _sql_string(f"expected {wording}, got ")
-    if rule.required:
-        return f"case when {value} is null then 'missing' else {expected} || {got} end"
-    return f"{expected} || {got}"
+def _missing(value: str) -> str:
+    return f"({value} is null or json_type({value}) = 'NULL')"
 
 
-def _validate(conn: duckdb.DuckDBPyConnection, landing_object: LandingObject) -> None:
+def _rule_failures(rule: FieldRule, value: str, window: PlausibleDates) -> list[tuple[str, str]]:
+    """(condition, reason) pairs over the record's extracted value of the rule's field."""
+    if "[*]" in rule.path:
+        # `value` is the list of the array's elements: the first element that fails, fails.
+        failures = []
+        for i, (condition, _) in enumerate(_value_checks(rule, "x", window)):
+            test = f"lambda x: not {_missing('x')} and {condition}"
+            first = f"list_filter({value}, {test})[1]"
+            failures.append(
+                (
+                    f"coalesce(list_bool_or(list_transform({value}, {test})), false)",
+                    _value_checks(rule, first, window)[i][1],
+                )
+            )
+        return failures
+    failures = [(_missing(value), "'missing'")] if rule.required else []
+    failures += [
+        (f"(not {_missing(value)} and {condition})", reason)
+        for condition, reason in _value_checks(rule, value, window)
+    ]
+    return failures
+
+
+def _validate(
+    conn: duckdb.DuckDBPyConnection, landing_object: LandingObject, window: PlausibleDates
+) -> None:
     """record_failures: the records of landed_records that break a rule, with the field and
-    the reason (only the failures are stored: the valid records are not copied)."""
-    rules = landing_object.rules
-    field_cases = "".join(
-        f" when {_rule_failure(r, i)} then {_sql_string(r.path)}" for i, r in enumerate(rules, 1)
+    the reason of the first rule broken (only the failures are stored: the valid records are
+    not copied)."""
+    plain = [r for r in landing_object.rules if "[*]" not in r.path]
+    values = {r: f"v[{i}]" for i, r in enumerate(plain, 1)}
+    values |= {r: f"w{i}" for i, r in enumerate(landing_object.rules) if "[*]" in r.path}
+    cases = "".join(
+        f" when {condition} then {{'field': {_sql_string(rule.path)}, 'reason': {reason}}}"
+        for rule in landing_object.rules
+        for condition, reason in _rule_failures(rule, values[rule], window)
     )
-    reason_cases = "".join(
-        f" when {_rule_failure(r, i)} then {_rule_reason(r, i)}" for i, r in enumerate(rules, 1)
+    # One JSON parse per record extracts every field the plain rules look at (the arrays of
+    # the `[*]` rules need a parse each); try() turns a malformed line into null instead of an
+    # error, so that parse also tells it apart.
+    paths = "[" + ", ".join(_sql_string(f"$.{r.path}") for r in plain) + "]"
+    arrays = "".join(
+        f", try(json_extract(raw_text, {_sql_string(f'$.{r.path}')})) as {name}"
+        for r, name in values.items()
+        if "[*]" in r.path
     )
-    # One JSON parse per record extracts every field the rules look at; try() turns a
-    # malformed line into null instead of an error, so that parse also tells it apart.
-    paths = "[" + ", ".join(_sql_string(f"$.{r.path}") for r in rules) + "]"
     conn.execute(
         "create or replace temp table record_failures as "
-        "select file_sha256, record_number, failure_field, failure_reason from ("
-        "select file_sha256, record_number, "
-        f"case when not is_object then null{field_cases} end as failure_field, "
-        "case when not is_object then case when json_valid(raw_text) "
-        "then 'record is not a JSON object' else 'malformed JSON' end"
-        f"{reason_cases} end as failure_reason "
+        "select file_sha256, record_number, failure.field as failure_field, "
+        "failure.reason as failure_reason from ("
+        "select file_sha256, record_number, case when read_error is not null then "
+        "{'field': null, 'reason': read_error} when not is_object then {'field': null, "
+        "'reason': case when json_valid(raw_text) then 'record is not a JSON object' "
+        f"else 'malformed JSON' end}}{cases} end as failure "
         "from (select *, coalesce(v is not null and ltrim(raw_text) like '{%', false) "
-        f"as is_object from (select *, try(json_extract(raw_text, {paths})) as v "
-        "from landed_records))) where failure_reason is not null"
+        f"as is_object from (select *, try(json_extract(raw_text, {paths})) as v{arrays} "
+        "from landed_records))) where failure is not null"
     )
 
 
@@ -308,7 +451,10 @@ def _validate(conn: duckdb.DuckDBPyConnection, landing_object: LandingObject) ->
 
 
 def _load_object_files(
-    conn: duckdb.DuckDBPyConnection, files: list[LandedFile], landing_dir: Path
+    conn: duckdb.DuckDBPyConnection,
+    files: list[LandedFile],
+    landing_dir: Path,
+    window: PlausibleDates,
 ) -> list[FileLoad]:
     landing_object = files[0].landing_object
     loads: dict[str, FileLoad] = {}
@@ -326,7 +472,11 @@ def _load_object_files(
         if sha256 in loads or _already_loaded(conn, sha256):
             loads.setdefault(f"{sha256}:{relative}", base)
             continue
-        if landed.path.stat().st_size == 0:
+        # An empty JSON-lines file is a delivery of nothing; any other empty file is broken
+        # (a CSV has at least its header, a gzip stream its own header).
+        if stat.st_size == 0 and landed.path.name.lower().endswith((".jsonl", ".ndjson")):
+            loads[sha256] = replace(base, status="loaded")
+        elif stat.st_size == 0:
             loads[sha256] = replace(base, status="failed", failure_reason="the file is empty")
         else:
             loads[sha256] = replace(base, status="loaded")
@@ -336,10 +486,11 @@ def _load_object_files(
     # file) aborts the whole transaction, and temp tables are private to this connection.
     conn.execute(
         "create or replace temp table landed_records (source_file VARCHAR, "
-        "file_sha256 VARCHAR, extract_date DATE, record_number BIGINT, raw_text VARCHAR)"
+        "file_sha256 VARCHAR, extract_date DATE, record_number BIGINT, raw_text VARCHAR, "
+        "read_error VARCHAR)"
     )
     unreadable = _read_into_landed_records(conn, to_read)
-    _validate(conn, landing_object)
+    _validate(conn, landing_object, window)
 
     conn.execute("begin transaction")
     try:
@@ -358,9 +509,7 @@ def _load_object_files(
             read = counts.get(sha256, 0)
             if sha256 in unreadable:
                 reason = unreadable[sha256]
-            elif read == 0:
-                reason = "the file holds no records"
-            elif landed.file_format == "jsonl" and not_objects.get(sha256, 0) == read:
+            elif landed.file_format == "jsonl" and read and not_objects.get(sha256, 0) == read:
                 reason = f"not JSON lines: none of its {read} lines is a JSON object"
             else:
                 quarantined = failures.get(sha256, 0)

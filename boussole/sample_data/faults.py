@@ -142,7 +142,8 @@ def _wrong_format(writer: LandingWriter, day: date) -> None:
 
 
 def _empty_file(writer: LandingWriter, day: date) -> None:
-    writer.write_bytes("support", day, "groups.jsonl", b"")
+    """An empty gzip file is corrupt (an empty JSON-lines file is a delivery of nothing)."""
+    writer.write_bytes("support", day, "groups.jsonl.gz", b"")
 
 
 def _latin1_csv(writer: LandingWriter, day: date) -> None:

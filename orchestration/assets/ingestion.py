@@ -8,7 +8,7 @@ import dagster as dg
 
 from boussole.ingestion.contracts import landed_files, objects_of
 from boussole.ingestion.loader import FileLoad, load_files
-from orchestration.resources import LandingResource, WarehouseResource
+from orchestration.resources import LandingResource, SettingsResource, WarehouseResource
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 FILES_READABLE_CHECK = "landed_files_readable"
@@ -90,6 +90,7 @@ def build_ingestion_asset(
         context: dg.AssetExecutionContext,
         warehouse: WarehouseResource,
         landing: LandingResource,
+        settings: SettingsResource,
     ):
         extract_dates = [date.fromisoformat(key) for key in context.partition_keys]
         files, unknown = [], []
@@ -103,7 +104,7 @@ def build_ingestion_asset(
             )
 
         with warehouse.connect() as conn:
-            loads = load_files(conn, files, landing.directory)
+            loads = load_files(conn, files, landing.directory, settings.get().plausible_dates)
             totals = dict(
                 conn.execute(
                     "select object, count(*) from ("
