@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from boussole.sample_data import FAULTS, SampleScale
@@ -207,6 +207,7 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
     job = defs.resolve_job_def("boussole_pipeline")
     first, last = partition_range
     print(f"Running the pipeline through Dagster for extract dates {first} to {last}")
+    started = datetime.now(UTC)
     run_id = str(uuid.uuid4())
     step_output = settings.run_logs_dir / f"{run_id}.log"
     print(f"Step output (dbt's log and others): {step_output}")
@@ -224,6 +225,7 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
                 "ops": {"dbt_models": {"config": {"full_refresh": args.full_refresh}}},
             },
         )
+    _print_ingestion_report(settings, started)
     if not result.success:
         print("\nPublication refused: the published mart is unchanged.", file=sys.stderr)
         for line in _failure_report(result):
@@ -249,6 +251,26 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nPublished mart: {settings.published_mart_path}")
     print(kpi_summary_table(settings.published_mart_path))
     return 0
+
+
+def _print_ingestion_report(settings: Settings, started: datetime) -> None:
+    """What this run's ingestion set aside (failed, duplicate, replaced, quarantined) and what
+    the landing folder holds that is ignored, so that nothing is left out without a word."""
+    import duckdb
+
+    from boussole.ingestion.loader import ingestion_report
+
+    if not settings.build_warehouse_path.exists():
+        return
+    with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as conn:
+        try:
+            lines = ingestion_report(conn, started)
+        except duckdb.CatalogException:  # the run stopped before any ingestion
+            return
+    if lines:
+        print("\nIngestion set aside (see ingestion.load_manifest and ingestion.quarantine):")
+        for line in lines:
+            print(f"  - {line}")
 
 
 @contextmanager

@@ -79,7 +79,17 @@ def test_same_content_is_ingested_once_even_under_another_name(conn, tmp_path):
 
     assert first["support/2026-01-05/tickets.jsonl"].status == "loaded"
     assert second["support/2026-01-05/tickets.jsonl"].status == "already_loaded"
-    assert third["support/2026-01-06/tickets.jsonl"].status == "already_loaded"
+    copy = third["support/2026-01-06/tickets.jsonl"]
+    assert (copy.status, copy.failure_reason) == (
+        "duplicate",
+        "same content as support/2026-01-05/tickets.jsonl",
+    )
+    assert conn.execute(
+        "select file_path, status, rows_loaded from ingestion.load_manifest order by file_path"
+    ).fetchall() == [
+        ("support/2026-01-05/tickets.jsonl", "loaded", 1),
+        ("support/2026-01-06/tickets.jsonl", "duplicate", 0),
+    ]
     assert conn.execute("select count(*) from raw_support.tickets").fetchone()[0] == 1
 
 

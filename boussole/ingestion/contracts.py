@@ -64,6 +64,8 @@ class FieldRule:
             raise ValueError(f"{self.path}: bounds apply to numbers and integers only")
         if self.planned and not self.is_dated:
             raise ValueError(f"{self.path}: only a dated kind can be planned")
+        if "[*]" in self.path and not re.fullmatch(r"\w+\[\*\]\.[\w.]+", self.path):
+            raise ValueError(f"{self.path}: an element rule reads <array>[*].<field>")
 
     @property
     def is_dated(self) -> bool:
@@ -109,6 +111,9 @@ class LandingObject:
     rules: tuple[FieldRule, ...] = ()
     # A JSON document delivers its records under this key ({"results": [...]}).
     records_key: str | None = None
+    # (id, update time) of a versioned record: two versions with the same id and update time
+    # but other content are a conflict, never a silent pick (the later one is quarantined).
+    version: tuple[str, str] | None = None
 
     @property
     def raw_schema(self) -> str:
@@ -196,7 +201,7 @@ def _engagement(*planned_times: str) -> tuple[FieldRule, ...]:
     """Calls, emails and meetings: a meeting's times may be planned ahead of the extract."""
     return (
         _id(),
-        _timestamp("properties.hs_timestamp", planned=bool(planned_times)),
+        _timestamp("properties.hs_timestamp", required=True, planned=bool(planned_times)),
         *(_timestamp(f"properties.{name}", planned=True) for name in planned_times),
         *_HUBSPOT_VERSION,
     )
@@ -207,9 +212,10 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "crm",
         "contacts",
         "HubSpot contacts (CRM API v3), one version per update.",
+        version=("id", "updatedAt"),
         rules=(
             _id(),
-            _timestamp("properties.createdate"),
+            _timestamp("properties.createdate", required=True),
             *(
                 _timestamp(f"properties.hs_lifecyclestage_{stage}_date")
                 for stage in ("lead", "marketingqualifiedlead", "salesqualifiedlead", "customer")
@@ -222,6 +228,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "crm",
         "companies",
         "HubSpot companies, one version per update.",
+        version=("id", "updatedAt"),
         rules=(
             _id(),
             _count("properties.numberofemployees"),
@@ -233,6 +240,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "crm",
         "deals",
         "HubSpot deals with stage, amount and associations.",
+        version=("id", "updatedAt"),
         rules=(
             _id(),
             _money("properties.amount"),
@@ -251,6 +259,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         rules=(
             _id(),
             FieldRule("stages", "array", required=True),
+            _id("stages[*].id"),
             FieldRule("stages[*].displayOrder", "integer", fits="integer"),
             FieldRule(
                 "stages[*].metadata.probability",
@@ -266,19 +275,27 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "crm",
         "owners",
         "HubSpot owners and their teams.",
-        rules=(_id(), FieldRule("teams", "array"), *_HUBSPOT_VERSION[:2]),
+        rules=(_id(), FieldRule("teams", "array"), _id("teams[*].id"), *_HUBSPOT_VERSION[:2]),
     ),
     LandingObject(
         "crm",
         "calls",
         "HubSpot call engagements.",
+        version=("id", "updatedAt"),
         rules=(*_engagement(), FieldRule("properties.hs_call_duration", "integer", minimum=0)),
     ),
-    LandingObject("crm", "emails", "HubSpot email engagements.", rules=_engagement()),
+    LandingObject(
+        "crm",
+        "emails",
+        "HubSpot email engagements.",
+        version=("id", "updatedAt"),
+        rules=_engagement(),
+    ),
     LandingObject(
         "crm",
         "meetings",
         "HubSpot meeting engagements.",
+        version=("id", "updatedAt"),
         rules=_engagement("hs_meeting_start_time", "hs_meeting_end_time"),
     ),
     LandingObject(
@@ -296,12 +313,20 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "crm",
         "feedback_submissions",
         "HubSpot survey answers (NPS, CSAT, CES).",
+        version=("id", "updatedAt"),
         rules=(
             _id(),
-            FieldRule("properties.hs_survey_type", "enum", allowed=("NPS", "CSAT", "CES")),
+            FieldRule(
+                "properties.hs_survey_type", "enum", required=True, allowed=("NPS", "CSAT", "CES")
+            ),
             # NPS answers 0 to 10, CSAT and CES answers fewer points: 10 bounds them all.
             FieldRule(
-                "properties.hs_response_value", "integer", fits="integer", minimum=0, maximum=10
+                "properties.hs_response_value",
+                "integer",
+                required=True,
+                fits="integer",
+                minimum=0,
+                maximum=10,
             ),
             _timestamp("properties.hs_submission_timestamp"),
             *_HUBSPOT_VERSION[:2],
@@ -328,6 +353,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "support",
         "tickets",
         "Zendesk tickets (incremental export).",
+        version=("id", "updated_at"),
         rules=(
             _id(kind="integer"),
             *_zendesk_ids(
@@ -347,6 +373,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "support",
         "ticket_metrics",
         "Zendesk ticket metrics (reply, resolution).",
+        version=("id", "updated_at"),
         rules=(
             _id(kind="integer"),
             _id("ticket_id", kind="integer"),
@@ -376,6 +403,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "support",
         "users",
         "Zendesk users (requesters and agents).",
+        version=("id", "updated_at"),
         rules=(
             _id(kind="integer"),
             *_zendesk_ids("organization_id"),
@@ -387,22 +415,26 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "support",
         "groups",
         "Zendesk agent groups.",
+        version=("id", "updated_at"),
         rules=(_id(kind="integer"), *_ZENDESK_TIMES),
     ),
     LandingObject(
         "support",
         "organizations",
         "Zendesk organisations and their domains.",
+        version=("id", "updated_at"),
         rules=(_id(kind="integer"), FieldRule("domain_names", "array"), *_ZENDESK_TIMES),
     ),
     LandingObject(
         "support",
         "satisfaction_ratings",
         "Zendesk satisfaction ratings.",
+        version=("id", "updated_at"),
         rules=(
             _id(kind="integer"),
-            *_zendesk_ids("ticket_id", "requester_id", "assignee_id", "group_id"),
-            FieldRule("score", "enum", allowed=ZENDESK_SATISFACTION_SCORES),
+            _id("ticket_id", kind="integer"),
+            *_zendesk_ids("requester_id", "assignee_id", "group_id"),
+            FieldRule("score", "enum", required=True, allowed=ZENDESK_SATISFACTION_SCORES),
             *_ZENDESK_TIMES,
         ),
     ),
@@ -412,8 +444,9 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "Advertising spend by day, channel and campaign.",
         rules=(
             FieldRule("date", "date", required=True),
+            FieldRule("channel", "required", required=True),
             _money("spend", required=True),
-            FieldRule("currency", "currency"),
+            FieldRule("currency", "currency", required=True),
         ),
     ),
     LandingObject(
@@ -422,8 +455,9 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "Sales team costs by month.",
         rules=(
             FieldRule("month", "month", required=True),
+            FieldRule("team", "required", required=True),
             _money("cost", required=True),
-            FieldRule("currency", "currency"),
+            FieldRule("currency", "currency", required=True),
         ),
     ),
     LandingObject(
@@ -458,17 +492,55 @@ class LandedFile:
         return FORMAT_BY_SUFFIX[suffix]
 
 
+def _extract_date(name: str) -> date | None:
+    if not _EXTRACT_DATE.fullmatch(name):
+        return None
+    try:
+        return date.fromisoformat(name)
+    except ValueError:  # 2026-02-30
+        return None
+
+
+def _leaves(path: Path, landing_dir: Path) -> bool:
+    """A symbolic link whose target lies outside the landing folder: never followed."""
+    return path.is_symlink() and not path.resolve().is_relative_to(landing_dir.resolve())
+
+
+LINK_LEAVES = "a symbolic link that leaves the landing folder"
+
+
+def _date_folders(landing_dir: Path, source: str) -> list[tuple[Path, date]]:
+    source_dir = landing_dir / source
+    if not source_dir.is_dir() or _leaves(source_dir, landing_dir):
+        return []
+    return sorted(
+        (child, day)
+        for child in source_dir.iterdir()
+        if child.is_dir()
+        and not _leaves(child, landing_dir)
+        and (day := _extract_date(child.name)) is not None
+    )
+
+
 def extract_dates(landing_dir: Path) -> list[date]:
     """Every extract date that has a folder under any source, sorted."""
-    found: set[date] = set()
-    for source in SOURCES:
-        source_dir = landing_dir / source
-        if not source_dir.is_dir():
-            continue
-        for child in source_dir.iterdir():
-            if child.is_dir() and _EXTRACT_DATE.fullmatch(child.name):
-                found.add(date.fromisoformat(child.name))
-    return sorted(found)
+    return sorted({day for source in SOURCES for _, day in _date_folders(landing_dir, source)})
+
+
+def _why_not_read(path: Path, source: str, landing_dir: Path) -> str | None:
+    """Why an entry of an extract date folder is not a file to load, or None if it is one."""
+    if _leaves(path, landing_dir):
+        return LINK_LEAVES
+    if path.is_dir():
+        return "a folder where files are expected"
+    if not path.is_file():
+        return "not a regular file"
+    if file_suffix(path.name) is None:
+        return "not a file type of the contract (" + ", ".join(FORMAT_BY_SUFFIX) + ")"
+    if not any(o.matches(path.name) for o in objects_of(source)):
+        names = ", ".join(o.name for o in objects_of(source))
+        return f"unknown object: the {source} objects are {names}"
+    return None
 
 
 def landed_files(
@@ -476,16 +548,57 @@ def landed_files(
 ) -> tuple[list[LandedFile], list[Path]]:
     """The files of one source and extract date: those of a known object, and the others."""
     day_dir = landing_dir / source / extract_date.isoformat()
-    if not day_dir.is_dir():
+    if not day_dir.is_dir() or any(_leaves(d, landing_dir) for d in (day_dir.parent, day_dir)):
         return [], []
     known: list[LandedFile] = []
     unknown: list[Path] = []
-    for path in sorted(p for p in day_dir.iterdir() if p.is_file()):
+    for path in sorted(day_dir.iterdir()):
+        if _why_not_read(path, source, landing_dir):
+            unknown.append(path)
+            continue
         # The longest name wins: email_events_2.jsonl is email_events, not emails.
         candidates = [o for o in objects_of(source) if o.matches(path.name)]
-        landing_object = max(candidates, key=lambda o: len(o.name), default=None)
-        if landing_object is None:
-            unknown.append(path)
-        else:
-            known.append(LandedFile(path, landing_object, extract_date))
+        known.append(LandedFile(path, max(candidates, key=lambda o: len(o.name)), extract_date))
     return known, unknown
+
+
+@dataclass(frozen=True)
+class IgnoredEntry:
+    """An entry of the landing folder that the contract does not load, and why."""
+
+    relative_path: str
+    source: str | None  # None at the top of the landing folder
+    extract_date: date | None
+    reason: str
+
+
+def survey_landing(landing_dir: Path) -> list[IgnoredEntry]:
+    """Every entry under the landing folder that is not loaded, with the reason: nothing is
+    left out without a word."""
+    ignored: list[IgnoredEntry] = []
+
+    def ignore(path: Path, source: str | None, day: date | None, reason: str) -> None:
+        relative = path.relative_to(landing_dir).as_posix()
+        ignored.append(IgnoredEntry(relative, source, day, reason))
+
+    if not landing_dir.is_dir():
+        return ignored
+    for top in sorted(landing_dir.iterdir()):
+        if _leaves(top, landing_dir):
+            ignore(top, None, None, LINK_LEAVES)
+        elif top.name not in SOURCES or not top.is_dir():
+            ignore(top, None, None, f"not a source folder: the sources are {', '.join(SOURCES)}")
+    for source in SOURCES:
+        source_dir = landing_dir / source
+        if not source_dir.is_dir() or _leaves(source_dir, landing_dir):
+            continue
+        for child in sorted(source_dir.iterdir()):
+            if _leaves(child, landing_dir):
+                ignore(child, source, None, LINK_LEAVES)
+            elif not child.is_dir() or _extract_date(child.name) is None:
+                ignore(child, source, None, "not an extract date folder (YYYY-MM-DD, a real date)")
+        for day_dir, day in _date_folders(landing_dir, source):
+            for path in sorted(day_dir.iterdir()):
+                if reason := _why_not_read(path, source, landing_dir):
+                    ignore(path, source, day, reason)
+    return ignored

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from itertools import groupby
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from boussole.ingestion.contracts import (
     LANDING_OBJECTS,
     SOURCES,
     FieldRule,
+    IgnoredEntry,
     LandedFile,
     LandingObject,
     PlausibleDates,
@@ -45,18 +46,21 @@ RAW_COLUMNS = """
 
 INGESTION_DDL = """
 create schema if not exists ingestion;
+-- One row per delivery: a file (path and content) read, or an entry of the landing folder that
+-- was not read, with why. A file delivered again under its name with other content replaces
+-- the earlier delivery (status replaced, its rows gone from raw); both rows stay.
 create table if not exists ingestion.load_manifest (
-    file_sha256 VARCHAR PRIMARY KEY,
-    source VARCHAR NOT NULL,
-    object VARCHAR NOT NULL,
-    extract_date DATE NOT NULL,
-    file_path VARCHAR NOT NULL,
-    file_format VARCHAR NOT NULL,
-    status VARCHAR NOT NULL,          -- loaded | failed
-    rows_read BIGINT NOT NULL,
-    rows_loaded BIGINT NOT NULL,
-    rows_quarantined BIGINT NOT NULL,
-    failure_reason VARCHAR,
+    file_path VARCHAR NOT NULL,       -- relative to the landing folder
+    file_sha256 VARCHAR,              -- null for an entry that was not read (ignored)
+    source VARCHAR,
+    object VARCHAR,
+    extract_date DATE,
+    file_format VARCHAR,
+    status VARCHAR NOT NULL,          -- loaded | failed | duplicate | replaced | ignored
+    rows_read BIGINT NOT NULL DEFAULT 0,
+    rows_loaded BIGINT NOT NULL DEFAULT 0,
+    rows_quarantined BIGINT NOT NULL DEFAULT 0,
+    failure_reason VARCHAR,           -- why failed, ignored, a duplicate or replaced
     loaded_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT current_timestamp
 );
 -- Every landed file the loader has read, by name, size and modification time when it was read:
@@ -107,11 +111,13 @@ class FileLoad:
     file: LandedFile
     relative_path: str
     sha256: str
-    status: str  # loaded | failed | already_loaded
+    status: str  # loaded | failed | duplicate | already_loaded
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
     failure_reason: str | None = None
+    # The checksum of the earlier delivery of this path, which this one replaces.
+    replaces: str | None = None
 
 
 class _Unreadable(Exception):
@@ -120,10 +126,33 @@ class _Unreadable(Exception):
 
 def ensure_ingestion_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the manifest, quarantine and every raw table, so models never miss a source."""
+    _upgrade_manifest(conn)
     conn.execute(INGESTION_DDL)
     for landing_object in LANDING_OBJECTS:
         conn.execute(f"create schema if not exists {landing_object.raw_schema}")
         conn.execute(f"create table if not exists {landing_object.raw_table} ({RAW_COLUMNS})")
+
+
+def _upgrade_manifest(conn: duckdb.DuckDBPyConnection) -> None:
+    """A warehouse whose manifest had one row per content (keyed by checksum) gets the manifest
+    of deliveries, with its rows."""
+    keyed_by_content = conn.execute(
+        "select count(*) from duckdb_constraints() where schema_name = 'ingestion' "
+        "and table_name = 'load_manifest' and constraint_type = 'PRIMARY KEY'"
+    ).fetchone()[0]
+    if not keyed_by_content:
+        return
+    conn.execute("alter table ingestion.load_manifest rename to load_manifest_by_content")
+    conn.execute(INGESTION_DDL)
+    columns = (
+        "file_path, file_sha256, source, object, extract_date, file_format, status, "
+        "rows_read, rows_loaded, rows_quarantined, failure_reason, loaded_at"
+    )
+    conn.execute(
+        f"insert into ingestion.load_manifest ({columns}) "
+        f"select {columns} from ingestion.load_manifest_by_content"
+    )
+    conn.execute("drop table ingestion.load_manifest_by_content")
 
 
 def file_sha256(path: Path) -> str:
@@ -387,18 +416,39 @@ def _missing(value: str) -> str:
     return f"({value} is null or json_type({value}) = 'NULL')"
 
 
+def _element_checks(rule: FieldRule, window: PlausibleDates):
+    """For a `name[*].field` rule: a function from an array element (SQL) to the (condition,
+    reason) pairs of the field in that element."""
+    array, field = rule.path.split("[*].", 1)
+
+    def checks(element: str) -> list[tuple[str, str]]:
+        value = f"json_extract({element}, {_sql_string(f'$.{field}')})"
+        failures = (
+            [(_missing(value), _sql_string(f"missing in an element of {array}"))]
+            if rule.required
+            else []
+        )
+        return failures + [
+            (f"(not {_missing(value)} and {condition})", reason)
+            for condition, reason in _value_checks(rule, value, window)
+        ]
+
+    return checks
+
+
 def _rule_failures(rule: FieldRule, value: str, window: PlausibleDates) -> list[tuple[str, str]]:
-    """(condition, reason) pairs over the record's extracted value of the rule's field."""
+    """(condition, reason) pairs over the record's extracted value of the rule's field (for a
+    `[*]` rule, the list of the array's elements: the first element that fails, fails)."""
     if "[*]" in rule.path:
-        # `value` is the list of the array's elements: the first element that fails, fails.
+        checks = _element_checks(rule, window)
         failures = []
-        for i, (condition, _) in enumerate(_value_checks(rule, "x", window)):
-            test = f"lambda x: not {_missing('x')} and {condition}"
+        for i, (condition, _) in enumerate(checks("x")):
+            test = f"lambda x: {condition}"
             first = f"list_filter({value}, {test})[1]"
             failures.append(
                 (
                     f"coalesce(list_bool_or(list_transform({value}, {test})), false)",
-                    _value_checks(rule, first, window)[i][1],
+                    checks(first)[i][1],
                 )
             )
         return failures
@@ -429,7 +479,7 @@ def _validate(
     # error, so that parse also tells it apart.
     paths = "[" + ", ".join(_sql_string(f"$.{r.path}") for r in plain) + "]"
     arrays = "".join(
-        f", try(json_extract(raw_text, {_sql_string(f'$.{r.path}')})) as {name}"
+        f", try(json_extract(raw_text, {_sql_string('$.' + r.path.split('.')[0])})) as {name}"
         for r, name in values.items()
         if "[*]" in r.path
     )
@@ -447,6 +497,44 @@ def _validate(
     )
 
 
+def _flag_version_conflicts(
+    conn: duckdb.DuckDBPyConnection, landing_object: LandingObject, replaced_paths: list[str]
+) -> None:
+    """Adds to record_failures every valid record whose id and update time an earlier version
+    already has (in raw, or earlier in these files) with other content: the first version
+    delivered stays, and the conflict is flagged instead of a silent pick. The rows of
+    deliveries being replaced do not count."""
+    id_path, updated_path = (_sql_string(f"$.{path}") for path in landing_object.version)
+    conn.execute(
+        "insert into record_failures "
+        "with incoming as (select records.source_file, records.file_sha256, "
+        f"records.record_number, records.raw_text ->> {id_path} as id, "
+        f"records.raw_text ->> {updated_path} as updated, json(records.raw_text) as body "
+        "from landed_records as records anti join record_failures as failures "
+        "on records.file_sha256 = failures.file_sha256 "
+        "and records.record_number = failures.record_number), "
+        "versions as (select 0 as delivered, source_file, record_number, id, updated, body "
+        "from incoming union all "
+        f"select -1, stored._source_file, stored._record_number, stored.record ->> {id_path}, "
+        f"stored.record ->> {updated_path}, json(stored.record) "
+        f"from {landing_object.raw_table} as stored "
+        f"where not list_contains(?, stored._source_file) "
+        f"and (stored.record ->> {id_path}) in (select incoming.id from incoming)), "
+        "ordered as (select *, first_value(source_file || ' record ' || record_number) over "
+        "(partition by id, updated order by delivered, source_file, record_number) as first, "
+        "first_value(body) over (partition by id, updated "
+        "order by delivered, source_file, record_number) as first_body from versions "
+        "where id is not null and updated is not null) "
+        f"select incoming.file_sha256, incoming.record_number, "
+        f"{_sql_string(landing_object.version[1])}, "
+        "'same id and update time as ' || ordered.first || ', with other content' "
+        "from incoming join ordered on incoming.source_file = ordered.source_file "
+        "and incoming.record_number = ordered.record_number and ordered.delivered = 0 "
+        "where ordered.body <> ordered.first_body",
+        [replaced_paths],
+    )
+
+
 # --- one object -------------------------------------------------------------------------------
 
 
@@ -457,7 +545,7 @@ def _load_object_files(
     window: PlausibleDates,
 ) -> list[FileLoad]:
     landing_object = files[0].landing_object
-    loads: dict[str, FileLoad] = {}
+    loads: dict[str, FileLoad] = {}  # by path
     to_read: list[tuple[LandedFile, str, str]] = []
     # Taken before the checksum: a file written again while it is read looks changed later.
     stats = [landed.path.stat() for landed in files]
@@ -465,21 +553,35 @@ def _load_object_files(
     with ThreadPoolExecutor() as pool:
         checksums = list(pool.map(file_sha256, (landed.path for landed in files)))
     checked = []
+    earlier = _current_deliveries(conn, landing_object)
+    loaded_here: dict[str, str] = {}  # checksum -> path, of the contents this call loads
     for landed, sha256, stat in zip(files, checksums, stats, strict=True):
         relative = landed.path.relative_to(landing_dir).as_posix()
         checked.append((relative, stat.st_size, stat.st_mtime_ns, sha256))
         base = FileLoad(landed, relative, sha256, status="already_loaded")
-        if sha256 in loads or _already_loaded(conn, sha256):
-            loads.setdefault(f"{sha256}:{relative}", base)
+        earlier_sha256, earlier_status = earlier.get(relative, (None, None))
+        if earlier_sha256 == sha256 and earlier_status != "failed":
+            loads[relative] = base
             continue
+        # A file that failed is read again (the failure may have been the machine's).
+        if earlier_sha256 != sha256:
+            base = replace(base, replaces=earlier_sha256)
+        # Empty files all have one checksum, and no content to share.
+        same_content = stat.st_size and (loaded_here.get(sha256) or _loaded_path(conn, sha256))
+        if same_content:
+            loads[relative] = replace(
+                base, status="duplicate", failure_reason=f"same content as {same_content}"
+            )
         # An empty JSON-lines file is a delivery of nothing; any other empty file is broken
         # (a CSV has at least its header, a gzip stream its own header).
-        if stat.st_size == 0 and landed.path.name.lower().endswith((".jsonl", ".ndjson")):
-            loads[sha256] = replace(base, status="loaded")
+        elif stat.st_size == 0 and landed.path.name.lower().endswith((".jsonl", ".ndjson")):
+            loads[relative] = replace(base, status="loaded")
+            loaded_here[sha256] = relative
         elif stat.st_size == 0:
-            loads[sha256] = replace(base, status="failed", failure_reason="the file is empty")
+            loads[relative] = replace(base, status="failed", failure_reason="the file is empty")
         else:
-            loads[sha256] = replace(base, status="loaded")
+            loads[relative] = replace(base, status="loaded")
+            loaded_here[sha256] = relative
             to_read.append((landed, relative, sha256))
 
     # Reading happens before the transaction: in DuckDB a failed statement (an unreadable
@@ -491,6 +593,9 @@ def _load_object_files(
     )
     unreadable = _read_into_landed_records(conn, to_read)
     _validate(conn, landing_object, window)
+    if landing_object.version:
+        replaced = [load.relative_path for load in loads.values() if load.replaces]
+        _flag_version_conflicts(conn, landing_object, replaced)
 
     conn.execute("begin transaction")
     try:
@@ -505,7 +610,7 @@ def _load_object_files(
             "from record_failures group by file_sha256"
         ).fetchall():
             failures[sha256], not_objects[sha256] = failed, not_object
-        for landed, _, sha256 in to_read:
+        for landed, relative, sha256 in to_read:
             read = counts.get(sha256, 0)
             if sha256 in unreadable:
                 reason = unreadable[sha256]
@@ -513,15 +618,18 @@ def _load_object_files(
                 reason = f"not JSON lines: none of its {read} lines is a JSON object"
             else:
                 quarantined = failures.get(sha256, 0)
-                loads[sha256] = replace(
-                    loads[sha256],
+                loads[relative] = replace(
+                    loads[relative],
                     rows_read=read,
                     rows_quarantined=quarantined,
                     rows_loaded=read - quarantined,
                 )
                 continue
-            loads[sha256] = replace(loads[sha256], status="failed", failure_reason=reason)
-        loaded = [sha for sha, load in loads.items() if load.status == "loaded"]
+            loads[relative] = replace(loads[relative], status="failed", failure_reason=reason)
+        loaded = [load.sha256 for load in loads.values() if load.status == "loaded"]
+        for load in loads.values():
+            if load.replaces and load.status != "already_loaded":
+                _retire_delivery(conn, landing_object, load)
 
         conn.execute(
             f"insert into {landing_object.raw_table} select records.raw_text::json, "
@@ -598,13 +706,77 @@ def extract_dates_to_read(conn: duckdb.DuckDBPyConnection, landing_dir: Path) ->
     return sorted(to_read)
 
 
-def _already_loaded(conn: duckdb.DuckDBPyConnection, sha256: str) -> bool:
-    return (
+def _current_deliveries(
+    conn: duckdb.DuckDBPyConnection, landing_object: LandingObject
+) -> dict[str, tuple[str, str]]:
+    """{path: (checksum, status)} of the current delivery of each file of the object."""
+    return {
+        path: (sha256, status)
+        for path, sha256, status in conn.execute(
+            "select file_path, file_sha256, status from ingestion.load_manifest where source = ? "
+            "and object = ? and status in ('loaded', 'failed', 'duplicate')",
+            [landing_object.source, landing_object.name],
+        ).fetchall()
+    }
+
+
+def _loaded_path(conn: duckdb.DuckDBPyConnection, sha256: str) -> str | None:
+    """The path whose delivery loaded this content, if any."""
+    found = conn.execute(
+        "select file_path from ingestion.load_manifest where file_sha256 = ? and status = 'loaded'",
+        [sha256],
+    ).fetchone()
+    return found[0] if found else None
+
+
+def _retire_delivery(
+    conn: duckdb.DuckDBPyConnection, landing_object: LandingObject, load: FileLoad
+) -> None:
+    """The earlier delivery of a path delivered again with other content: its rows leave raw
+    and quarantine, unless another path holds the same content, which then owns them."""
+    old = load.replaces
+    heir = conn.execute(
+        "select file_path from ingestion.load_manifest where file_sha256 = ? "
+        "and status = 'duplicate' and file_path <> ? order by file_path limit 1",
+        [old, load.relative_path],
+    ).fetchone()
+    was_loaded = _loaded_path(conn, old) == load.relative_path
+    if was_loaded and heir:
+        for table, path_column in (
+            (landing_object.raw_table, "_source_file"),
+            ("ingestion.quarantine", "file_path"),
+        ):
+            sha_column = "_file_sha256" if path_column == "_source_file" else "file_sha256"
+            conn.execute(
+                f"update {table} set {path_column} = ? where {sha_column} = ? "
+                f"and {path_column} = ?",
+                [heir[0], old, load.relative_path],
+            )
         conn.execute(
-            "select 1 from ingestion.load_manifest where file_sha256 = ? and status = 'loaded'",
-            [sha256],
-        ).fetchone()
-        is not None
+            "update ingestion.load_manifest as heir set status = 'loaded', "
+            "failure_reason = null, rows_read = retired.rows_read, "
+            "rows_loaded = retired.rows_loaded, rows_quarantined = retired.rows_quarantined "
+            "from ingestion.load_manifest as retired where heir.file_path = ? "
+            "and heir.file_sha256 = ? and retired.file_path = ? and retired.file_sha256 = ?",
+            [heir[0], old, load.relative_path, old],
+        )
+    elif was_loaded:
+        conn.execute(
+            f"delete from {landing_object.raw_table} where _file_sha256 = ? and _source_file = ?",
+            [old, load.relative_path],
+        )
+        conn.execute(
+            "delete from ingestion.quarantine where file_sha256 = ? and file_path = ?",
+            [old, load.relative_path],
+        )
+    conn.execute(
+        "update ingestion.load_manifest set status = 'replaced', failure_reason = ? "
+        "where file_path = ? and file_sha256 = ?",
+        [
+            f"delivered again with other content (sha256 {load.sha256[:12]})",
+            load.relative_path,
+            old,
+        ],
     )
 
 
@@ -613,8 +785,10 @@ def _first_line(error: Exception) -> str:
 
 
 def _record_in_manifest(conn: duckdb.DuckDBPyConnection, load: FileLoad) -> None:
-    # A failed file may be fixed and delivered again under the same content: keep one row.
-    conn.execute("delete from ingestion.load_manifest where file_sha256 = ?", [load.sha256])
+    conn.execute(
+        "delete from ingestion.load_manifest where file_path = ? and file_sha256 = ?",
+        [load.relative_path, load.sha256],
+    )
     conn.execute(
         "insert into ingestion.load_manifest (file_sha256, source, object, extract_date, "
         "file_path, file_format, status, rows_read, rows_loaded, rows_quarantined, "
@@ -633,3 +807,56 @@ def _record_in_manifest(conn: duckdb.DuckDBPyConnection, load: FileLoad) -> None
             load.failure_reason,
         ],
     )
+
+
+def record_ignored(
+    conn: duckdb.DuckDBPyConnection, ignored: list[IgnoredEntry], sources: list[str]
+) -> None:
+    """The entries of these sources' folders and of the top of the landing folder that are not
+    loaded, in the manifest with their reason; they replace the ones recorded before (an entry
+    fixed since is no longer ignored)."""
+    ensure_ingestion_tables(conn)
+    conn.execute(
+        "delete from ingestion.load_manifest where status = 'ignored' "
+        "and (source is null or list_contains(?, source))",
+        [sources],
+    )
+    conn.executemany(
+        "insert into ingestion.load_manifest (file_path, source, extract_date, status, "
+        "failure_reason) values (?, ?, ?, 'ignored', ?)",
+        [
+            (entry.relative_path, entry.source, entry.extract_date, entry.reason)
+            for entry in ignored
+            if entry.source is None or entry.source in sources
+        ],
+    )
+
+
+def ingestion_report(
+    conn: duckdb.DuckDBPyConnection, since: datetime, limit: int = 20
+) -> list[str]:
+    """What ingestion set aside, in lines for a person: the files read since `since` that
+    failed, were duplicates or replaced an earlier delivery, their quarantined records (with
+    the first reason), and every entry of the landing folder that is ignored."""
+    rows = conn.execute(
+        "select manifest.status, manifest.file_path, manifest.failure_reason, "
+        "manifest.rows_quarantined, manifest.rows_read, first_reason.reason "
+        "from ingestion.load_manifest as manifest left join ("
+        "select file_sha256, file_path, min_by(coalesce(field || ': ', '') || reason, "
+        "record_number) as reason from ingestion.quarantine group by all) as first_reason "
+        "on manifest.file_sha256 = first_reason.file_sha256 "
+        "and manifest.file_path = first_reason.file_path "
+        "where (manifest.status = 'ignored' or manifest.loaded_at >= ?) "
+        "and (manifest.status <> 'loaded' or manifest.rows_quarantined > 0) "
+        "order by manifest.status, manifest.file_path",
+        [since],
+    ).fetchall()
+    lines = [
+        f"{path}: {quarantined} of {read} records quarantined (first: {first})"
+        if status == "loaded"
+        else f"{path}: {status}, {reason}"
+        for status, path, reason, quarantined, read, first in rows
+    ]
+    if len(lines) > limit:
+        lines[limit:] = [f"... and {len(lines) - limit} more"]
+    return lines

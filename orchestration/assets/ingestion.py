@@ -6,8 +6,8 @@ from datetime import date
 
 import dagster as dg
 
-from boussole.ingestion.contracts import landed_files, objects_of
-from boussole.ingestion.loader import FileLoad, load_files
+from boussole.ingestion.contracts import landed_files, objects_of, survey_landing
+from boussole.ingestion.loader import FileLoad, load_files, record_ignored
 from orchestration.resources import LandingResource, SettingsResource, WarehouseResource
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -48,7 +48,7 @@ def _quarantine_preview(conn, source: str, file_checksums: list[str]) -> dict[st
         lambda: ["| file | record | field | reason | raw text |", "|---|---|---|---|---|"]
     )
     for object_name, path, number, field, reason, raw in rows:
-        raw_cell = raw.replace("|", "\\|")
+        raw_cell = (raw or "").replace("|", "\\|")
         previews[object_name].append(
             f"| {path} | {number} | {field or ''} | {reason} | `{raw_cell}` |"
         )
@@ -93,18 +93,20 @@ def build_ingestion_asset(
         settings: SettingsResource,
     ):
         extract_dates = [date.fromisoformat(key) for key in context.partition_keys]
-        files, unknown = [], []
-        for extract_date in extract_dates:
-            known, others = landed_files(landing.directory, source, extract_date)
-            files.extend(known)
-            unknown.extend(others)
-        for path in unknown:
-            context.log.warning(
-                f"{path}: not a {source} object of the extract contract; left alone"
-            )
+        files = [
+            landed
+            for extract_date in extract_dates
+            for landed in landed_files(landing.directory, source, extract_date)[0]
+        ]
+        ignored = [
+            entry for entry in survey_landing(landing.directory) if entry.source in (None, source)
+        ]
+        for entry in ignored:
+            context.log.warning(f"{entry.relative_path}: ignored, {entry.reason}")
 
         with warehouse.connect() as conn:
             loads = load_files(conn, files, landing.directory, settings.get().plausible_dates)
+            record_ignored(conn, ignored, [source])
             totals = dict(
                 conn.execute(
                     "select object, count(*) from ("
@@ -125,12 +127,23 @@ def build_ingestion_asset(
                     f"{load.relative_path}: could not be read ({load.failure_reason}); "
                     "recorded as failed in ingestion.load_manifest, the other files still load"
                 )
+            elif load.status == "duplicate":
+                context.log.warning(f"{load.relative_path}: not loaded, {load.failure_reason}")
             elif load.rows_quarantined:
                 context.log.warning(
                     f"{load.relative_path}: {load.rows_quarantined} of {load.rows_read} records "
                     "sent to ingestion.quarantine"
                 )
 
+        # Entries of the landing folder that no object claims belong to the source's folder.
+        ignored_table = (
+            "\n".join(
+                ["| entry | reason |", "|---|---|"]
+                + [f"| {entry.relative_path} | {entry.reason} |" for entry in ignored]
+            )
+            if ignored
+            else "nothing ignored"
+        )
         for landing_object in objects:
             object_loads = by_object.get(landing_object.name, [])
             failed = [x for x in object_loads if x.status == "failed"]
@@ -151,6 +164,10 @@ def build_ingestion_asset(
                         1 for x in object_loads if x.status == "already_loaded"
                     ),
                     "files_failed": sum(1 for x in object_loads if x.status == "failed"),
+                    "files_duplicate": sum(1 for x in object_loads if x.status == "duplicate"),
+                    "deliveries_replaced": sum(
+                        1 for x in object_loads if x.replaces and x.status != "already_loaded"
+                    ),
                     "rows_read": sum(x.rows_read for x in object_loads),
                     "rows_loaded": sum(x.rows_loaded for x in object_loads),
                     "rows_quarantined": sum(x.rows_quarantined for x in object_loads),
@@ -159,6 +176,7 @@ def build_ingestion_asset(
                     "quarantine_preview": dg.MetadataValue.md(
                         quarantine_preview.get(landing_object.name, "nothing quarantined")
                     ),
+                    "ignored_entries": dg.MetadataValue.md(ignored_table),
                 },
             )
 

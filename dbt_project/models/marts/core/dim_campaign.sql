@@ -14,7 +14,7 @@ with campaigns as (
 
     select
         {{ dbt.concat(["'email|'", 'email_campaign_id']) }} as campaign_key,
-        campaign_name,
+        coalesce(campaign_name, '(not set)') as campaign_name,
         'EMAIL_MARKETING' as hubspot_source,
         email_campaign_id,
         'email' as source_system
