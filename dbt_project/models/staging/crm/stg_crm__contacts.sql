@@ -61,6 +61,7 @@ select
     {{ vendor_timestamp('became_customer') }} as became_customer_at,
     updated_at,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1 and not is_archived

@@ -22,6 +22,7 @@ select
     subject,
     campaign_type,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1

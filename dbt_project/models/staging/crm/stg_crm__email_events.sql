@@ -50,6 +50,7 @@ select
     bounce_category,
     drop_reason,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1

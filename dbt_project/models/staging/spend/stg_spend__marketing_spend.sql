@@ -24,6 +24,7 @@ select
     spend,
     currency,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1

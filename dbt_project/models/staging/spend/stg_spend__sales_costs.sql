@@ -23,6 +23,7 @@ select
     cost_amount,
     currency,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1

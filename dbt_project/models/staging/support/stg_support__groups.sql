@@ -22,6 +22,7 @@ select
     created_at,
     updated_at,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1 and not is_deleted

@@ -27,6 +27,7 @@ select
     channel,
     created_at,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1

@@ -44,6 +44,7 @@ select
     full_resolution_minutes_calendar,
     full_resolution_minutes_business,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1

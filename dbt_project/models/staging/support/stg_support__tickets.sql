@@ -40,6 +40,7 @@ select
     satisfaction_score,
     satisfaction_rating_id,
     _extract_date,
-    _source_file
+    _source_file,
+    _record_number
 from ranked
 where version_rank = 1 and status <> 'deleted'
