@@ -127,8 +127,11 @@ def _failed_checks(result, severity: str) -> list[str]:
 
 
 def _failure_report(result) -> list[str]:
-    """What stopped the run, in words: failed blocking checks first, then failed steps."""
+    """What stopped the run, in words: failed blocking checks first, then failed steps (with
+    the records a failed dbt build names, boussole/poison.py)."""
     from dagster import DagsterEventType
+
+    from orchestration.quarantine import named_records
 
     lines = _failed_checks(result, "ERROR")
     for event in result.all_events:
@@ -139,6 +142,7 @@ def _failure_report(result) -> list[str]:
                 error = error.cause
             message = error.message.strip().splitlines()[0] if error else ""
             lines.append(f"step {event.step_key} failed: {message}")
+            lines += named_records(event.event_specific_data)
     return lines
 
 
@@ -293,6 +297,40 @@ def _stdout_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
+def command_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.poison import RecordRef
+
+    try:
+        records = [RecordRef.parse(text) for text in args.records]
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    if not settings.build_warehouse_path.exists():
+        print(f"No build warehouse at {settings.build_warehouse_path}", file=sys.stderr)
+        return EXIT_USAGE
+    instance = dagster_instance()
+
+    from orchestration.quarantine import quarantine_by_hand
+    from orchestration.recovery import recover_dead_runs
+
+    # A dead run's slot would keep the quarantine waiting for the warehouse pool forever.
+    for recovered in recover_dead_runs(instance):
+        print(f"Recovered after a crash: {recovered.message}")
+    result = quarantine_by_hand(instance, settings, records, args.reason, args.field)
+    if not result.success:
+        print("Nothing quarantined:", file=sys.stderr)
+        for line in _failure_report(result):
+            print(f"  - {line}", file=sys.stderr)
+        return EXIT_REFUSED
+    for line in result.output_for_node("quarantine_records_by_hand"):
+        print(line)
+    print(
+        "The next `boussole run` (or the schedule's, or the sensor's) builds without them and "
+        "publishes."
+    )
+    return 0
+
+
 def command_postgres(args: argparse.Namespace, settings: Settings) -> int:
     from boussole.postgres import build_on_postgres
 
@@ -409,6 +447,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh", action="store_true", help="rebuild the incremental models in full"
     )
     postgres.set_defaults(handler=command_postgres)
+
+    quarantine = commands.add_parser(
+        "quarantine",
+        help="move raw records that fail the build to ingestion.quarantine",
+        description="Move the named raw records (as a failed `boussole run` names them: "
+        "<file>:<record number>, the file relative to the landing folder) from their raw table "
+        "to ingestion.quarantine with the reason, marked as set by hand; their files' counts in "
+        "ingestion.load_manifest follow (read = loaded + quarantined). The incremental models "
+        "that read them are dropped, so the next run rebuilds them from raw, and the next run "
+        "builds and publishes even with no new file. Waits while a pipeline step holds the "
+        "build warehouse. Exits with status 1, changing nothing, when a record is neither in "
+        "raw nor in quarantine.",
+    )
+    quarantine.add_argument(
+        "records", nargs="+", metavar="FILE:RECORD", help="e.g. crm/2026-01-05/deals.jsonl:3"
+    )
+    quarantine.add_argument("--reason", required=True, help="why (kept in the quarantine row)")
+    quarantine.add_argument("--field", help="the field at fault, when known")
+    quarantine.set_defaults(handler=command_quarantine)
 
     prepare = commands.add_parser(
         "prepare",

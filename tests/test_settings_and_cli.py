@@ -42,7 +42,7 @@ def test_development_pii_key_warns(caplog):
     assert caplog.text == ""
 
 
-COMMANDS = ["generate", "run", "postgres", "prepare", "ui"]
+COMMANDS = ["generate", "run", "quarantine", "postgres", "prepare", "ui"]
 
 
 def test_the_commands_are_those_listed():

@@ -14,6 +14,7 @@ from boussole.dbt_invocation import warehouse_build
 from boussole.dbt_reuse import reused_nodes, upstream_nodes
 from boussole.settings import DBT_PROJECT_DIR
 from orchestration.assets.ingestion import LOAD_MANIFEST_KEY, WAREHOUSE_POOL, raw_asset_key
+from orchestration.quarantine import dbt_build_failure
 from orchestration.resources import SettingsResource, WarehouseResource
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -126,7 +127,13 @@ def dbt_build(
         row_counts = table_row_counts(conn)
     if not invocation.is_successful():
         yield from with_row_counts(context, events, row_counts)
-        raise dg.Failure(description=f"dbt build failed: {invocation.get_error()}")
+        # Names the raw records behind the failed nodes, and how to quarantine them.
+        raise dbt_build_failure(
+            context,
+            f"dbt build failed: {invocation.get_error()}",
+            warehouse.path_obj,
+            invocation.target_path,
+        )
     if build.reuse.dbt_args:
         manifest = invocation.get_artifact("manifest.json")
         reused = reused_nodes(manifest, invocation.get_artifact("run_results.json"))
