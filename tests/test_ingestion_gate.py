@@ -78,6 +78,7 @@ def test_values_that_would_break_staging_or_mislead_are_quarantined(conn, tmp_pa
             deal("7", createdate="epoch"),
             deal("8", closedate="2027-06-30T00:00:00Z"),  # an expected close: planned
             deal("9", deal_currency_code="euros"),
+            deal("10", closedate="2026-01-01T00:00:00Z"),  # closed before it was created
         ),
     )
     land(
@@ -110,6 +111,15 @@ def test_values_that_would_break_staging_or_mislead_are_quarantined(conn, tmp_pa
             # Milliseconds where GA4 sends microseconds: a session in 1970 otherwise.
             {"event_timestamp": 1767600000000, "event_name": "page_view", "user_pseudo_id": "u"},
             {"event_timestamp": 1767600000000000, "event_name": "page_view", "user_pseudo_id": "u"},
+            {
+                "event_timestamp": 1767600000000000,
+                "event_name": "user_engagement",
+                "user_pseudo_id": "u",
+                "event_params": [
+                    {"key": "ga_session_id", "value": {"int_value": 7}},
+                    {"key": "engagement_time_msec", "value": {"int_value": -40}},
+                ],
+            },
         ),
     )
     for source in SOURCES:
@@ -150,6 +160,13 @@ def test_values_that_would_break_staging_or_mislead_are_quarantined(conn, tmp_pa
             "properties.deal_currency_code",
             "expected a currency code, got euros",
         ),
+        (
+            f"crm/{DAY}/deals.jsonl",
+            10,
+            "properties.closedate",
+            "expected no earlier than properties.createdate (2026-01-02T09:00:00Z), "
+            "got 2026-01-01T00:00:00Z",
+        ),
         (f"spend/{DAY}/fx_rates.csv", 2, "rate_to_reporting", "expected a number above 0, got 0"),
         (
             f"spend/{DAY}/fx_rates.csv",
@@ -172,6 +189,12 @@ def test_values_that_would_break_staging_or_mislead_are_quarantined(conn, tmp_pa
             "event_timestamp",
             "expected a date from 2000-01-01 "
             f"to {window_end}, got 1767600000000 (1970-01-21): an epoch in another unit?",
+        ),
+        (
+            f"web/{DAY}/events.jsonl",
+            3,
+            "event_params[*].value.int_value",
+            "expected at least 0, got -40",
         ),
     ]
     # Ticket 6 keeps its one version: 6.4 did not become ticket 6.

@@ -53,6 +53,9 @@ class FieldRule:
     # A date that may lie years after its extract (expected close, contract end, a planned
     # meeting); any other date is refused a few days past its extract date.
     planned: bool = False
+    # Another dated field of the record this one may not precede (a deal closes after it is
+    # created: its cycle is never negative).
+    not_before: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in RULE_KINDS:
@@ -62,8 +65,8 @@ class FieldRule:
         numeric = self.kind in ("integer", "number")
         if not numeric and (self.fits or self.positive or {self.minimum, self.maximum} - {None}):
             raise ValueError(f"{self.path}: bounds apply to numbers and integers only")
-        if self.planned and not self.is_dated:
-            raise ValueError(f"{self.path}: only a dated kind can be planned")
+        if (self.planned or self.not_before) and not self.is_dated:
+            raise ValueError(f"{self.path}: only a dated kind can be planned or ordered")
         if "[*]" in self.path and not re.fullmatch(r"\w+\[\*\]\.[\w.]+", self.path):
             raise ValueError(f"{self.path}: an element rule reads <array>[*].<field>")
 
@@ -114,6 +117,12 @@ class LandingObject:
     # (id, update time) of a versioned record: two versions with the same id and update time
     # but other content are a conflict, never a silent pick (the later one is quarantined).
     version: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        dated = {rule.path for rule in self.rules if rule.is_dated and "[*]" not in rule.path}
+        for rule in self.rules:
+            if rule.not_before and rule.not_before not in dated:
+                raise ValueError(f"{self.name}.{rule.path}: {rule.not_before} has no dated rule")
 
     @property
     def raw_schema(self) -> str:
@@ -243,11 +252,17 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         version=("id", "updatedAt"),
         rules=(
             _id(),
+            FieldRule("properties.dealstage", "required", required=True),
             _money("properties.amount"),
             _money("properties.recurring_revenue_amount"),
             FieldRule("properties.deal_currency_code", "currency"),
             _timestamp("properties.createdate"),
-            _timestamp("properties.closedate", planned=True),
+            FieldRule(
+                "properties.closedate",
+                "timestamp",
+                planned=True,
+                not_before="properties.createdate",
+            ),
             FieldRule("properties.contract_end_date", "date", planned=True),
             *_HUBSPOT_VERSION,
         ),
@@ -344,7 +359,8 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             FieldRule("user_first_touch_timestamp", "epoch_us"),
             FieldRule("ecommerce.purchase_revenue", "number", minimum=0),
             FieldRule("event_params", "array"),
-            FieldRule("event_params[*].value.int_value", "integer"),
+            # Session ids and numbers, engagement times: never negative.
+            FieldRule("event_params[*].value.int_value", "integer", minimum=0),
             FieldRule("event_params[*].value.double_value", "number"),
             FieldRule("event_params[*].value.float_value", "number"),
         ),

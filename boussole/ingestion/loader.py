@@ -460,6 +460,18 @@ def _rule_failures(rule: FieldRule, value: str, window: PlausibleDates) -> list[
     return failures
 
 
+def _order_failure(rule: FieldRule, value: str, earlier_value: str) -> tuple[str, str, str]:
+    """(field, condition, reason) of a dated field that precedes the field it may not."""
+    text, earlier_text = f"({value} ->> '$')", f"({earlier_value} ->> '$')"
+    reader = _DATED[rule.kind][0]
+    return (
+        rule.path,
+        f"{reader.format(t=text)} < {reader.format(t=earlier_text)}",
+        f"{_sql_string(f'expected no earlier than {rule.not_before} (')} || {earlier_text} "
+        f"|| '), got ' || {text}",
+    )
+
+
 def _validate(
     conn: duckdb.DuckDBPyConnection, landing_object: LandingObject, window: PlausibleDates
 ) -> None:
@@ -469,10 +481,22 @@ def _validate(
     plain = [r for r in landing_object.rules if "[*]" not in r.path]
     values = {r: f"v[{i}]" for i, r in enumerate(plain, 1)}
     values |= {r: f"w{i}" for i, r in enumerate(landing_object.rules) if "[*]" in r.path}
-    cases = "".join(
-        f" when {condition} then {{'field': {_sql_string(rule.path)}, 'reason': {reason}}}"
+    failures = [
+        (rule.path, condition, reason)
         for rule in landing_object.rules
         for condition, reason in _rule_failures(rule, values[rule], window)
+    ]
+    # Order between two fields last: both are then readable.
+    failures += [
+        _order_failure(rule, values[rule], values[earlier])
+        for rule in plain
+        if rule.not_before
+        for earlier in plain
+        if earlier.path == rule.not_before
+    ]
+    cases = "".join(
+        f" when {condition} then {{'field': {_sql_string(path)}, 'reason': {reason}}}"
+        for path, condition, reason in failures
     )
     # One JSON parse per record extracts every field the plain rules look at (the arrays of
     # the `[*]` rules need a parse each); try() turns a malformed line into null instead of an

@@ -5,12 +5,19 @@
 -- with the staged rows' costs seconds at millions of events.
 -- The unique key includes event_date, which the event key implies (it holds the timestamp): a
 -- run then looks up the stored rows by date, in the few row groups of the new events' dates.
+-- A file delivered again with other content replaces its earlier delivery (status replaced in
+-- the manifest): the events staged from that delivery leave first, and the new ones come in as
+-- new.
 -- depends_on: {{ source('ingestion', 'load_manifest') }}
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['event_date', 'event_key'],
     on_schema_change='fail',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where _file_sha256 in (
+        select replaced.file_sha256 from {{ source('ingestion', 'load_manifest') }} as replaced
+        where replaced.source = 'web' and replaced.status = 'replaced'
+    ){% endif %}",
 ) }}
 -- The DuckDB parameter lookup compiles to lambdas (p.key), which RF03 takes for table references.
 -- noqa: disable=RF03
