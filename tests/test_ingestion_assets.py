@@ -21,6 +21,7 @@ def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path)
         scale=SampleScale(web_events_per_day=20),
         faults=frozenset({"bad_date", "unknown_enum", "empty_file"}),
     )
+    (landing / "support" / "2026-01-01" / "notes.txt").write_text("not an export")
     settings = Settings.from_env({})
     ingest_support = build_ingestion_asset("support", extract_date_partitions(settings))
     result = dg.materialize(
@@ -52,6 +53,11 @@ def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
         in_raw = conn.execute("select count(*) from raw_support.tickets").fetchone()[0]
     assert tickets["dagster/row_count"].value == in_raw == lines - 2
+    # What the landing folder holds that is not loaded shows with its reason.
+    assert (
+        "| support/2026-01-01/notes.txt | not a file type of the contract"
+        in tickets["ignored_entries"].value
+    )
     preview = tickets["quarantine_preview"].value
     assert "created_at" in preview and "not-a-date" in preview and "escalated" in preview
 
