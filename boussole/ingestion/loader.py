@@ -845,15 +845,17 @@ def record_ignored(
         "and (source is null or list_contains(?, source))",
         [sources],
     )
-    conn.executemany(
-        "insert into ingestion.load_manifest (file_path, source, extract_date, status, "
-        "failure_reason) values (?, ?, ?, 'ignored', ?)",
-        [
-            (entry.relative_path, entry.source, entry.extract_date, entry.reason)
-            for entry in ignored
-            if entry.source is None or entry.source in sources
-        ],
-    )
+    rows = [
+        (entry.relative_path, entry.source, entry.extract_date, entry.reason)
+        for entry in ignored
+        if entry.source is None or entry.source in sources
+    ]
+    if rows:  # executemany refuses an empty list
+        conn.executemany(
+            "insert into ingestion.load_manifest (file_path, source, extract_date, status, "
+            "failure_reason) values (?, ?, ?, 'ignored', ?)",
+            rows,
+        )
 
 
 def ingestion_report(
