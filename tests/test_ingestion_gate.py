@@ -59,7 +59,12 @@ def manifest(conn) -> list[tuple]:
 def deal(deal_id, **properties):
     return {
         "id": deal_id,
-        "properties": {"amount": "10", "createdate": "2026-01-02T09:00:00Z", **properties},
+        "properties": {
+            "amount": "10",
+            "dealstage": "appointmentscheduled",
+            "createdate": "2026-01-02T09:00:00Z",
+            **properties,
+        },
         "updatedAt": "2026-01-04T09:00:00Z",
     }
 
@@ -396,3 +401,8 @@ def test_every_entry_of_the_landing_folder_is_loaded_or_ignored_with_a_reason(co
         ).fetchone()[0]
         == len(ignored) - 2
     )
+    # Nothing left to ignore: nothing recorded.
+    record_ignored(conn, [], list(SOURCES))
+    assert conn.execute(
+        "select count(*) from ingestion.load_manifest where status = 'ignored'"
+    ).fetchone() == (0,)

@@ -32,10 +32,10 @@ def load_day(conn, landing, source, day):
 
 def test_jsonl_records_keep_lineage_and_bad_lines_go_to_quarantine(conn, tmp_path):
     lines = [
-        json.dumps({"id": "1", "properties": {"amount": "10.5"}}),
+        json.dumps({"id": "1", "properties": {"amount": "10.5", "dealstage": "won"}}),
         '{"id": "2", "properties": ',  # truncated line
         json.dumps(["not", "an", "object"]),
-        json.dumps({"id": "3", "properties": {"amount": "7"}}),
+        json.dumps({"id": "3", "properties": {"amount": "7", "dealstage": "won"}}),
     ]
     write_day(tmp_path, "crm", "2026-01-05", "deals.jsonl", ("\n".join(lines) + "\n").encode())
     load = load_day(conn, tmp_path, "crm", "2026-01-05")["crm/2026-01-05/deals.jsonl"]
