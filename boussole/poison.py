@@ -136,19 +136,22 @@ def trace_failed_build(warehouse: Path, target_path: Path) -> list[Suspect]:
     if not failed:
         return []
     suspects: dict[RecordRef, Suspect] = {}
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        for result in failed:
-            node = manifest["nodes"].get(result["unique_id"])
-            if node is None:
-                continue
-            try:
-                found = _conversion_suspects(conn, manifest, node, result) or _test_suspects(
-                    conn, manifest, node, result
-                )
-            except duckdb.Error:
-                continue
-            for suspect in found:
-                suspects.setdefault(suspect.record, suspect)
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            for result in failed:
+                node = manifest["nodes"].get(result["unique_id"])
+                if node is None:
+                    continue
+                try:
+                    found = _conversion_suspects(conn, manifest, node, result) or _test_suspects(
+                        conn, manifest, node, result
+                    )
+                except duckdb.Error:
+                    continue
+                for suspect in found:
+                    suspects.setdefault(suspect.record, suspect)
+    except duckdb.Error:
+        pass  # the warehouse cannot be opened: what was found so far
     return sorted(suspects.values(), key=lambda s: s.record)[:MAX_NAMED]
 
 
@@ -205,20 +208,20 @@ def _test_suspects(
         f"(select m.* from {tested} as m where exists (select 1 from {failing} as f where {match}))"
     )
     key = list(model.get("primary_key") or [])
-    lineage = _lineage(conn, manifest, model, key)
-    if lineage is None:
+    keys = "".join(f", m.{_quoted(k)}" for k in key)
+    on = " and ".join(f"a.{_quoted(k)} = m.{_quoted(k)}" for k in key)
+    selects = [
+        f"select m._source_file, m._record_number{keys} from {matched} as m"
+        if node is model
+        else f"select a._source_file, a._record_number{keys} "
+        f"from {_relation(node)} as a join {matched} as m on {on}"
+        for node in _lineage(conn, manifest, model, key)
+    ]
+    if not selects:
         return []
-    source, join_key = lineage
-    key_list = ", ".join(f"m.{_quoted(k)}" for k in key)
-    on = " and ".join(f"a.{_quoted(k)} = m.{_quoted(k)}" for k in join_key)
-    query = (
-        f"select distinct m._source_file, m._record_number{', ' + key_list if key else ''} "
-        f"from {matched} as m"
-        if source is model
-        else f"select distinct a._source_file, a._record_number{', ' + key_list if key else ''} "
-        f"from {_relation(source)} as a join {matched} as m on {on}"
-    )
-    rows = conn.execute(f"{query} order by all limit {MAX_NAMED}").fetchall()
+    rows = conn.execute(
+        f"select distinct * from ({' union all '.join(selects)}) order by all limit {MAX_NAMED}"
+    ).fetchall()
     suspects = []
     for file_path, record_number, *key_values in rows:
         keys = ", ".join(f"{k} {v}" for k, v in zip(key, key_values, strict=True))
@@ -232,19 +235,20 @@ def _lineage(
     manifest: Mapping[str, Any],
     model: Mapping[str, Any],
     key: list[str],
-) -> tuple[Mapping[str, Any], list[str]] | None:
-    """The model with lineage columns nearest `model` (itself included), and the key columns
-    that join it to `model`'s rows: none for the model itself, else its whole primary key."""
+) -> list[Mapping[str, Any]]:
+    """The models nearest `model` upstream (itself included) with the lineage columns and, to
+    join them to `model`'s rows, its primary key `key` (a fact may union several of them)."""
+    if set(LINEAGE_COLUMNS) <= set(_columns(conn, model)):
+        return [model]
     seen, frontier = set(), [model["unique_id"]]
     while frontier:
-        for unique_id in frontier:
-            node = manifest["nodes"][unique_id]
-            columns = _columns(conn, node)
-            if all(c in columns for c in LINEAGE_COLUMNS):
-                if node is model:
-                    return node, []
-                if key and all(k in columns for k in key):
-                    return node, key
+        nearest = [
+            manifest["nodes"][unique_id]
+            for unique_id in frontier
+            if key and {*LINEAGE_COLUMNS, *key} <= set(_columns(conn, manifest["nodes"][unique_id]))
+        ]
+        if nearest:
+            return nearest
         seen.update(frontier)
         frontier = sorted(
             {
@@ -254,7 +258,7 @@ def _lineage(
                 if parent.startswith("model.") and parent not in seen
             }
         )
-    return None
+    return []
 
 
 def _conversion_suspects(

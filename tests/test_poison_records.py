@@ -7,11 +7,16 @@ currency with no FX rate (the gate takes it: one record alone cannot tell). Deal
 amount_reporting is null, so the not_null test of fct_deals fails the build. Then, on the
 warehouse that built, deal 7's amount turns into "1e999" in raw (as a looser gate of an older
 version let in), which fct_deals cannot convert to its decimal.
+
+The steps build one warehouse, at one path with one dbt target folder, so that dbt parses the
+project once (a new warehouse path is a new profile); a test that reads a step's result reads a
+copy taken after that step.
 """
 
 import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -31,7 +36,7 @@ from boussole.poison import (
 from boussole.publication import publish_marts
 from boussole.settings import Settings
 from orchestration.quarantine import dbt_build_failure
-from tests.conftest import FIXTURES, load_landing, make_workspace, run_dbt
+from tests.conftest import FIXTURES, Workspace, load_landing, make_workspace, run_dbt
 
 PII_KEY = "test-key-for-boussole-tests"
 POISON_FILE = "crm/2026-01-08/deals_2.jsonl"
@@ -82,18 +87,6 @@ def record_number_of(landing: Path, deal_id: str) -> int:
     return next(n for n, line in enumerate(lines, 1) if json.loads(line)["id"] == deal_id)
 
 
-def build(warehouse: Path, target: Path, *selection: str):
-    """dbt build of the project (or `selection`), as of today: what fails here does not
-    depend on the as-of date."""
-    return run_dbt(
-        "build",
-        *(selection or ("--exclude", "resource_type:unit_test")),
-        warehouse=warehouse,
-        target=target,
-        pii_key=PII_KEY,
-    )
-
-
 def failed_nodes(target: Path) -> dict[str, str]:
     results = json.loads((target / "run_results.json").read_text())["results"]
     return {
@@ -128,10 +121,42 @@ def assert_reconciled(warehouse: Path) -> None:
         assert (read, loaded, quarantined) == (loaded + quarantined, in_raw, in_quarantine), path
 
 
+@dataclass(frozen=True)
+class Scenario:
+    landing: Path
+    workspace: Workspace  # its build warehouse is the one every step builds
+    target: Path  # dbt's artifacts of the last build
+
+    @property
+    def warehouse(self) -> Path:
+        return self.workspace.data / "build" / "warehouse.duckdb"
+
+    def build(self, *selection: str):
+        """dbt build of the project (or `selection`), as of today: what fails here does not
+        depend on the as-of date."""
+        return run_dbt(
+            "build",
+            *(selection or ("--exclude", "resource_type:unit_test")),
+            warehouse=self.warehouse,
+            target=self.target,
+            pii_key=PII_KEY,
+        )
+
+    def snapshot(self, name: str) -> Path:
+        """A copy of the warehouse and of the last build's results, as they are now."""
+        copy = self.landing.parent / name
+        copy.mkdir()
+        shutil.copy(self.warehouse, copy / "warehouse.duckdb")
+        for artifact in ("run_results.json", "manifest.json"):
+            shutil.copy(self.target / artifact, copy / artifact)
+        return copy
+
+
 @pytest.fixture(scope="module")
-def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    root = tmp_path_factory.mktemp("poison")
     # Named as the fixture, whose plausible-date window load_landing applies.
-    landing = tmp_path_factory.mktemp("poison") / "landing_small"
+    landing = root / "landing_small"
     shutil.copytree(FIXTURES / "landing_small", landing)
     # load_landing wants every file loaded; how an empty file is recorded is not this test's
     # business.
@@ -139,25 +164,24 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if path.is_file() and path.stat().st_size == 0:
             path.unlink()
     (landing / POISON_FILE).write_text("".join(deal_line(d) + "\n" for d in DEALS))
-    return landing
+    workspace = make_workspace(root)
+    scenario = Scenario(landing, workspace, workspace.data / "target")
+    load_landing(scenario.warehouse, landing)
+    return scenario
 
 
 @pytest.fixture(scope="module")
-def failed_build(landing: Path) -> tuple[Path, Path]:
-    """The warehouse with the poison deal loaded, and the folder of the dbt build it failed."""
-    root = landing.parent
-    warehouse = root / "build" / "warehouse.duckdb"
-    load_landing(warehouse, landing)
-    built = build(warehouse, root / "failed")
+def failed_build(scenario: Scenario) -> Path:
+    """The warehouse with the poison deal loaded, and the results of the build it failed."""
+    built = scenario.build()
     assert built.returncode == 1, built.stdout[-3000:]
-    return warehouse, root / "failed"
+    return scenario.snapshot("failed")
 
 
-def test_the_failed_test_names_the_record(landing: Path, failed_build: tuple[Path, Path]) -> None:
-    warehouse, target = failed_build
-    assert failed_nodes(target) == {"not_null_fct_deals_amount_reporting": "fail"}
-    suspects = trace_failed_build(warehouse, target)
-    number = record_number_of(landing, "8")
+def test_the_failed_test_names_the_record(scenario: Scenario, failed_build: Path) -> None:
+    assert failed_nodes(failed_build) == {"not_null_fct_deals_amount_reporting": "fail"}
+    suspects = trace_failed_build(failed_build / "warehouse.duckdb", failed_build)
+    number = record_number_of(scenario.landing, "8")
     assert [
         (s.file_path, s.record_number, s.raw_table, s.record_id, s.node, s.detail, s.field)
         for s in suspects
@@ -178,21 +202,22 @@ def test_the_failed_test_names_the_record(landing: Path, failed_build: tuple[Pat
     )
 
 
-def test_the_run_summary_names_the_record(landing: Path, failed_build: tuple[Path, Path]) -> None:
+def test_the_run_summary_names_the_record(scenario: Scenario, failed_build: Path) -> None:
     """What `boussole run` prints when its dbt step fails so (the step's Failure, read back
     from the run's events), without a whole pipeline run."""
-    warehouse, target = failed_build
 
     @dg.op
     def dbt_models(context: dg.OpExecutionContext) -> None:
-        raise dbt_build_failure(context, "dbt build failed: 1 error", warehouse, target)
+        raise dbt_build_failure(
+            context, "dbt build failed: 1 error", failed_build / "warehouse.duckdb", failed_build
+        )
 
     @dg.job
     def pipeline() -> None:
         dbt_models()
 
     result = pipeline.execute_in_process(raise_on_error=False)
-    reference = f"{POISON_FILE}:{record_number_of(landing, '8')}"
+    reference = f"{POISON_FILE}:{record_number_of(scenario.landing, '8')}"
     assert _failure_report(result) == [
         "step dbt_models failed: dagster._core.definitions.events.Failure: dbt build failed: "
         "1 error",
@@ -204,29 +229,30 @@ def test_the_run_summary_names_the_record(landing: Path, failed_build: tuple[Pat
     ]
 
 
+def project_manifest() -> dict:
+    return json.loads(ensure_manifest(Settings.from_env()).read_text())
+
+
 @pytest.fixture(scope="module")
-def quarantined(landing: Path, failed_build: tuple[Path, Path]) -> Path:
-    """A copy of the failed build's warehouse, the poison deal quarantined, built again."""
-    warehouse = landing.parent / "quarantined" / "warehouse.duckdb"
-    warehouse.parent.mkdir()
-    shutil.copy(failed_build[0], warehouse)
-    manifest = json.loads(ensure_manifest(Settings.from_env()).read_text())
-    with duckdb.connect(str(warehouse)) as conn:
+def quarantined(scenario: Scenario, failed_build: Path) -> Path:
+    """The poison deal quarantined, and the warehouse built again (a copy)."""
+    with duckdb.connect(str(scenario.warehouse)) as conn:
         done, dropped = quarantine_records(
-            conn, [RecordRef(POISON_FILE, record_number_of(landing, "8"))], "no XAU rate", manifest
+            conn,
+            [RecordRef(POISON_FILE, record_number_of(scenario.landing, "8"))],
+            "no XAU rate",
+            project_manifest(),
         )
     assert [(str(q.record), q.record_id, q.already) for q in done] == [
         (f"{POISON_FILE}:2", "8", False)
     ]
     assert dropped == []  # CRM models are all rebuilt by each build
-    built = build(warehouse, warehouse.parent / "target")
+    built = scenario.build()
     assert built.returncode == 0, built.stdout[-3000:]
-    return warehouse
+    return scenario.snapshot("quarantined") / "warehouse.duckdb"
 
 
-def test_the_quarantined_record_leaves_raw_and_the_counts_reconcile(
-    landing: Path, quarantined: Path
-) -> None:
+def test_the_quarantined_record_leaves_raw_and_the_counts_reconcile(quarantined: Path) -> None:
     with duckdb.connect(str(quarantined), read_only=True) as conn:
         rows = conn.execute(
             "select file_path, record_number, source, object, field, reason, "
@@ -253,8 +279,8 @@ def test_the_next_build_publishes_without_the_record(quarantined: Path) -> None:
     assert deals == [("7", 250)]
 
 
-def test_quarantine_again_or_an_unknown_record(landing: Path, quarantined: Path) -> None:
-    manifest = json.loads(ensure_manifest(Settings.from_env()).read_text())
+def test_quarantine_again_or_an_unknown_record(quarantined: Path) -> None:
+    manifest = project_manifest()
     before = manifest_counts(quarantined)
     with duckdb.connect(str(quarantined)) as conn:
         done, _ = quarantine_records(conn, [RecordRef(POISON_FILE, 2)], "again", manifest)
@@ -270,67 +296,50 @@ def test_quarantine_again_or_an_unknown_record(landing: Path, quarantined: Path)
 
 
 @pytest.fixture(scope="module")
-def unconvertible(landing: Path, quarantined: Path) -> tuple[Path, Path]:
-    """A copy of the built warehouse where deal 7's amount became "1e999" in raw, and the
-    failed build of fct_deals and what it reads."""
-    warehouse = landing.parent / "unconvertible" / "warehouse.duckdb"
-    warehouse.parent.mkdir()
-    shutil.copy(quarantined, warehouse)
-    with duckdb.connect(str(warehouse)) as conn:
+def unconvertible(scenario: Scenario, quarantined: Path) -> Path:
+    """Deal 7's amount turned into "1e999" in raw, and the failed build of fct_deals and what
+    it reads (a copy)."""
+    with duckdb.connect(str(scenario.warehouse)) as conn:
         conn.execute(
             "update raw_crm.deals set record = json_merge_patch(record, "
             """'{"properties": {"amount": "1e999"}}') where _source_file = ?""",
             [POISON_FILE],
         )
-    built = build(warehouse, warehouse.parent / "failed", *FCT_DEALS)
+    built = scenario.build(*FCT_DEALS)
     assert built.returncode == 1, built.stdout[-3000:]
-    return warehouse, warehouse.parent / "failed"
+    return scenario.snapshot("unconvertible")
 
 
 def test_a_value_that_cannot_be_converted_names_the_record_and_field(
-    landing: Path, unconvertible: tuple[Path, Path]
+    scenario: Scenario, unconvertible: Path
 ) -> None:
-    warehouse, target = unconvertible
-    assert failed_nodes(target) == {"fct_deals": "error"}
-    suspects = trace_failed_build(warehouse, target)
+    assert failed_nodes(unconvertible) == {"fct_deals": "error"}
+    suspects = trace_failed_build(unconvertible / "warehouse.duckdb", unconvertible)
+    number = record_number_of(scenario.landing, "7")
     assert [
         (s.file_path, s.record_number, s.raw_table, s.record_id, s.node, s.field) for s in suspects
-    ] == [
-        (
-            POISON_FILE,
-            record_number_of(landing, "7"),
-            "raw_crm.deals",
-            "7",
-            "model fct_deals",
-            "properties.amount",
-        )
-    ]
+    ] == [(POISON_FILE, number, "raw_crm.deals", "7", "model fct_deals", "properties.amount")]
     assert suspects[0].detail.startswith("cannot convert its value '1e999' (Conversion Error:")
     assert report_lines(suspects)[-1].endswith(
-        f"boussole quarantine {POISON_FILE}:1 --reason 'fails model fct_deals' "
+        f"boussole quarantine {POISON_FILE}:{number} --reason 'fails model fct_deals' "
         "--field properties.amount"
     )
 
 
-def test_quarantine_by_the_command(
-    landing: Path, unconvertible: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_quarantine_by_the_command(scenario: Scenario, unconvertible: Path) -> None:
     """`boussole quarantine` as a user runs it (a Dagster run in the warehouse pool), on the
     record the failed build named; the same build then passes."""
-    warehouse, _ = unconvertible
-    workspace = make_workspace(tmp_path)
-    (workspace.data / "build").mkdir(parents=True)
-    shutil.copy(warehouse, workspace.data / "build" / "warehouse.duckdb")
-    done = workspace.boussole(
-        "quarantine", f"{POISON_FILE}:1", "--reason", "amount 1e999", "--field", "properties.amount"
+    number = record_number_of(scenario.landing, "7")
+    done = scenario.workspace.boussole(
+        *("quarantine", f"{POISON_FILE}:{number}"),
+        *("--reason", "amount 1e999", "--field", "properties.amount"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[0] == (
-        f"Quarantined: {POISON_FILE}:1 (raw_crm.deals id 7); "
+        f"Quarantined: {POISON_FILE}:{number} (raw_crm.deals id 7); "
         f"{POISON_FILE}: read 2 = loaded 0 + quarantined 2"
     )
-    moved = workspace.data / "build" / "warehouse.duckdb"
-    with duckdb.connect(str(moved), read_only=True) as conn:
+    with duckdb.connect(str(scenario.warehouse), read_only=True) as conn:
         rows = conn.execute(
             "select record_number, field, reason from ingestion.quarantine "
             "where file_path = ? order by record_number",
@@ -340,35 +349,31 @@ def test_quarantine_by_the_command(
         (1, "properties.amount", BY_HAND + "amount 1e999"),
         (2, None, BY_HAND + "no XAU rate"),
     ]
-    assert_reconciled(moved)
-    built = build(moved, workspace.data / "target", *FCT_DEALS)
+    assert_reconciled(scenario.warehouse)
+    built = scenario.build(*FCT_DEALS)
     assert built.returncode == 0, built.stdout[-3000:]
 
 
-def test_a_web_event_leaves_the_incremental_models(landing: Path, quarantined: Path) -> None:
+def test_a_web_event_leaves_the_incremental_models(scenario: Scenario, quarantined: Path) -> None:
     """Quarantining a record of an object incremental models read drops them; the next build
     makes them again from raw, without the record."""
-    warehouse = landing.parent / "web" / "warehouse.duckdb"
-    warehouse.parent.mkdir()
-    shutil.copy(quarantined, warehouse)
     event = RecordRef("web/2026-01-05/events.jsonl", 2)
-    manifest = json.loads(ensure_manifest(Settings.from_env()).read_text())
-    with duckdb.connect(str(warehouse)) as conn:
+    with duckdb.connect(str(scenario.warehouse)) as conn:
         staged = conn.execute(
             "select _record_number from staging.stg_web__events where _source_file = ? "
             "order by all",
             [event.file_path],
         ).fetchall()
         assert (event.record_number,) in staged
-        _, dropped = quarantine_records(conn, [event], "bot traffic", manifest)
+        _, dropped = quarantine_records(conn, [event], "bot traffic", project_manifest())
     assert sorted(dropped) == sorted(WEB_INCREMENTAL_MODELS)
-    built = build(warehouse, warehouse.parent / "target", "--select", "stg_web__events")
+    built = scenario.build("--select", "stg_web__events")
     assert built.returncode == 0, built.stdout[-3000:]
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with duckdb.connect(str(scenario.warehouse), read_only=True) as conn:
         restaged = conn.execute(
             "select _record_number from staging.stg_web__events where _source_file = ? "
             "order by all",
             [event.file_path],
         ).fetchall()
     assert restaged == [row for row in staged if row != (event.record_number,)]
-    assert_reconciled(warehouse)
+    assert_reconciled(scenario.warehouse)
