@@ -25,6 +25,7 @@ import pytest
 
 from boussole.cli import _failure_report
 from boussole.dbt_manifest import ensure_manifest
+from boussole.ingestion.loader import ensure_ingestion_tables
 from boussole.poison import (
     BY_HAND,
     RecordRef,
@@ -377,3 +378,100 @@ def test_a_web_event_leaves_the_incremental_models(scenario: Scenario, quarantin
         ).fetchall()
     assert restaged == [row for row in staged if row != (event.record_number,)]
     assert_reconciled(scenario.warehouse)
+
+
+def test_a_failed_uniqueness_test_names_the_records_of_each_source(tmp_path: Path) -> None:
+    """Driven by dbt's artifacts alone: a fact that unions two staging models, a `unique` test
+    whose rows rename the column (unique_field), and a duplicate id delivered by both sources.
+    Hand-made artifacts in dbt's format, on a warehouse without dbt: no build needed."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    files = {"calls": "crm/2026-01-05/calls.jsonl", "emails": "crm/2026-01-05/emails.jsonl"}
+    ids = {"calls": ["c1", "x", "c2"], "emails": ["x", "e1"]}
+    with duckdb.connect(str(warehouse)) as conn:
+        ensure_ingestion_tables(conn)
+        conn.execute("create schema staging; create schema marts")
+        for name, path in files.items():
+            conn.execute(
+                "insert into ingestion.load_manifest (file_path, file_sha256, source, object, "
+                "extract_date, file_format, status, rows_read, rows_loaded) "
+                "values (?, ?, 'crm', ?, '2026-01-05', 'jsonl', 'loaded', ?, ?)",
+                [path, name, name, len(ids[name]), len(ids[name])],
+            )
+            for number, record_id in enumerate(ids[name], 1):
+                conn.execute(
+                    f"insert into raw_crm.{name} values (?, '2026-01-05', ?, ?, ?)",
+                    [json.dumps({"id": record_id}), path, number, name],
+                )
+            conn.execute(
+                f"create table staging.stg_{name} as select record ->> '$.id' as activity_id, "
+                f"_source_file, _record_number from raw_crm.{name}"
+            )
+        conn.execute(
+            "create table marts.fct_activities as select activity_id from staging.stg_calls "
+            "union all select activity_id from staging.stg_emails"
+        )
+
+    def model(name: str, schema: str, parents: list[str], key: list[str]) -> dict:
+        return {
+            "unique_id": f"model.boussole.{name}",
+            "resource_type": "model",
+            "name": name,
+            "schema": schema,
+            "alias": name,
+            "primary_key": key,
+            "depends_on": {"nodes": parents},
+        }
+
+    test_id = "test.boussole.unique_fct_activities_activity_id.1"
+    manifest = {
+        "nodes": {
+            "model.boussole.stg_calls": model("stg_calls", "staging", [], ["activity_id"]),
+            "model.boussole.stg_emails": model("stg_emails", "staging", [], ["activity_id"]),
+            "model.boussole.fct_activities": model(
+                "fct_activities",
+                "marts",
+                ["model.boussole.stg_calls", "model.boussole.stg_emails"],
+                ["activity_id"],
+            ),
+            test_id: {
+                "unique_id": test_id,
+                "resource_type": "test",
+                "name": "unique_fct_activities_activity_id",
+                "attached_node": "model.boussole.fct_activities",
+                "column_name": "activity_id",
+                "config": {"where": None},
+                "depends_on": {"nodes": ["model.boussole.fct_activities"]},
+            },
+        },
+        "sources": {},
+    }
+    # dbt's own unique test, compiled.
+    compiled = (
+        "select activity_id as unique_field, count(*) as n_records from marts.fct_activities "
+        "where activity_id is not null group by activity_id having count(*) > 1"
+    )
+    results = [
+        {
+            "unique_id": test_id,
+            "status": "fail",
+            "message": "Got 1 result, configured to fail if != 0",
+            "compiled_code": compiled,
+        }
+    ]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "run_results.json").write_text(json.dumps({"results": results}))
+    suspects = trace_failed_build(warehouse, tmp_path)
+    assert [(str(s.record), s.raw_table, s.record_id, s.detail) for s in suspects] == [
+        (
+            f"{files['calls']}:2",
+            "raw_crm.calls",
+            "x",
+            "fails on its row of fct_activities (activity_id x)",
+        ),
+        (
+            f"{files['emails']}:1",
+            "raw_crm.emails",
+            "x",
+            "fails on its row of fct_activities (activity_id x)",
+        ),
+    ]
