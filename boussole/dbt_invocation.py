@@ -6,7 +6,9 @@ An invocation's artifacts (manifest, run results, compiled SQL, dbt.log) go to a
 own under <BOUSSOLE_DATA_DIR>/dbt/<lane>/, where the last KEPT_RUNS folders are kept. dbt parses
 the whole project again (about 10 s) unless its target folder holds the partial_parse.msgpack
 of a parse made with the same profile and the same --vars: each new folder starts with the
-newest one of its lane, and a lane groups the invocations that share them.
+newest one of its lane, and a lane groups the invocations that share them. The as-of date,
+which changes with each day's extract, is no var but an environment variable that the models
+read only when they run (AS_OF_DATE_VARIABLE), so a new one re-parses nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,14 @@ from boussole.audit_scope import (
     plan_test_scope,
     record_project_digest,
 )
-from boussole.dbt_reuse import Reuse, claimed_state, plan_reuse, record_state, settings_digest
+from boussole.dbt_reuse import (
+    AS_OF_DATE_VARIABLE,
+    Reuse,
+    claimed_state,
+    plan_reuse,
+    record_state,
+    settings_digest,
+)
 from boussole.ingestion.loader import latest_extract_date
 from boussole.settings import DBT_PROJECT_DIR, Settings
 
@@ -60,11 +69,13 @@ def postgres_connection(environ: Mapping[str, str]) -> dict[str, str]:
 @dataclass(frozen=True)
 class DbtInvocation:
     """dbt on the project with the pipeline's settings, on a target of dbt_project/profiles.yml
-    (duckdb or postgres), with the settings' vars and `dbt_vars` (the as-of date...)."""
+    (duckdb or postgres), with the settings' vars and `dbt_vars`."""
 
     settings: Settings
     target: str = "duckdb"
     dbt_vars: Mapping[str, object] = field(default_factory=dict)
+    # The day the figures are as of (ISO); unset: today in the reporting time zone.
+    as_of_date: str | None = None
     # The connection of the postgres target (postgres_connection).
     postgres: Mapping[str, str] = field(default_factory=dict)
     # A DuckDB file other than the settings' build warehouse (tests build fixtures in theirs).
@@ -73,12 +84,16 @@ class DbtInvocation:
     # every row.
     test_scope: str | None = None
 
+    def __post_init__(self) -> None:
+        if "as_of_date" in self.dbt_vars:
+            raise ValueError("the as-of date goes in DbtInvocation.as_of_date, not in dbt_vars")
+
     @classmethod
     def as_of_warehouse(
         cls, settings: Settings, conn: duckdb.DuckDBPyConnection, **fields
     ) -> DbtInvocation:
         """Figures as of the latest extract date loaded in the build warehouse `conn` reads."""
-        return cls(settings, dbt_vars={"as_of_date": latest_extract_date(conn)}, **fields)
+        return cls(settings, as_of_date=latest_extract_date(conn), **fields)
 
     def vars(self) -> dict[str, object]:
         return {
@@ -103,6 +118,8 @@ class DbtInvocation:
             env["DBT_ENV_SECRET_BOUSSOLE_PG_PASSWORD"] = self.postgres["password"]
         if self.test_scope:
             env[TEST_SCOPE_VARIABLE] = self.test_scope
+        if self.as_of_date:
+            env[AS_OF_DATE_VARIABLE] = self.as_of_date
         return env
 
     def args(self, *dbt_args: str) -> list[str]:
@@ -178,8 +195,8 @@ class WarehouseBuild:
     test_scope: TestScope
 
     @property
-    def as_of_date(self) -> object:
-        return self.invocation.dbt_vars["as_of_date"]
+    def as_of_date(self) -> str | None:
+        return self.invocation.as_of_date
 
     def args(self, *dbt_args: str) -> list[str]:
         return self.invocation.args(*dbt_args, *self.reuse.dbt_args)

@@ -27,8 +27,9 @@ import duckdb
 MANIFEST = "manifest.json"
 SETTINGS_DIGEST = "settings.sha256"
 REUSABLE_NODES = "config.materialized:view,state:unmodified tag:reference,state:unmodified"
-# Vars that change from run to run but that no view or reference model reads.
-PER_RUN_VARS = ("as_of_date",)
+# The as-of date (read by dbt_project/macros/kpi/catalogue.sql when a model runs): it changes
+# from run to run, but no view or reference model reads it.
+AS_OF_DATE_VARIABLE = "BOUSSOLE_AS_OF_DATE"
 # The dbt profile's path of the DuckDB warehouse (dbt_project/profiles.yml).
 WAREHOUSE_VARIABLE = "BOUSSOLE_WAREHOUSE_PATH"
 
@@ -37,12 +38,12 @@ def settings_digest(dbt_vars: Mapping[str, object], dbt_env: Mapping[str, str]) 
     """The settings models are compiled with (vars, PII key, warehouse) and the versions of
     dbt and its adapter, as one digest: if any changed, nothing is reused. Of the warehouse,
     only its catalog name (the file's stem) counts, which views name in their SQL: a data
-    folder moved elsewhere keeps what it holds."""
-    env = dict(dbt_env)
+    folder moved elsewhere keeps what it holds. The as-of date is left out."""
+    env = {name: value for name, value in dbt_env.items() if name != AS_OF_DATE_VARIABLE}
     if WAREHOUSE_VARIABLE in env:
         env[WAREHOUSE_VARIABLE] = Path(env[WAREHOUSE_VARIABLE]).stem
     settings = {
-        "vars": {name: value for name, value in dbt_vars.items() if name not in PER_RUN_VARS},
+        "vars": dict(dbt_vars),
         "env": env,
         "dbt-core": version("dbt-core"),
         "dbt-duckdb": version("dbt-duckdb"),

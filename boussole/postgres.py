@@ -104,7 +104,7 @@ def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str,
 
 def build_on_postgres(settings: Settings, dbt_args: list[str], environ: Mapping[str, str]) -> int:
     """Copies the ingested tables of the build warehouse, then runs dbt with `dbt_args` on
-    the postgres target, with the vars of a pipeline run (figures as of the latest extract
+    the postgres target, with the settings of a pipeline run (figures as of the latest extract
     loaded). Returns dbt's exit status."""
     parameters = postgres_connection(environ)
     with duckdb.connect(str(settings.build_warehouse_path), read_only=True) as duck:

@@ -233,13 +233,16 @@ def run_dbt(
     target: Path,
     pii_key: str,
     dbt_vars: dict | None = None,
+    as_of_date: str | None = None,
     timeout: int = 900,
 ) -> subprocess.CompletedProcess:
     """dbt on the project against `warehouse`, as the pipeline invokes it with the default
-    settings, with `dbt_vars` (the as-of date...); its artifacts and log go to `target`."""
+    settings, with `dbt_vars`, figures as of `as_of_date`; its artifacts and log go to
+    `target`."""
     invocation = DbtInvocation(
         Settings.from_env({PII_KEY_VARIABLE: pii_key}),
         dbt_vars=dbt_vars or {},
+        as_of_date=as_of_date,
         warehouse=warehouse,
     )
     return invocation.run(
@@ -283,7 +286,7 @@ def publish_fixture(tmp_path_factory: pytest.TempPathFactory, landing_fixture: s
         warehouse=warehouse,
         target=root / "target",
         pii_key="test-key-for-boussole-tests",
-        dbt_vars={"as_of_date": as_of},
+        as_of_date=as_of,
     )
     assert built.returncode == 0, built.stdout[-5000:] + built.stderr[-2000:]
     return publish_marts(warehouse, root / "published" / "boussole.duckdb").path

@@ -75,10 +75,16 @@
     percentile_cont(0.5) within group (order by {{ column }})
 {%- endmacro %}
 
-{#- The as-of date as a SQL date: var('as_of_date'), else today in the reporting time zone. -#}
+{#-
+    The as-of date as a SQL date: the environment variable BOUSSOLE_AS_OF_DATE (the pipeline
+    sets the latest extract date loaded), else today in the reporting time zone. Read only when
+    the model runs (execute), never at parse time: dbt re-parses the files whose parse read an
+    environment variable that changed, and a var changed by --vars re-parses the whole project.
+-#}
 {% macro kpi_as_of_date() -%}
-    {%- if var('as_of_date') -%}
-        cast('{{ var("as_of_date") }}' as date)
+    {%- set as_of_date = env_var('BOUSSOLE_AS_OF_DATE', '') if execute else '' -%}
+    {%- if as_of_date -%}
+        cast('{{ as_of_date }}' as date)
     {%- else -%}
         {{ reporting_date(dbt.current_timestamp()) }}
     {%- endif -%}
