@@ -10,8 +10,10 @@ the runner keeps that apart ("error": the check could not run) from a real failu
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,8 +132,16 @@ def load_suites(directory: Path = SUITES_DIR) -> list[SuiteSpec]:
     return suites
 
 
+def import_in_background() -> None:
+    """Starts importing Great Expectations (5 to 10 s) in a daemon thread, for a process that
+    runs the suites soon: SuiteRunner then finds it loaded, or waits for the import to end."""
+    threading.Thread(
+        target=importlib.import_module, args=("great_expectations",), daemon=True
+    ).start()
+
+
 class SuiteRunner:
-    """Holds one ephemeral GX context (creating it costs seconds) for many suites."""
+    """Holds one ephemeral GX context for many suites."""
 
     def __init__(self) -> None:
         # Imported here: great_expectations takes seconds to import, and definitions

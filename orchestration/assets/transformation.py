@@ -13,6 +13,7 @@ from boussole.audit_scope import current_build_digest, current_publication, reco
 from boussole.dbt_invocation import warehouse_build
 from boussole.dbt_reuse import reused_nodes, upstream_nodes
 from boussole.settings import DBT_PROJECT_DIR
+from data_quality.runner import import_in_background
 from orchestration.assets.ingestion import LOAD_MANIFEST_KEY, WAREHOUSE_POOL, raw_asset_key
 from orchestration.quarantine import dbt_build_failure
 from orchestration.resources import SettingsResource, WarehouseResource
@@ -120,6 +121,8 @@ def dbt_build(
                 raise_on_error=False,
                 target_path=build.invocation.new_target_path(),
             )
+        # The suites run right after this step: their library loads while dbt builds.
+        import_in_background()
         # DuckDB has one writer: the row counts are read once dbt has exited and released the
         # file, through a connection this step closes (not dbt's adapter, which stays open).
         events = list(invocation.stream())
