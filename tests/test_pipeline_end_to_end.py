@@ -117,15 +117,10 @@ def test_first_response_time_is_a_median_per_grain(published_once):
 
 
 def test_failed_check_refuses_publication_and_keeps_the_mart(published_once, tmp_path):
-    # A later ticket_metrics version gives ticket 1 a negative reply time.
-    _, refused = refused_after_landing(
-        published_once,
-        tmp_path,
-        "support/2026-02-03/ticket_metrics.jsonl",
-        "negative_reply_time.jsonl",
+    # A ticket_metrics version giving ticket 1 a negative reply time, in raw.
+    _, refused = refused_with_raw_record(
+        published_once, tmp_path, "raw_support.ticket_metrics", "negative_reply_time.jsonl"
     )
-    # Only the date of the new file is read.
-    assert "extract dates 2026-02-03 to 2026-02-03" in refused.stdout
     # The suites failed on the values themselves (failed, not "could not run"): the one on
     # fct_tickets, and the one on the KPIs' ranges (the first response times of the slice
     # priority = normal fall below zero: -15 minutes on 5 January).
@@ -169,36 +164,58 @@ def refused_after_landing(small_run, tmp_path, relative_path: str, fixture: str)
     served = workspace.published.read_bytes()
     land_bad_input(workspace, relative_path, fixture)
     refused = workspace.boussole("run")
-    assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert "Publication refused: the published mart is unchanged." in refused.stderr
-    assert workspace.published.read_bytes() == served
+    assert_refused(workspace, refused, served)
     assert load_of(workspace, relative_path) == [("loaded", 1, 1, 0)]
     return workspace, refused
 
 
+def refused_with_raw_record(small_run, tmp_path, raw_table: str, fixture: str):
+    """A copy of the shared run whose raw table holds a record that no rule of today's gate
+    lets in, as a warehouse loaded by an earlier, laxer version can, and the pipeline run
+    again in full: publication is refused and the served mart stays as it was."""
+    workspace = copy_workspace(small_run[0], tmp_path)
+    served = workspace.published.read_bytes()
+    record = (FIXTURES / "bad_inputs" / fixture).read_text().strip()
+    with duckdb.connect(str(workspace.data / "build" / "warehouse.duckdb")) as conn:
+        conn.execute(
+            f"insert into {raw_table} values (?::json, DATE '2026-02-03', ?, 1, ?)",
+            [record, f"earlier-version/{fixture}", "0" * 64],
+        )
+    refused = workspace.boussole("run", "--full-refresh")
+    assert_refused(workspace, refused, served)
+    return workspace, refused
+
+
+def assert_refused(workspace, refused, served: bytes) -> None:
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Publication refused: the published mart is unchanged." in refused.stderr
+    assert workspace.published.read_bytes() == served
+
+
 def test_failed_dbt_test_refuses_publication_and_keeps_the_mart(published_once, tmp_path):
-    # A later ticket_metrics version counts -1 replies for ticket 1: no ingestion rule and no
-    # Great Expectations suite looks at that field, but the dbt test not_negative on
-    # fct_tickets.agent_replies (error severity) fails; the record passed ingestion.
+    # Deal 9 is in XAU, a currency with no FX rate: each record passes ingestion, but its
+    # amount in the reporting currency is null, and the dbt test not_null on
+    # fct_deals.amount_reporting (error severity) fails.
     _, refused = refused_after_landing(
         published_once,
         tmp_path,
-        "support/2026-02-03/ticket_metrics.jsonl",
-        "negative_replies.jsonl",
+        "crm/2026-02-03/deals.jsonl",
+        "deal_in_currency_without_rate.jsonl",
     )
+    # Only the date of the new file is read.
+    assert "extract dates 2026-02-03 to 2026-02-03" in refused.stdout
     assert reported_checks(refused.stderr) == [
-        ("not_negative_fct_tickets_agent_replies", "marts/fct_tickets")
+        ("not_null_fct_deals_amount_reporting", "marts/fct_deals")
     ]
 
 
 def test_a_check_that_could_not_run_refuses_publication(published_once, tmp_path):
-    # Ticket 6 is created at "infinity": DuckDB reads that text as a timestamp, so the record
-    # passes its ingestion rule and every dbt test, but its creation date has no pandas value:
-    # the suite on fct_tickets cannot read its table. Its expectations could not run, which
-    # refuses publication as a failure would, and is reported as such, not as failed. (Should
-    # the loader one day quarantine "infinity", land another value that GX cannot read.)
-    workspace, refused = refused_after_landing(
-        published_once, tmp_path, "support/2026-02-03/tickets.jsonl", "created_at_infinity.jsonl"
+    # Ticket 6 is created at "infinity", in raw: DuckDB reads that text as a timestamp, so
+    # every dbt test passes, but its creation date has no pandas value: the suite on
+    # fct_tickets cannot read its table. Its expectations could not run, which refuses
+    # publication as a failure would, and is reported as such, not as failed.
+    workspace, refused = refused_with_raw_record(
+        published_once, tmp_path, "raw_support.tickets", "created_at_infinity.jsonl"
     )
     assert reported_checks(refused.stderr) == [("gx_fct_tickets", "marts/fct_tickets")]
     assert "ticket_id_is_unique could not run: cannot read marts.fct_tickets" in refused.stderr
