@@ -69,6 +69,8 @@ class FieldRule:
             raise ValueError(f"{self.path}: only a dated kind can be planned or ordered")
         if "[*]" in self.path and not re.fullmatch(r"\w+\[\*\]\.[\w.]+", self.path):
             raise ValueError(f"{self.path}: an element rule reads <array>[*].<field>")
+        if "[*]" in self.path and self.kind in ("object", "array"):
+            raise ValueError(f"{self.path}: an element rule checks a scalar field")
 
     @property
     def is_dated(self) -> bool:
@@ -359,10 +361,9 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             FieldRule("user_first_touch_timestamp", "epoch_us"),
             FieldRule("ecommerce.purchase_revenue", "number", minimum=0),
             FieldRule("event_params", "array"),
-            # Session ids and numbers, engagement times: never negative.
+            # Session ids and numbers, engagement times: integers (staging would round 6.4
+            # to session 6), never negative. Float and double values are only read as text.
             FieldRule("event_params[*].value.int_value", "integer", minimum=0),
-            FieldRule("event_params[*].value.double_value", "number"),
-            FieldRule("event_params[*].value.float_value", "number"),
         ),
     ),
     LandingObject(

@@ -312,9 +312,71 @@ def _expected(wording: str, got: str) -> str:
     return f"{_sql_string(f'expected {wording}, got ')} || {got}"
 
 
-def _number_checks(rule: FieldRule, text: str, got: str) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class _Field:
+    """SQL expressions of one field of a record, as the rules read it: its text, whether it is
+    missing, the first character of its JSON (what the object and array rules look at: no
+    parse of a whole array), and, for the rules that need them, its number and instant."""
+
+    text: str
+    missing: str
+    lead: str = "null"
+    number: str | None = None
+    instant: str | None = None
+
+    @classmethod
+    def of(cls, rule: FieldRule, json: str) -> _Field:
+        """The expressions over a JSON value, written out (an element in a lambda)."""
+        return cls(
+            f"({json} ->> '$')",
+            f"({json} is null or {json}::varchar = 'null')",
+            f"left({json}::varchar, 1)",
+            _number(rule, f"({json} ->> '$')"),
+            _instant(rule, f"({json} ->> '$')"),
+        )
+
+    @classmethod
+    def of_text(cls, rule: FieldRule, text: str) -> _Field:
+        """The expressions over a scalar value read as text (null when missing)."""
+        return cls(text, f"({text} is null)", "null", _number(rule, text), _instant(rule, text))
+
+    @property
+    def got(self) -> str:
+        return f"left(coalesce({self.text}, 'nothing'), 80)"
+
+
+def _number(rule: FieldRule, text: str) -> str | None:
+    return f"try_cast({text} as double)" if rule.kind in ("integer", "number") else None
+
+
+# How each dated kind reads its text, and how it is described when it cannot be read.
+_DATED = {
+    "timestamp": (
+        "case when regexp_full_match({t}, '[0-9]+') then try(to_timestamp({t}::double / 1000)) "
+        "else try_cast({t} as timestamp with time zone) end",
+        "an ISO-8601 timestamp or epoch milliseconds",
+    ),
+    "epoch_us": (
+        "case when regexp_full_match({t}, '[0-9]+') then try(to_timestamp({t}::double / 1e6)) end",
+        "epoch microseconds",
+    ),
+    "date": ("try_cast({t} as date)", "a YYYY-MM-DD date"),
+    "yyyymmdd": ("try_strptime({t}, '%Y%m%d')", "a YYYYMMDD date"),
+    "month": ("try_strptime({t}, '%Y-%m')", "a YYYY-MM month"),
+}
+
+
+def _instant(rule: FieldRule, text: str) -> str | None:
+    return _DATED[rule.kind][0].format(t=text) if rule.is_dated else None
+
+
+def _expected(wording: str, got: str) -> str:
+    return f"{_sql_string(f'expected {wording}, got ')} || {got}"
+
+
+def _number_checks(rule: FieldRule, field: _Field) -> list[tuple[str, str]]:
     """A number or an integer: well formed, fits its staging type, within its bounds."""
-    number = f"try_cast({text} as double)"
+    number, text, got = field.number, field.text, field.got
     if rule.kind == "integer":
         fits = rule.fits or "bigint"
         checks = [
@@ -343,30 +405,10 @@ def _number_checks(rule: FieldRule, text: str, got: str) -> list[tuple[str, str]
     return checks
 
 
-# How each dated kind reads its text, and how it is described when it cannot be read.
-_DATED = {
-    "timestamp": (
-        "case when regexp_full_match({t}, '[0-9]+') then try(to_timestamp({t}::double / 1000)) "
-        "else try_cast({t} as timestamp with time zone) end",
-        "an ISO-8601 timestamp or epoch milliseconds",
-    ),
-    "epoch_us": (
-        "case when regexp_full_match({t}, '[0-9]+') then try(to_timestamp({t}::double / 1e6)) end",
-        "epoch microseconds",
-    ),
-    "date": ("try_cast({t} as date)", "a YYYY-MM-DD date"),
-    "yyyymmdd": ("try_strptime({t}, '%Y%m%d')", "a YYYYMMDD date"),
-    "month": ("try_strptime({t}, '%Y-%m')", "a YYYY-MM month"),
-}
-
-
-def _dated_checks(
-    rule: FieldRule, text: str, got: str, window: PlausibleDates
-) -> list[tuple[str, str]]:
+def _dated_checks(rule: FieldRule, field: _Field, window: PlausibleDates) -> list[tuple[str, str]]:
     """Readable in its kind, then within the plausible window around its extract date."""
-    reader, wording = _DATED[rule.kind]
-    instant = reader.format(t=text)
-    day = f"try_cast({instant} as date)"
+    text, got = field.text, field.got
+    day = f"try_cast({field.instant} as date)"
     ahead = (
         f"interval {window.planned_years} year"
         if rule.planned
@@ -382,20 +424,19 @@ def _dated_checks(
         f"or {day} > DATE '2999-12-31') then ': an epoch in another unit?' else '' end"
     )
     return [
-        (f"{instant} is null", _expected(wording, got)),
+        (f"{field.instant} is null", _expected(_DATED[rule.kind][1], got)),
         (f"{day} < DATE '{since}' or {day} > {latest}", reason),
     ]
 
 
-def _value_checks(rule: FieldRule, value: str, window: PlausibleDates) -> list[tuple[str, str]]:
-    """(condition, reason) pairs in SQL over a present JSON `value`: each condition is true
-    when the value breaks the rule in that way, and its reason says how, quoting the value."""
-    text = f"({value} ->> '$')"
-    got = f"left(coalesce({text}, 'nothing'), 80)"
+def _value_checks(rule: FieldRule, field: _Field, window: PlausibleDates) -> list[tuple[str, str]]:
+    """(condition, reason) pairs in SQL over a present field: each condition is true when the
+    value breaks the rule in that way, and its reason says how, quoting the value."""
+    text, got = field.text, field.got
     if rule.kind in ("integer", "number"):
-        return _number_checks(rule, text, got)
+        return _number_checks(rule, field)
     if rule.is_dated:
-        return _dated_checks(rule, text, got, window)
+        return _dated_checks(rule, field, window)
     return {
         "required": [],
         "enum": [
@@ -407,68 +448,80 @@ def _value_checks(rule: FieldRule, value: str, window: PlausibleDates) -> list[t
         "currency": [
             (f"not regexp_full_match({text}, '[A-Za-z]{{3}}')", _expected("a currency code", got))
         ],
-        "object": [(f"json_type({value}) <> 'OBJECT'", _expected("a JSON object", got))],
-        "array": [(f"json_type({value}) <> 'ARRAY'", _expected("a JSON array", got))],
+        "object": [(f"{field.lead} <> '{{'", _expected("a JSON object", got))],
+        "array": [(f"{field.lead} <> '['", _expected("a JSON array", got))],
     }[rule.kind]
 
 
-def _missing(value: str) -> str:
-    return f"({value} is null or json_type({value}) = 'NULL')"
+def _wildcard_source(rule: FieldRule) -> str:
+    """What a `name[*].field` rule reads from each record: the array's elements when the field
+    is required in each (a missing one must show), else the field's values alone, as text
+    (one parse, no element parsed again: GA4's event parameters are millions)."""
+    if rule.required:
+        return f"json_extract(raw_text, {_sql_string(f'$.{rule.path.split(chr(91))[0]}[*]')})"
+    return f"json_extract_string(raw_text, {_sql_string(f'$.{rule.path}')})"
 
 
 def _element_checks(rule: FieldRule, window: PlausibleDates):
-    """For a `name[*].field` rule: a function from an array element (SQL) to the (condition,
-    reason) pairs of the field in that element."""
-    array, field = rule.path.split("[*].", 1)
+    """For a `name[*].field` rule: a function from an item of the list its source path reads
+    (an element, or the field's value) to the (condition, reason) pairs of the field."""
+    array, path = rule.path.split("[*].", 1)
 
-    def checks(element: str) -> list[tuple[str, str]]:
-        value = f"json_extract({element}, {_sql_string(f'$.{field}')})"
+    def checks(item: str) -> list[tuple[str, str]]:
+        field = (
+            _Field.of(rule, f"json_extract({item}, {_sql_string(f'$.{path}')})")
+            if rule.required
+            else _Field.of_text(rule, item)
+        )
         failures = (
-            [(_missing(value), _sql_string(f"missing in an element of {array}"))]
+            [(field.missing, _sql_string(f"missing in an element of {array}"))]
             if rule.required
             else []
         )
         return failures + [
-            (f"(not {_missing(value)} and {condition})", reason)
-            for condition, reason in _value_checks(rule, value, window)
+            (f"(not {field.missing} and {condition})", reason)
+            for condition, reason in _value_checks(rule, field, window)
         ]
 
     return checks
 
 
-def _rule_failures(rule: FieldRule, value: str, window: PlausibleDates) -> list[tuple[str, str]]:
-    """(condition, reason) pairs over the record's extracted value of the rule's field (for a
-    `[*]` rule, the list of the array's elements: the first element that fails, fails)."""
-    if "[*]" in rule.path:
+def _rule_failures(
+    rule: FieldRule, field: _Field | str, window: PlausibleDates
+) -> list[tuple[str, str]]:
+    """(condition, reason) pairs over the record's field (for a `[*]` rule, the name of the
+    list of items its source path reads: the first item that fails, fails)."""
+    if isinstance(field, str):
         checks = _element_checks(rule, window)
-        failures = []
-        for i, (condition, _) in enumerate(checks("x")):
-            test = f"lambda x: {condition}"
-            first = f"list_filter({value}, {test})[1]"
-            failures.append(
-                (
-                    f"coalesce(list_bool_or(list_transform({value}, {test})), false)",
-                    checks(first)[i][1],
-                )
+        # One pass over the list tells whether an item fails; which check failed, and on
+        # which item, is worked out only for the records that do.
+        any_check = " or ".join(f"({condition})" for condition, _ in checks("x"))
+        reasons = "".join(
+            f" when coalesce(list_bool_or(list_transform({field}, lambda x: {condition})), "
+            f"false) then {checks(f'list_filter({field}, lambda x: {condition})[1]')[i][1]}"
+            for i, (condition, _) in enumerate(checks("x"))
+        )
+        return [
+            (
+                f"coalesce(list_bool_or(list_transform({field}, lambda x: {any_check})), false)",
+                f"case{reasons} end",
             )
-        return failures
-    failures = [(_missing(value), "'missing'")] if rule.required else []
+        ]
+    failures = [(field.missing, "'missing'")] if rule.required else []
     failures += [
-        (f"(not {_missing(value)} and {condition})", reason)
-        for condition, reason in _value_checks(rule, value, window)
+        (f"(not {field.missing} and {condition})", reason)
+        for condition, reason in _value_checks(rule, field, window)
     ]
     return failures
 
 
-def _order_failure(rule: FieldRule, value: str, earlier_value: str) -> tuple[str, str, str]:
+def _order_failure(rule: FieldRule, field: _Field, earlier: _Field) -> tuple[str, str, str]:
     """(field, condition, reason) of a dated field that precedes the field it may not."""
-    text, earlier_text = f"({value} ->> '$')", f"({earlier_value} ->> '$')"
-    reader = _DATED[rule.kind][0]
     return (
         rule.path,
-        f"{reader.format(t=text)} < {reader.format(t=earlier_text)}",
-        f"{_sql_string(f'expected no earlier than {rule.not_before} (')} || {earlier_text} "
-        f"|| '), got ' || {text}",
+        f"{field.instant} < {earlier.instant}",
+        f"{_sql_string(f'expected no earlier than {rule.not_before} (')} || {earlier.text} "
+        f"|| '), got ' || {field.text}",
     )
 
 
@@ -479,16 +532,30 @@ def _validate(
     the reason of the first rule broken (only the failures are stored: the valid records are
     not copied)."""
     plain = [r for r in landing_object.rules if "[*]" not in r.path]
-    values = {r: f"v[{i}]" for i, r in enumerate(plain, 1)}
-    values |= {r: f"w{i}" for i, r in enumerate(landing_object.rules) if "[*]" in r.path}
+    # Each field's text, type, number and instant are columns, worked out once per record
+    # (every check of a rule reads them).
+    # A text is worked out only for the rules that read it (the object and array rules need
+    # it only to quote a failing value: converting a whole array to text costs).
+    reads_text = {rule: rule.kind not in ("required", "object", "array") for rule in plain}
+    fields: dict[FieldRule, _Field | str] = {
+        rule: _Field(
+            f"f{i}_text" if reads_text[rule] else f"(v[{i}] ->> '$')",
+            f"(v[{i}] is null or v[{i}]::varchar = 'null')",
+            f"left(v[{i}]::varchar, 1)",
+            f"f{i}_number" if _number(rule, "") else None,
+            f"f{i}_instant" if rule.is_dated else None,
+        )
+        for i, rule in enumerate(plain, 1)
+    }
+    fields |= {r: f"w{i}" for i, r in enumerate(landing_object.rules) if "[*]" in r.path}
     failures = [
         (rule.path, condition, reason)
         for rule in landing_object.rules
-        for condition, reason in _rule_failures(rule, values[rule], window)
+        for condition, reason in _rule_failures(rule, fields[rule], window)
     ]
     # Order between two fields last: both are then readable.
     failures += [
-        _order_failure(rule, values[rule], values[earlier])
+        _order_failure(rule, fields[rule], fields[earlier])
         for rule in plain
         if rule.not_before
         for earlier in plain
@@ -498,14 +565,22 @@ def _validate(
         f" when {condition} then {{'field': {_sql_string(path)}, 'reason': {reason}}}"
         for path, condition, reason in failures
     )
-    # One JSON parse per record extracts every field the plain rules look at (the arrays of
+    texts = "".join(
+        f", v[{i}] ->> '$' as f{i}_text" for i, rule in enumerate(plain, 1) if reads_text[rule]
+    )
+    readings = "".join(
+        (f", {_number(rule, f'f{i}_text')} as f{i}_number" if _number(rule, "") else "")
+        + (f", {_instant(rule, f'f{i}_text')} as f{i}_instant" if rule.is_dated else "")
+        for i, rule in enumerate(plain, 1)
+    )
+    # One JSON parse per record extracts every field the plain rules look at (the lists of
     # the `[*]` rules need a parse each); try() turns a malformed line into null instead of an
     # error, so that parse also tells it apart.
     paths = "[" + ", ".join(_sql_string(f"$.{r.path}") for r in plain) + "]"
     arrays = "".join(
-        f", try(json_extract(raw_text, {_sql_string('$.' + r.path.split('.')[0])})) as {name}"
-        for r, name in values.items()
-        if "[*]" in r.path
+        f", try({_wildcard_source(r)}) as {name}"
+        for r, name in fields.items()
+        if isinstance(name, str)
     )
     conn.execute(
         "create or replace temp table record_failures as "
@@ -515,9 +590,10 @@ def _validate(
         "{'field': null, 'reason': read_error} when not is_object then {'field': null, "
         "'reason': case when json_valid(raw_text) then 'record is not a JSON object' "
         f"else 'malformed JSON' end}}{cases} end as failure "
-        "from (select *, coalesce(v is not null and ltrim(raw_text) like '{%', false) "
-        f"as is_object from (select *, try(json_extract(raw_text, {paths})) as v{arrays} "
-        "from landed_records))) where failure is not null"
+        f"from (select *{readings} from (select *{texts}, "
+        "coalesce(v is not null and ltrim(raw_text) like '{%', false) as is_object "
+        f"from (select *, try(json_extract(raw_text, {paths})) as v{arrays} "
+        "from landed_records)))) where failure is not null"
     )
 
 
