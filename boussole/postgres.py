@@ -50,8 +50,9 @@ def ingested_tables(duck: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
 def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str, int]:
     """Copies the ingested tables from DuckDB into PostgreSQL (same schemas and names), in
     one transaction; returns the rows copied per table. A raw table gets the rows of the
-    files it does not hold yet (raw rows are only ever added, file by file), so a copy costs
-    what was ingested since the last one; the small load manifest is copied whole."""
+    files it does not hold as DuckDB holds them (new files, and files whose rows changed: a
+    delivery replaced, a record quarantined by hand), so a copy costs what changed since the
+    last one; the small load manifest is copied whole, in its current shape."""
     copied: dict[str, int] = {}
     # closing() ends the connection; the connection's own block is the transaction.
     with (
@@ -70,7 +71,10 @@ def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str,
             if unknown:
                 raise ValueError(f"{schema}.{table}: no PostgreSQL type for {unknown}")
             target = sql.Identifier(schema, table)
+            names = {name for name, _ in columns}
             cursor.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+            if "_file_sha256" not in names:
+                cursor.execute(sql.SQL("drop table if exists {}").format(target))
             cursor.execute(
                 sql.SQL("create table if not exists {} ({})").format(
                     target,
@@ -81,13 +85,10 @@ def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str,
                 )
             )
             rows = f'select * from "{schema}"."{table}"'
-            if "_file_sha256" in {name for name, _ in columns}:
-                cursor.execute(sql.SQL("select distinct _file_sha256 from {}").format(target))
-                held = [sha for (sha,) in cursor.fetchall()]
+            held = None
+            if "_file_sha256" in names:
+                held = _files_held_alike(duck, cursor, schema, table)
                 rows += " where _file_sha256 not in (select unnest(?::varchar[]))"
-            else:
-                cursor.execute(sql.SQL("truncate {}").format(target))
-                held = None
             csv_path = Path(folder) / f"{schema}.{table}.csv"
             duck.execute(
                 f"copy ({rows}) to '{csv_path}' (format csv, header true)",
@@ -100,6 +101,30 @@ def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str,
                 )
             copied[f"{schema}.{table}"] = cursor.rowcount
     return copied
+
+
+def _files_held_alike(
+    duck: duckdb.DuckDBPyConnection, cursor, schema: str, table: str
+) -> list[str]:
+    """The files whose rows PostgreSQL holds as DuckDB does (same count, paths and record
+    numbers); the rows of the others are deleted from PostgreSQL, to be copied again."""
+    summary = (
+        "select _file_sha256, count(*), min(_source_file), max(_source_file), "
+        "sum(_record_number) from {} group by _file_sha256"
+    )
+    target = sql.Identifier(schema, table)
+    cursor.execute(sql.SQL(summary).format(target))
+    copied = {sha: tuple(map(str, rest)) for sha, *rest in cursor.fetchall()}
+    current = {
+        sha: tuple(map(str, rest))
+        for sha, *rest in duck.execute(summary.format(f'"{schema}"."{table}"')).fetchall()
+    }
+    stale = [sha for sha, rest in copied.items() if current.get(sha) != rest]
+    if stale:
+        cursor.execute(
+            sql.SQL("delete from {} where _file_sha256 = any(%s)").format(target), [stale]
+        )
+    return [sha for sha in copied if sha not in stale]
 
 
 def build_on_postgres(settings: Settings, dbt_args: list[str], environ: Mapping[str, str]) -> int:

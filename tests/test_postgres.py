@@ -13,12 +13,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
 import psycopg2
 import pytest
 
+from boussole.ingestion.loader import ensure_ingestion_tables
+from boussole.postgres import copy_ingested_tables
 from tests.conftest import BOUSSOLE, make_workspace
 
 # Builds on the sample's DuckDB runs, shared with tests/test_kpi_mart_sample.py (conftest).
@@ -190,3 +193,55 @@ def test_pseudonyms_are_the_same_on_both_engines(built_on_both, postgres_env):
     on_postgres = set(postgres_rows(postgres_env, query))
     assert len(on_postgres) > 10
     assert on_postgres == set(duckdb_rows(workspace, query))
+
+
+def test_the_copy_follows_raw_rows_that_leave_and_a_manifest_that_changed_shape(
+    postgres_env, tmp_path
+):
+    # A database of its own on the same server: the builds above keep theirs.
+    admin = psycopg2.connect(
+        host=postgres_env["BOUSSOLE_PG_HOST"],
+        port=postgres_env["BOUSSOLE_PG_PORT"],
+        user=postgres_env["BOUSSOLE_PG_USER"],
+        dbname=postgres_env["BOUSSOLE_PG_DATABASE"],
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("create database copy_check")
+    admin.close()
+    dsn = psycopg2.extensions.make_dsn(
+        host=postgres_env["BOUSSOLE_PG_HOST"],
+        port=postgres_env["BOUSSOLE_PG_PORT"],
+        user=postgres_env["BOUSSOLE_PG_USER"],
+        dbname="copy_check",
+    )
+    # A manifest in the shape of an earlier version (one row per content, other columns).
+    with closing(psycopg2.connect(dsn)) as connection, connection, connection.cursor() as c:
+        c.execute("create schema ingestion")
+        c.execute("create table ingestion.load_manifest (file_sha256 text primary key)")
+    duck = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    ensure_ingestion_tables(duck)
+    rows = [("a.jsonl", "A", n) for n in (1, 2, 3)] + [("b.jsonl", "B", 1), ("c.jsonl", "C", 1)]
+    duck.executemany(
+        "insert into raw_crm.deals values ('{}', DATE '2026-01-05', ?, ?, ?)",
+        [(path, number, sha) for path, sha, number in rows],
+    )
+    duck.execute(
+        "insert into ingestion.load_manifest (file_path, file_sha256, status) "
+        "values ('a.jsonl', 'A', 'loaded'), ('x/', null, 'ignored')"
+    )
+    copy_ingested_tables(duck, dsn)
+    # A record quarantined by hand, a delivery replaced, a content owned by another path.
+    duck.execute("delete from raw_crm.deals where _file_sha256 = 'A' and _record_number = 2")
+    duck.execute("delete from raw_crm.deals where _file_sha256 = 'C'")
+    duck.execute("update raw_crm.deals set _source_file = 'b2.jsonl' where _file_sha256 = 'B'")
+    duck.execute("insert into raw_crm.deals values ('{}', DATE '2026-01-06', 'd.jsonl', 1, 'D')")
+    copied = copy_ingested_tables(duck, dsn)
+    assert copied["raw_crm.deals"] == 4  # A's two rows, B's and D's; C's are gone
+    query = "select _source_file, _record_number, _file_sha256 from raw_crm.deals order by 1, 2"
+    with closing(psycopg2.connect(dsn)) as connection, connection.cursor() as c:
+        c.execute(query)
+        assert c.fetchall() == duck.execute(query).fetchall()
+        c.execute("select file_path, file_sha256, status from ingestion.load_manifest order by 1")
+        assert c.fetchall() == [("a.jsonl", "A", "loaded"), ("x/", None, "ignored")]
+    duck.close()
