@@ -182,8 +182,9 @@ def dbt_layer_seconds(
 
     from boussole.dbt_invocation import warehouse_build
 
-    # As the pipeline does: figures as of the latest extract loaded, and the unchanged views
-    # and reference models of the last build reused (not on a full refresh).
+    # As the pipeline does: figures as of the latest extract loaded, the unchanged views and
+    # reference models of the last build reused (not on a full refresh), and the unit tests
+    # left out when the build tests the rows it writes.
     no_reuse = "full refresh" if "--full-refresh" in args else None
     with warehouse_build(settings, no_reuse) as build:
         target = build.invocation.new_target_path()
@@ -191,7 +192,7 @@ def dbt_layer_seconds(
         result = build.invocation.run(
             # The invocation adds --vars and the rest itself (build.args would add them twice).
             *args,
-            *build.reuse.dbt_args,
+            *build.dbt_args,
             # Structured log events, in one file (dbt rolls its log over at 10 MB by default):
             # the time of each SQL statement, read below.
             *("--log-format-file", "json", "--log-file-max-bytes", "0"),

@@ -87,6 +87,12 @@ class TestScope:
     def env(self) -> dict[str, str]:
         return {TEST_SCOPE_VARIABLE: self.value}
 
+    @property
+    def dbt_args(self) -> list[str]:
+        """A build of this run's rows leaves the unit tests out: they check the project's logic
+        on fixed rows, and passed in the last build, of the same project files and dbt."""
+        return ["--exclude-resource-type", "unit_test"] if self.value == THIS_RUN else []
+
 
 def plan_test_scope(previous_build: Path | None, reuse: Reuse) -> TestScope:
     """The rows of this build only, when the last build of the whole project succeeded with the

@@ -198,8 +198,14 @@ class WarehouseBuild:
     def as_of_date(self) -> str | None:
         return self.invocation.as_of_date
 
+    @property
+    def dbt_args(self) -> list[str]:
+        """What the build leaves out: the relations it reuses, and the unit tests when it tests
+        the rows it writes."""
+        return [*self.reuse.dbt_args, *self.test_scope.dbt_args]
+
     def args(self, *dbt_args: str) -> list[str]:
-        return self.invocation.args(*dbt_args, *self.reuse.dbt_args)
+        return self.invocation.args(*dbt_args, *self.dbt_args)
 
     def record(self, manifest: Path) -> None:
         """Keep the manifest of a successful build of every node: the next build compares

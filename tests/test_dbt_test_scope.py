@@ -18,7 +18,7 @@ from unittest import mock
 import duckdb
 import pytest
 
-from boussole.audit_scope import TEST_SCOPE_VARIABLE, THIS_RUN
+from boussole.audit_scope import ALL_ROWS, TEST_SCOPE_VARIABLE, THIS_RUN, TestScope
 from tests.conftest import load_landing, run_dbt
 
 LANDING = Path(__file__).resolve().parent / "fixtures" / "web_incremental"
@@ -158,3 +158,25 @@ def test_a_full_refresh_tests_every_row_whatever_the_scope(daily, tmp_path):
             compiled = next(target.rglob(f"{test}.sql")).read_text()
             # With --full-refresh (dbt's flag) the marker is dropped: every row is tested.
             assert ("_transformed_at" in compiled) is scoped, compiled
+
+
+def test_a_build_scoped_to_this_run_leaves_the_unit_tests_out(tmp_path):
+    """They check the project's logic on fixed rows: the last build ran them, on the same
+    project files and dbt (boussole/audit_scope.py)."""
+
+    def unit_tests(scope: str) -> list[str]:
+        listed = run_dbt(
+            *("ls", "--resource-type", "unit_test", "--output", "name", "--quiet"),
+            *TestScope(scope, "").dbt_args,
+            warehouse=tmp_path / "warehouse.duckdb",
+            target=tmp_path / "target",
+            pii_key=PII_KEY,
+        )
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        return listed.stdout.split()
+
+    assert unit_tests(THIS_RUN) == []
+    every_row = unit_tests(ALL_ROWS)
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    assert sorted(every_row) == sorted(test["name"] for test in manifest["unit_tests"].values())
+    assert "kpi_values_compares_periods_and_grades_against_targets" in every_row
