@@ -233,15 +233,23 @@ def test_blank_lines_are_skipped_and_a_bad_byte_costs_one_record(conn, tmp_path)
         f"crm/{DAY}/deals_2.jsonl.gz",
         gzip.compress(b"\n" + json.dumps(deal("3")).encode() + b"\n\n"),
     )
+    land(
+        tmp_path,
+        f"crm/{DAY}/deals_3.jsonl",
+        json.dumps(deal("4")).encode() + b"\r\n\r\n  \r\n",
+    )
     loads = load(conn, tmp_path, "crm")
-    # A record's number is its line number.
+    # A record's number is its line number; an empty line is no record, a line of spaces a
+    # blank one.
     assert quarantine(conn) == [
+        (f"crm/{DAY}/deals.jsonl", 3, None, "a blank line"),
         (
             f"crm/{DAY}/deals.jsonl",
             4,
             None,
             f"not UTF-8: byte 0xe9 at position {latin.index(0xE9) + 1} of the line",
         ),
+        (f"crm/{DAY}/deals_3.jsonl", 3, None, "a blank line"),
     ]
     assert conn.execute(
         "select _source_file, _record_number from raw_crm.deals order by all"
@@ -249,13 +257,16 @@ def test_blank_lines_are_skipped_and_a_bad_byte_costs_one_record(conn, tmp_path)
         (f"crm/{DAY}/deals.jsonl", 1),
         (f"crm/{DAY}/deals.jsonl", 5),
         (f"crm/{DAY}/deals_2.jsonl.gz", 2),
+        (f"crm/{DAY}/deals_3.jsonl", 1),
     ]
     assert (
         loads[f"crm/{DAY}/deals.jsonl"].rows_read,
         loads[f"crm/{DAY}/deals.jsonl"].rows_loaded,
-    ) == (3, 2)
+    ) == (4, 2)
     # The quarantine keeps the line as it came, the bad byte escaped.
-    raw = conn.execute("select raw_text from ingestion.quarantine").fetchone()[0]
+    raw = conn.execute(
+        "select raw_text from ingestion.quarantine where record_number = 4"
+    ).fetchone()[0]
     assert "Caf\\xe9" in raw
 
 

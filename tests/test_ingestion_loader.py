@@ -99,8 +99,8 @@ def test_unreadable_files_are_recorded_as_failed_and_others_still_load(conn, tmp
     write_day(tmp_path, "support", "2026-01-05", "tickets.jsonl.gz", good)
     write_day(tmp_path, "support", "2026-01-05", "users.jsonl.gz", good[: len(good) // 2])
     write_day(tmp_path, "support", "2026-01-05", "groups.jsonl.gz", b"")
-    # Blank lines only: a delivery of nothing, not a failure.
-    write_day(tmp_path, "support", "2026-01-05", "organizations.jsonl", b"\n  \n")
+    # Empty lines only: a delivery of nothing, not a failure.
+    write_day(tmp_path, "support", "2026-01-05", "organizations.jsonl", b"\n\n")
     loads = load_day(conn, tmp_path, "support", "2026-01-05")
 
     assert loads["support/2026-01-05/tickets.jsonl.gz"].rows_loaded == 1
