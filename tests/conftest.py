@@ -188,6 +188,8 @@ LONGEST_GROUPS = (
     "sample_history",
     "small_pipeline",
     "recovery_and_reuse",
+    "tests.test_bad_input_pipeline",
+    "tests.test_poison_records",
     "tests.test_web_incremental",
     "tests.test_dagster_ui",
 )
