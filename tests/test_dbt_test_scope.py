@@ -93,8 +93,16 @@ def test_a_bad_row_written_by_a_daily_build_fails_its_tests(daily, tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(LANDING, landing)
     (landing / "web" / DAY_3.isoformat()).mkdir()
-    (landing / "web" / DAY_3.isoformat() / "events.jsonl").write_text(json.dumps(BAD_EVENT) + "\n")
+    # The gate refuses a negative engagement time: the event lands with a good one, and its
+    # raw row is then made bad, as a warehouse loaded by an earlier, laxer version holds it.
+    good = json.loads(json.dumps(BAD_EVENT).replace("-5000", "5000"))
+    (landing / "web" / DAY_3.isoformat() / "events.jsonl").write_text(json.dumps(good) + "\n")
     load_landing(warehouse, landing, sources=["web"], extract_date=DAY_3)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute(
+            "update raw_web.events set record = ?::json where _extract_date = ?",
+            [json.dumps(BAD_EVENT), DAY_3],
+        )
 
     failed = build(warehouse, scope=THIS_RUN)
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -163,6 +164,8 @@ def refused_after_landing(small_run, tmp_path, relative_path: str, fixture: str)
     workspace = copy_workspace(small_run[0], tmp_path)
     served = workspace.published.read_bytes()
     land_bad_input(workspace, relative_path, fixture)
+    # Beside it, a file of no object of the contract.
+    (workspace.landing / Path(relative_path).parent / "leads.jsonl").write_text('{"id": "1"}\n')
     refused = workspace.boussole("run")
     assert_refused(workspace, refused, served)
     assert load_of(workspace, relative_path) == [("loaded", 1, 1, 0)]
@@ -207,6 +210,9 @@ def test_failed_dbt_test_refuses_publication_and_keeps_the_mart(published_once, 
     assert reported_checks(refused.stderr) == [
         ("not_null_fct_deals_amount_reporting", "marts/fct_deals")
     ]
+    # What the landing folder holds and no object claims is said, refused run or not.
+    summary = refused.stdout[refused.stdout.index("Ingestion set aside") :]
+    assert "  - crm/2026-02-03/leads.jsonl: ignored, unknown object: the crm objects" in summary
 
 
 def test_a_check_that_could_not_run_refuses_publication(published_once, tmp_path):
