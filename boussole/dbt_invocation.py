@@ -107,15 +107,20 @@ class DbtInvocation:
         pii_key = self.settings.pii_key
         env = {
             "BOUSSOLE_WAREHOUSE_PATH": str(self.warehouse or self.settings.build_warehouse_path),
+            # Read by the DuckDB sessions' plugin (boussole/dbt_pii_session.py), never by the
+            # models; the secret copy makes dbt scrub the key from anything it would log.
             "BOUSSOLE_PII_KEY": pii_key,
-            # Models may not read DBT_ENV_SECRET_* variables, so the key goes in twice: the
-            # secret copy makes dbt scrub its value from its logs.
             "DBT_ENV_SECRET_BOUSSOLE_PII_KEY": pii_key,
         }
         if self.target == "postgres":
             env |= {name: self.postgres[key] for key, (name, _) in POSTGRES_VARIABLES.items()}
             # The profile reads the secret copy, which dbt scrubs from its logs.
             env["DBT_ENV_SECRET_BOUSSOLE_PG_PASSWORD"] = self.postgres["password"]
+            # The models read the key from the session setting boussole.pii_key, which libpq
+            # sends with each connection (PGOPTIONS: a backslash escapes spaces and itself).
+            escaped = pii_key.replace("\\", "\\\\").replace(" ", "\\ ")
+            options = [os.environ.get("PGOPTIONS"), f"-c boussole.pii_key={escaped}"]
+            env["PGOPTIONS"] = " ".join(o for o in options if o)
         if self.test_scope:
             env[TEST_SCOPE_VARIABLE] = self.test_scope
         if self.as_of_date:

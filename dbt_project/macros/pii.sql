@@ -8,17 +8,14 @@
     email_domain(expression)     the part after '@' of the normalised email (not personal: the
                                  organisation domain = company domain identity join needs it)
 
-    The key: dbt refuses DBT_ENV_SECRET_* variables outside profiles.yml and packages.yml
-    ("Secret env vars are allowed only in profiles.yml or packages.yml"), so models read the
-    plain BOUSSOLE_PII_KEY. The pipeline also sets DBT_ENV_SECRET_BOUSSOLE_PII_KEY to the same
-    value, which makes dbt scrub the key from its logs. The key is rendered into the compiled
-    SQL (the target folder), so the models that pseudonymise are tables, not views: the
-    warehouse stores no SQL text that holds the key.
+    The key never appears in SQL: the models read it at run time, from the session, so it is
+    in no compiled file, artifact or log of dbt (a test scans them all). On DuckDB, the
+    dbt-duckdb plugin boussole/dbt_pii_session.py sets the session variable boussole_pii_key
+    from BOUSSOLE_PII_KEY on every connection dbt opens; on PostgreSQL, the setting
+    boussole.pii_key comes with each connection (PGOPTIONS, set by boussole/dbt_invocation.py).
+    A session without it fails rather than hash without the key. The models that pseudonymise
+    are tables, not views, so that readers of the warehouse need no key.
 -#}
-
-{% macro pii_key() -%}
-    {{ return(env_var('BOUSSOLE_PII_KEY', '')) }}
-{%- endmacro %}
 
 
 {% macro pseudonymise(expression) -%}
@@ -26,12 +23,16 @@
 {%- endmacro %}
 
 {% macro default__pseudonymise(expression) -%}
-    {%- set keyed = dbt.concat(["'" ~ (boussole.pii_key() | replace("'", "''")) ~ "|'", '(' ~ expression ~ ')']) -%}
-    case when ({{ expression }}) is not null then sha256({{ keyed }}) end
+    {{ exceptions.raise_compiler_error("pseudonymise: no way to pass the key at run time on " ~ adapter.type() ~ " (see macros/pii.sql)") }}
+{%- endmacro %}
+
+{% macro duckdb__pseudonymise(expression) -%}
+    {%- set key = "coalesce(getvariable('boussole_pii_key')::varchar, error('BOUSSOLE_PII_KEY did not reach this dbt session (boussole/dbt_pii_session.py)'))" -%}
+    case when ({{ expression }}) is not null then sha256({{ dbt.concat([key, "'|'", '(' ~ expression ~ ')']) }}) end
 {%- endmacro %}
 
 {% macro postgres__pseudonymise(expression) -%}
-    {%- set keyed = dbt.concat(["'" ~ (boussole.pii_key() | replace("'", "''")) ~ "|'", '(' ~ expression ~ ')']) -%}
+    {%- set keyed = dbt.concat(["current_setting('boussole.pii_key')", "'|'", '(' ~ expression ~ ')']) -%}
     case when ({{ expression }}) is not null then encode(sha256(convert_to({{ keyed }}, 'UTF8')), 'hex') end
 {%- endmacro %}
 
