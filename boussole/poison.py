@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from boussole.ingestion.contracts import LANDING_OBJECTS, LandingObject
+from boussole.sql import quote_identifier
 
 LINEAGE_COLUMNS = ("_source_file", "_record_number")
 # Written before the reason in ingestion.quarantine: the loader did not quarantine it.
@@ -161,7 +162,7 @@ def _parents(node: Mapping[str, Any]) -> list[str]:
 
 def _relation(node: Mapping[str, Any]) -> str:
     name = node.get("identifier") if node["resource_type"] == "source" else node["alias"]
-    return f'"{node["schema"]}"."{name}"'
+    return quote_identifier(node["schema"], name)
 
 
 def _columns(conn: duckdb.DuckDBPyConnection, node: Mapping[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ from psycopg2 import sql
 
 from boussole.dbt_invocation import DbtInvocation, postgres_connection
 from boussole.settings import Settings
+from boussole.sql import quote_identifier
 
 # DuckDB column types of the ingested tables and their PostgreSQL counterparts.
 POSTGRES_TYPES = {
@@ -84,16 +85,13 @@ def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str,
                     ),
                 )
             )
-            rows = f'select * from "{schema}"."{table}"'
-            held = None
+            rows = f"select * from {quote_identifier(schema, table)}"
+            held = []
             if "_file_sha256" in names:
-                held = _files_held_alike(duck, cursor, schema, table)
+                held = [_files_held_alike(duck, cursor, schema, table)]
                 rows += " where _file_sha256 not in (select unnest(?::varchar[]))"
             csv_path = Path(folder) / f"{schema}.{table}.csv"
-            duck.execute(
-                f"copy ({rows}) to '{csv_path}' (format csv, header true)",
-                [] if held is None else [held],
-            )
+            duck.execute(f"copy ({rows}) to ? (format csv, header true)", [*held, str(csv_path)])
             with csv_path.open(encoding="utf-8") as csv_file:
                 cursor.copy_expert(
                     sql.SQL("copy {} from stdin with (format csv, header true)").format(target),
@@ -117,7 +115,7 @@ def _files_held_alike(
     copied = {sha: tuple(map(str, rest)) for sha, *rest in cursor.fetchall()}
     current = {
         sha: tuple(map(str, rest))
-        for sha, *rest in duck.execute(summary.format(f'"{schema}"."{table}"')).fetchall()
+        for sha, *rest in duck.execute(summary.format(quote_identifier(schema, table))).fetchall()
     }
     stale = [sha for sha, rest in copied.items() if current.get(sha) != rest]
     if stale:

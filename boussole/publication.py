@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from boussole.sql import quote_identifier
+
 PUBLISHED_SCHEMAS = ("marts",)
 
 
@@ -35,21 +37,21 @@ def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
     try:
         conn = duckdb.connect(str(staging_path))
         try:
-            conn.execute(f"attach '{build_warehouse}' as build (read_only)")
-            schema_list = ", ".join(f"'{s}'" for s in PUBLISHED_SCHEMAS)
+            conn.execute("attach ? as build (read_only)", [str(build_warehouse)])
             tables = conn.execute(
                 "select table_schema, table_name from information_schema.tables "
-                f"where table_catalog = 'build' and table_schema in ({schema_list}) "
-                "order by table_name"
+                "where table_catalog = 'build' and list_contains(?, table_schema) "
+                "order by table_name",
+                [list(PUBLISHED_SCHEMAS)],
             ).fetchall()
             for schema, table in tables:
                 # Published tables sit in the default schema: analysts query `kpi_values`.
+                published = quote_identifier("main", table)
                 conn.execute(
-                    f'create table main."{table}" as select * from build."{schema}"."{table}"'
+                    f"create table {published} as "
+                    f"select * from {quote_identifier('build', schema, table)}"
                 )
-                row_counts[table] = conn.execute(f'select count(*) from main."{table}"').fetchone()[
-                    0
-                ]
+                row_counts[table] = conn.execute(f"select count(*) from {published}").fetchone()[0]
             conn.execute("detach build")
             conn.execute("checkpoint")
         finally:

@@ -62,3 +62,19 @@ def test_a_failed_publication_leaves_the_served_file_unchanged(tmp_path):
 
     assert hashlib.sha256(target.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boussole.duckdb", "build.duckdb"]
+
+
+def test_paths_and_names_reach_duckdb_as_parameters_and_quoted_identifiers(tmp_path):
+    """A data folder whose path holds a quote and a space (string-formatted SQL broke on it,
+    and could be injected), and a table whose name holds a quote."""
+    folder = tmp_path / "l'entrepôt de données"
+    folder.mkdir()
+    build = folder / "build.duckdb"
+    build_warehouse(build, 100)
+    with duckdb.connect(str(build)) as conn:
+        conn.execute('create table marts."it\'s ""odd""" as select 1 as x')
+    published = publish_marts(build, folder / "pub lié" / "boussole.duckdb")
+
+    assert published.row_counts == {"kpi_values": 1, 'it\'s "odd"': 1}
+    with duckdb.connect(str(published.path), read_only=True) as conn:
+        assert conn.execute('select x from "it\'s ""odd"""').fetchall() == [(1,)]

@@ -13,6 +13,7 @@ from boussole.audit_scope import current_build_digest, current_publication, reco
 from boussole.dbt_invocation import warehouse_build
 from boussole.dbt_reuse import reused_nodes, upstream_nodes
 from boussole.settings import DBT_PROJECT_DIR
+from boussole.sql import quote_identifier
 from data_quality.runner import import_in_background
 from orchestration.assets.ingestion import LOAD_MANIFEST_KEY, WAREHOUSE_POOL, raw_asset_key
 from orchestration.quarantine import dbt_build_failure
@@ -208,6 +209,8 @@ def table_row_counts(conn: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], i
         "select schema_name, table_name from duckdb_tables() where not temporary"
     ).fetchall()
     return {
-        (schema, table): conn.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+        (schema, table): conn.execute(
+            f"select count(*) from {quote_identifier(schema, table)}"
+        ).fetchone()[0]
         for schema, table in tables
     }
