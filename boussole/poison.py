@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from boussole.ingestion.contracts import LANDING_OBJECTS, LandingObject
+from boussole.ingestion.loader import masked_raw_text
 from boussole.sql import quote_identifier
 
 LINEAGE_COLUMNS = ("_source_file", "_record_number")
@@ -447,7 +448,8 @@ def _quarantine_one(
     for sha256, landing_object in deliveries:
         table = landing_object.raw_table
         row = conn.execute(
-            f"select record ->> '$.id', record::varchar, _extract_date from {table} "
+            f"select record ->> '$.id', {masked_raw_text(landing_object, 'record::varchar')}, "
+            f"_extract_date from {table} "
             "where _file_sha256 = ? and _source_file = ? and _record_number = ?",
             [sha256, record.file_path, record.record_number],
         ).fetchone()

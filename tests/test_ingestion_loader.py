@@ -198,3 +198,81 @@ def test_every_landing_object_has_field_rules_and_a_malformed_rule_is_refused():
     ):
         with pytest.raises(ValueError, match=r"^x\.y: "):
             FieldRule("x.y", **bad)
+
+
+def test_quarantine_masks_personal_fields_and_keeps_what_fixes_the_export(conn, tmp_path):
+    from boussole.ingestion.contracts import LANDING_OBJECTS
+    from boussole.ingestion.loader import MASKED
+    from orchestration.assets.ingestion import _quarantine_preview
+
+    email, phone = "jeanne.durand@example.fr", "+33 6 11 22 33 44"
+    bad_stage = {
+        "id": "7",
+        "properties": {
+            "email": email,
+            "firstname": "Jeanne",
+            "lastname": "Durand",
+            "phone": phone,
+            "mobilephone": None,
+            "lifecyclestage": "astronaut",
+            "createdate": "2026-01-04T10:00:00Z",
+        },
+        "updatedAt": "2026-01-04T10:00:00Z",
+    }
+    lines = [
+        json.dumps(bad_stage),
+        # Not JSON: where its personal values are cannot be told, so none of it is kept.
+        '{"id": "8", "properties": {"email": "paul.martin@example.fr", "firstname": "Pa',
+    ]
+    write_day(tmp_path, "crm", "2026-01-05", "contacts.jsonl", ("\n".join(lines) + "\n").encode())
+    load_day(conn, tmp_path, "crm", "2026-01-05")
+
+    rows = conn.execute(
+        "select file_path, record_number, field, reason, raw_text from ingestion.quarantine "
+        "order by record_number"
+    ).fetchall()
+    assert [row[:3] for row in rows] == [
+        ("crm/2026-01-05/contacts.jsonl", 1, "properties.lifecyclestage"),
+        ("crm/2026-01-05/contacts.jsonl", 2, None),
+    ]
+    # The offending value (not personal) is in the reason; the personal fields are masked, a
+    # null one left as it was, and the rest of the record kept.
+    assert "got astronaut" in rows[0][3] and rows[1][3] == "malformed JSON"
+    kept = json.loads(rows[0][4])
+    assert kept["id"] == "7" and kept["updatedAt"] == bad_stage["updatedAt"]
+    assert kept["properties"] == {
+        **bad_stage["properties"],
+        "email": MASKED,
+        "firstname": MASKED,
+        "lastname": MASKED,
+        "phone": MASKED,
+    }
+    assert rows[1][4].startswith("(not kept: a crm contacts record that is not a JSON object")
+    # What Dagster shows of the quarantine (the ingestion asset's metadata) holds none of it.
+    (checksum,) = conn.execute("select distinct file_sha256 from ingestion.quarantine").fetchone()
+    shown = " ".join(_quarantine_preview(conn, "crm", [checksum]).values())
+    assert "properties.lifecyclestage" in shown
+    for value in (email, "Jeanne", "Durand", phone, "paul.martin"):
+        assert all(value not in text for _, _, _, _, text in rows)
+        assert value not in shown
+    # Every object whose records hold personal data names those fields.
+    personal = {o.name for o in LANDING_OBJECTS if o.personal}
+    assert {"contacts", "owners", "users", "email_events", "ticket_comments"} <= personal
+
+
+def test_a_record_quarantined_by_hand_is_masked_too(conn, tmp_path):
+    from boussole.ingestion.loader import MASKED
+    from boussole.poison import RecordRef, quarantine_records
+
+    user = {"id": 401, "name": "Anne Martin", "email": "anne.martin@example.fr", "role": "agent"}
+    write_day(tmp_path, "support", "2026-01-05", "users.jsonl", (json.dumps(user) + "\n").encode())
+    load_day(conn, tmp_path, "support", "2026-01-05")
+    done, _ = quarantine_records(
+        conn,
+        [RecordRef.parse("support/2026-01-05/users.jsonl:1")],
+        "wrong person",
+        {"sources": {}, "nodes": {}},
+    )
+    assert done[0].record_id == "401"
+    (raw_text,) = conn.execute("select raw_text from ingestion.quarantine").fetchone()
+    assert json.loads(raw_text) == {**user, "name": MASKED, "email": MASKED}

@@ -119,12 +119,19 @@ class LandingObject:
     # (id, update time) of a versioned record: two versions with the same id and update time
     # but other content are a conflict, never a silent pick (the later one is quarantined).
     version: tuple[str, str] | None = None
+    # Fields that hold personal data (names, emails, phone numbers, free text a person wrote):
+    # pseudonymised (dbt_project/macros/pii.sql) or left out by staging, masked in
+    # ingestion.quarantine.
+    personal: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         dated = {rule.path for rule in self.rules if rule.is_dated and "[*]" not in rule.path}
         for rule in self.rules:
             if rule.not_before and rule.not_before not in dated:
                 raise ValueError(f"{self.name}.{rule.path}: {rule.not_before} has no dated rule")
+            # A failed rule's reason quotes the value: never a personal one.
+            if rule.path in self.personal and rule.kind != "required":
+                raise ValueError(f"{self.name}.{rule.path}: a personal field is only required")
 
     @property
     def raw_schema(self) -> str:
@@ -234,6 +241,10 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             FieldRule("properties.lifecyclestage", "enum", allowed=HUBSPOT_LIFECYCLE_STAGES),
             *_HUBSPOT_VERSION,
         ),
+        personal=tuple(
+            f"properties.{name}"
+            for name in ("email", "firstname", "lastname", "phone", "mobilephone")
+        ),
     ),
     LandingObject(
         "crm",
@@ -293,6 +304,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "owners",
         "HubSpot owners and their teams.",
         rules=(_id(), FieldRule("teams", "array"), _id("teams[*].id"), *_HUBSPOT_VERSION[:2]),
+        personal=("email", "firstName", "lastName"),
     ),
     LandingObject(
         "crm",
@@ -300,6 +312,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "HubSpot call engagements.",
         version=("id", "updatedAt"),
         rules=(*_engagement(), FieldRule("properties.hs_call_duration", "integer", minimum=0)),
+        personal=("properties.hs_call_title", "properties.hs_call_body"),
     ),
     LandingObject(
         "crm",
@@ -307,6 +320,9 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "HubSpot email engagements.",
         version=("id", "updatedAt"),
         rules=_engagement(),
+        personal=tuple(
+            f"properties.hs_email_{name}" for name in ("subject", "text", "html", "to_email")
+        ),
     ),
     LandingObject(
         "crm",
@@ -314,6 +330,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
         "HubSpot meeting engagements.",
         version=("id", "updatedAt"),
         rules=_engagement("hs_meeting_start_time", "hs_meeting_end_time"),
+        personal=("properties.hs_meeting_title", "properties.hs_meeting_body"),
     ),
     LandingObject(
         "crm",
@@ -324,6 +341,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             FieldRule("type", "enum", required=True, allowed=HUBSPOT_EMAIL_EVENT_TYPES),
             _timestamp("created", required=True),
         ),
+        personal=("recipient",),
     ),
     LandingObject("crm", "email_campaigns", "HubSpot marketing email campaigns.", rules=(_id(),)),
     LandingObject(
@@ -348,6 +366,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             _timestamp("properties.hs_submission_timestamp"),
             *_HUBSPOT_VERSION[:2],
         ),
+        personal=("properties.hs_content",),
     ),
     LandingObject(
         "web",
@@ -385,6 +404,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             FieldRule("status", "enum", required=True, allowed=ZENDESK_TICKET_STATUSES),
             FieldRule("priority", "enum", allowed=ZENDESK_PRIORITIES),
         ),
+        personal=("subject", "description", "satisfaction_rating.comment"),
     ),
     LandingObject(
         "support",
@@ -415,6 +435,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             *_zendesk_ids("author_id"),
             _timestamp("created_at"),
         ),
+        personal=("body", "html_body", "plain_body"),
     ),
     LandingObject(
         "support",
@@ -427,6 +448,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             FieldRule("role", "enum", allowed=("end-user", "agent", "admin")),
             *_ZENDESK_TIMES,
         ),
+        personal=("name", "email", "phone"),
     ),
     LandingObject(
         "support",
@@ -454,6 +476,7 @@ LANDING_OBJECTS: tuple[LandingObject, ...] = (
             FieldRule("score", "enum", required=True, allowed=ZENDESK_SATISFACTION_SCORES),
             *_ZENDESK_TIMES,
         ),
+        personal=("comment",),
     ),
     LandingObject(
         "spend",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -181,6 +182,36 @@ def load_files(
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+MASKED = "(personal: not kept)"
+
+
+def masked_raw_text(landing_object: LandingObject, raw_text: str) -> str:
+    """SQL: the text `raw_text` (an SQL expression) of a record of `landing_object` to keep in
+    quarantine, its personal fields masked; a record of an object with personal fields that is
+    no JSON object cannot be masked field by field, and is not kept at all."""
+    if not landing_object.personal:
+        return raw_text
+    patches = []
+    for path in landing_object.personal:
+        patch: object = MASKED
+        for key in reversed(path.split(".")):
+            patch = {key: patch}
+        # Only a field the record holds (and not null) is masked: none is added.
+        patches.append(
+            f"case when coalesce(json_type({raw_text}, {_sql_string('$.' + path)}), "
+            f"'NULL') <> 'NULL' then {_sql_string(json.dumps(patch))} else '{{}}' end"
+        )
+    not_kept = (
+        f"(not kept: a {landing_object.source} {landing_object.name} record that is not a JSON "
+        "object may hold personal data; read it in its file at its record number)"
+    )
+    return (
+        f"case when coalesce(try(json_type({raw_text})) = 'OBJECT', false) "
+        f"then json_merge_patch({raw_text}, {', '.join(patches)})::varchar "
+        f"else {_sql_string(not_kept)} end"
+    )
 
 
 def _is_utf8(path: Path) -> bool:
@@ -742,7 +773,8 @@ def _load_object_files(
         conn.execute(
             "insert into ingestion.quarantine select records.file_sha256, records.source_file, "
             "?, ?, records.extract_date, records.record_number, failures.failure_field, "
-            "failures.failure_reason, records.raw_text from landed_records as records "
+            f"failures.failure_reason, {masked_raw_text(landing_object, 'records.raw_text')} "
+            "from landed_records as records "
             "join record_failures as failures on records.file_sha256 = failures.file_sha256 "
             "and records.record_number = failures.record_number "
             "where list_contains(?, records.file_sha256)",
