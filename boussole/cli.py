@@ -180,9 +180,25 @@ def _published_in(result) -> bool:
     return bool(result.asset_materializations_for_node("published_mart"))
 
 
+def key_refused(settings: Settings, rotating: bool = False) -> bool:
+    """Says why on stderr when the pseudonymisation key may not be used (boussole/pii_key.py;
+    the dbt step of every run checks the same)."""
+    from boussole.pii_key import key_refusal, reading_warehouse
+
+    with reading_warehouse(settings) as warehouse:
+        refused = key_refusal(settings, warehouse, rotating)
+    if refused:
+        print(f"Refused: {refused}", file=sys.stderr)
+    else:
+        settings.warn_if_insecure()
+    return bool(refused)
+
+
 def command_run(args: argparse.Namespace, settings: Settings) -> int:
     partition_range = extract_date_range(settings, args.start, args.end)
     if partition_range is None:
+        return EXIT_USAGE
+    if key_refused(settings):
         return EXIT_USAGE
     if args.start is None and args.end is None:
         partition_range, published_by = _what_to_run(settings, partition_range, args.full_refresh)
@@ -197,6 +213,17 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"\nPublished mart: {settings.published_mart_path}")
             print(kpi_summary_table(settings.published_mart_path))
             return 0
+    return _run_pipeline(settings, partition_range, args.log_level, args.full_refresh)
+
+
+def _run_pipeline(
+    settings: Settings,
+    partition_range: tuple[str, str],
+    log_level: str,
+    full_refresh: bool,
+    rotate_key: bool = False,
+) -> int:
+    """The pipeline job through Dagster over `partition_range`; the report of what it did."""
     instance = dagster_instance()
 
     from boussole.run_progress import step_progress
@@ -225,8 +252,12 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
             tags={**partition_range_tags(first, last), **process_tags()},
             raise_on_error=False,
             run_config={
-                "loggers": {"console": {"config": {"log_level": args.log_level}}},
-                "ops": {"dbt_models": {"config": {"full_refresh": args.full_refresh}}},
+                "loggers": {"console": {"config": {"log_level": log_level}}},
+                "ops": {
+                    "dbt_models": {
+                        "config": {"full_refresh": full_refresh, "rotate_key": rotate_key}
+                    }
+                },
             },
         )
     _print_ingestion_report(settings, started)
@@ -255,6 +286,35 @@ def command_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nPublished mart: {settings.published_mart_path}")
     print(kpi_summary_table(settings.published_mart_path))
     return 0
+
+
+def command_rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.pii_key import fingerprint, reading_warehouse, recorded_key, short
+
+    partition_range = extract_date_range(settings)
+    if partition_range is None:
+        return EXIT_USAGE
+    if key_refused(settings, rotating=True):
+        return EXIT_USAGE
+    new = fingerprint(settings.pii_key)
+    with reading_warehouse(settings) as warehouse:
+        recorded = recorded_key(settings, warehouse)
+    if recorded is None:
+        print("No pseudonym was made yet: `boussole run` makes them with this key.")
+        return 0
+    if recorded.fingerprint == new and not recorded.rotating:
+        print(f"The pseudonyms are already made with this key (fingerprint {short(new)}).")
+        return 0
+    unfinished = ", a rotation that did not finish" if recorded.rotating else ""
+    print(
+        f"Making every pseudonym again with the key of fingerprint {short(new)} (recorded: "
+        f"{short(recorded.fingerprint)}{unfinished}): every model is built again (a full "
+        "refresh), audited and published."
+    )
+    partition_range, _ = _what_to_run(settings, partition_range, full_refresh=True)
+    return _run_pipeline(
+        settings, partition_range, args.log_level, full_refresh=True, rotate_key=True
+    )
 
 
 def _print_ingestion_report(settings: Settings, started: datetime) -> None:
@@ -333,6 +393,9 @@ def command_quarantine(args: argparse.Namespace, settings: Settings) -> int:
 
 def command_postgres(args: argparse.Namespace, settings: Settings) -> int:
     from boussole.postgres import build_on_postgres
+
+    if key_refused(settings):
+        return EXIT_USAGE
 
     dbt_args = ["build", *(["--full-refresh"] if args.full_refresh else [])]
     return build_on_postgres(settings, dbt_args, os.environ)
@@ -467,6 +530,24 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--field", help="the field at fault, when known")
     quarantine.set_defaults(handler=command_quarantine)
 
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="make every pseudonym again under a new BOUSSOLE_PII_KEY",
+        description="Move to the pseudonymisation key now in BOUSSOLE_PII_KEY on purpose: a run "
+        "through Dagster that ingests what is new, rebuilds every dbt model (a full refresh) so "
+        "that every pseudonym (the *_hash columns) is made with the new key, audits and "
+        "publishes; the fingerprint of the new key replaces the old one in the build warehouse "
+        "and in the published mart. Until it succeeds, runs with either key are refused; run it "
+        "again. Exits with status 1 when publication was refused.",
+    )
+    rotate.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster console log level (default WARNING)",
+    )
+    rotate.set_defaults(handler=command_rotate_key)
+
     prepare = commands.add_parser(
         "prepare",
         help="parse the dbt project into the manifest Dagster reads",
@@ -497,7 +578,6 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    settings.warn_if_insecure()
     return args.handler(args, settings)
 
 

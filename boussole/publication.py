@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from boussole.pii_key import publish_fingerprint
 from boussole.sql import quote_identifier
 
 PUBLISHED_SCHEMAS = ("marts",)
@@ -52,6 +53,7 @@ def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
                     f"select * from {quote_identifier('build', schema, table)}"
                 )
                 row_counts[table] = conn.execute(f"select count(*) from {published}").fetchone()[0]
+            publish_fingerprint(conn, "build")
             conn.execute("detach build")
             conn.execute("checkpoint")
         finally:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -18,9 +20,13 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 PII_KEY_VARIABLE = "BOUSSOLE_PII_KEY"
 # Only for local development: pseudonyms made with a public key can be reversed by anyone
-# who guesses the inputs, so a real deployment must set BOUSSOLE_PII_KEY.
+# who guesses the inputs, so a run refuses it on anything but the generated sample
+# (boussole/pii_key.py) unless this setting allows it.
 DEVELOPMENT_PII_KEY = "boussole-development-key-do-not-use-in-production"
+ALLOW_DEVELOPMENT_KEY_VARIABLE = "BOUSSOLE_ALLOW_DEVELOPMENT_KEY"
 MINIMUM_PII_KEY_LENGTH = 16
+MINIMUM_PII_KEY_BITS = 64
+NEW_PII_KEY_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 logger = logging.getLogger("boussole")
 
@@ -54,6 +60,40 @@ def _plausible_dates(env: os._Environ[str] | dict[str, str]) -> PlausibleDates:
     )
 
 
+def estimated_key_bits(key: str) -> float:
+    """The key's length times the Shannon entropy of its own characters: 0 for sixteen spaces,
+    16 for "abababababababab", about 210 for secrets.token_urlsafe(32). A floor, not a proof:
+    it refuses keys made of few distinct characters, not a guessable phrase."""
+    counts = Counter(key)
+    return -sum(n * math.log2(n / len(key)) for n in counts.values())
+
+
+def _pii_key(env: os._Environ[str] | dict[str, str]) -> str:
+    pii_key = env.get(PII_KEY_VARIABLE) or DEVELOPMENT_PII_KEY
+    # dbt masks the key wherever it appears in its logs, node names included: a short key
+    # would mangle them (and is weak anyway).
+    if len(pii_key) < MINIMUM_PII_KEY_LENGTH:
+        raise SettingsError(
+            f"{PII_KEY_VARIABLE} is {len(pii_key)} characters long; use a random secret of "
+            f"at least {MINIMUM_PII_KEY_LENGTH} characters, for example from {NEW_PII_KEY_HINT}"
+        )
+    bits = estimated_key_bits(pii_key)
+    if bits < MINIMUM_PII_KEY_BITS:
+        raise SettingsError(
+            f"{PII_KEY_VARIABLE} is too predictable: its {len(pii_key)} characters carry about "
+            f"{bits:.0f} bits of entropy, below {MINIMUM_PII_KEY_BITS} (few distinct characters, "
+            f"or repeated ones); use a random secret, for example from {NEW_PII_KEY_HINT}"
+        )
+    return pii_key
+
+
+def _flag(env: os._Environ[str] | dict[str, str], variable: str) -> bool:
+    text = (env.get(variable) or "").strip().lower()
+    if text not in ("", "0", "1", "false", "true", "no", "yes"):
+        raise SettingsError(f"{variable}={text!r} is not 1 or 0 (true or false, yes or no)")
+    return text in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class Settings:
     landing_dir: Path
@@ -63,6 +103,8 @@ class Settings:
     pii_key: str
     first_extract_date: date
     plausible_dates: PlausibleDates = DEFAULT_PLAUSIBLE_DATES
+    # The development key may pseudonymise a landing folder other than the generated sample.
+    allow_development_key: bool = False
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -94,23 +136,15 @@ class Settings:
                 f"BOUSSOLE_FIRST_EXTRACT_DATE={raw_first_date!r} is not a YYYY-MM-DD date"
             ) from error
 
-        pii_key = env.get(PII_KEY_VARIABLE) or DEVELOPMENT_PII_KEY
-        # dbt masks the key wherever it appears in its logs, node names included: a short key
-        # would mangle them (and is weak anyway).
-        if len(pii_key) < MINIMUM_PII_KEY_LENGTH:
-            raise SettingsError(
-                f"BOUSSOLE_PII_KEY is {len(pii_key)} characters long; use a random secret of "
-                f"at least {MINIMUM_PII_KEY_LENGTH} characters"
-            )
-
         return cls(
             plausible_dates=_plausible_dates(env),
             landing_dir=landing_dir,
             data_dir=data_dir,
             reporting_tz=reporting_tz,
             reporting_currency=currency,
-            pii_key=pii_key,
+            pii_key=_pii_key(env),
             first_extract_date=first_extract_date,
+            allow_development_key=_flag(env, ALLOW_DEVELOPMENT_KEY_VARIABLE),
         )
 
     @property
@@ -122,7 +156,8 @@ class Settings:
             logger.warning(
                 "BOUSSOLE_PII_KEY is not set: personal data is pseudonymised with the public "
                 "development key, which anyone can reverse. Set BOUSSOLE_PII_KEY to a secret "
-                "before loading real exports."
+                "before loading real exports (a run refuses the public key on anything but the "
+                "generated sample)."
             )
 
     @cached_property

@@ -6,6 +6,7 @@ import json
 import dagster as dg
 
 from boussole.ingestion.contracts import SOURCES, extract_dates
+from boussole.pii_key import development_key_refusal
 from orchestration.partitions import extract_date_partitions
 from orchestration.recovery import host_tags, recover_before_request
 from orchestration.resources import LandingResource, SettingsResource
@@ -34,8 +35,12 @@ def build_daily_schedule(reporting_tz: str) -> dg.ScheduleDefinition:
     )(daily_schedule)
 
 
-def daily_schedule(context: dg.ScheduleEvaluationContext):
+def daily_schedule(context: dg.ScheduleEvaluationContext, settings: SettingsResource):
     recover_before_request(context)
+    # A run that would be refused is not started: the tick says why.
+    refused = development_key_refusal(settings.get())
+    if refused:
+        return dg.SkipReason(refused)
     extract_date = context.scheduled_execution_time.date().isoformat()
     return dg.RunRequest(run_key=extract_date, partition_key=extract_date, tags=host_tags())
 
@@ -76,6 +81,10 @@ def landing_files_sensor(
     changed = sorted(day for day, fingerprint in current.items() if seen.get(day) != fingerprint)
     if not changed:
         return dg.SkipReason("no new or changed landing files")
+    # Left for a later tick (the cursor unchanged), once the key is set.
+    refused = development_key_refusal(settings.get())
+    if refused:
+        return dg.SkipReason(refused)
     fingerprint = hashlib.sha256(json.dumps({d: current[d] for d in changed}).encode()).hexdigest()
     context.update_cursor(json.dumps(current))
     # One run over the changed range: dbt and the audit run once, not once per day.

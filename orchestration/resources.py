@@ -27,6 +27,7 @@ class SettingsResource(dg.ConfigurableResource):
     plausible_since: str
     plausible_days_ahead: int
     planned_years_ahead: int
+    allow_development_key: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
@@ -46,6 +47,7 @@ class SettingsResource(dg.ConfigurableResource):
             plausible_since=settings.plausible_dates.since.isoformat(),
             plausible_days_ahead=settings.plausible_dates.days_ahead,
             planned_years_ahead=settings.plausible_dates.planned_years,
+            allow_development_key=settings.allow_development_key,
         )
 
     def get(self) -> Settings:
@@ -61,6 +63,7 @@ class SettingsResource(dg.ConfigurableResource):
                 days_ahead=self.plausible_days_ahead,
                 planned_years=self.planned_years_ahead,
             ),
+            allow_development_key=self.allow_development_key,
         )
 
 

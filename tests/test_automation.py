@@ -1,8 +1,9 @@
 """The landing sensor launches one run over the extract dates whose files are new or changed."""
 
 import dagster as dg
+import pytest
 
-from boussole.settings import Settings
+from boussole.settings import PII_KEY_VARIABLE, Settings
 from orchestration.automation import (
     PARTITION_RANGE_END,
     PARTITION_RANGE_START,
@@ -10,13 +11,22 @@ from orchestration.automation import (
 )
 from orchestration.resources import LandingResource, SettingsResource
 
+# Not the public development key, which the sensor refuses on these hand-made landing folders.
+KEY = "Lz4-aQ8wRt2yUi6oPs0dFg"
+
+
+@pytest.fixture(autouse=True)
+def _pii_key(monkeypatch):
+    # The settings resource reads a secret key from the environment when it is built.
+    monkeypatch.setenv(PII_KEY_VARIABLE, KEY)
+
 
 def evaluate(landing, cursor=None):
     context = dg.build_sensor_context(
         cursor=cursor,
         resources={
             "landing": LandingResource(path=str(landing)),
-            "settings": SettingsResource.from_settings(Settings.from_env({})),
+            "settings": SettingsResource.from_settings(Settings.from_env({PII_KEY_VARIABLE: KEY})),
         },
     )
     result = landing_files_sensor(context)
@@ -64,6 +74,9 @@ def test_daily_schedule_runs_the_extract_date_of_the_day():
     assert daily_schedule.execution_timezone == "Europe/Paris"
     # 06:30 in Paris on 2 March is 05:30 UTC: the extract date is Paris's, 2 March.
     tick_time = datetime(2026, 3, 2, 6, 30, tzinfo=ZoneInfo("Europe/Paris"))
-    with dg.build_schedule_context(scheduled_execution_time=tick_time) as context:
+    settings = SettingsResource.from_settings(Settings.from_env({PII_KEY_VARIABLE: KEY}))
+    with dg.build_schedule_context(
+        scheduled_execution_time=tick_time, resources={"settings": settings}
+    ) as context:
         request = daily_schedule(context)
     assert request.partition_key == "2026-03-02"

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
+from boussole.ingestion.contracts import SAMPLE_MARKER
 from boussole.sample_data import FAULTS, GenerationSummary, SampleScale, generate, web
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -196,7 +197,12 @@ UPDATED_FIELD = {
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    """The extracts (not the marker of the generated sample, boussole/sample_data/marker.py)."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != SAMPLE_MARKER
+    }
 
 
 def records(root: Path, source: str, obj: str) -> list[tuple[date, dict]]:
@@ -273,8 +279,15 @@ def test_sources_draw_from_independent_streams(tmp_path: Path) -> None:
 
 def test_layout_matches_the_landing_contract(sample: tuple[Path, GenerationSummary]) -> None:
     root, summary = sample
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != SAMPLE_MARKER
+    )
     assert len(files) == summary.files_written
+    # The marker that tells the sample from real data lists every file, with its size.
+    listed = json.loads((root / SAMPLE_MARKER).read_text())["files"]
+    assert listed == {name: (root / name).stat().st_size for name in files}
     days = [START + timedelta(days=i) for i in range((END - START).days + 1)]
     assert summary.extract_dates == days
     pattern = re.compile(r"(crm|web|support|spend)/(\d{4}-\d{2}-\d{2})/([a-z_]+\.(jsonl|json|csv))")

@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 
 from boussole.cli import build_parser
+from boussole.ingestion.contracts import SAMPLE_MARKER
 from boussole.settings import DEVELOPMENT_PII_KEY, Settings, SettingsError
 from tests.conftest import BOUSSOLE
 
@@ -42,7 +43,7 @@ def test_development_pii_key_warns(caplog):
     assert caplog.text == ""
 
 
-COMMANDS = ["generate", "run", "quarantine", "postgres", "prepare", "ui"]
+COMMANDS = ["generate", "run", "rotate-key", "quarantine", "postgres", "prepare", "ui"]
 
 
 def test_the_commands_are_those_listed():
@@ -102,7 +103,7 @@ def test_generate_is_deterministic_and_respects_if_empty(tmp_path):
         )
         assert completed.returncode == 0, completed.stderr
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
-    assert {p.split("/")[1] for p in tree(tmp_path / "a")} == {
+    assert {p.split("/")[1] for p in tree(tmp_path / "a") if p != SAMPLE_MARKER} == {
         "2026-01-01",
         "2026-01-02",
         "2026-01-03",

@@ -28,6 +28,10 @@ FORMAT_BY_SUFFIX = {
 
 _EXTRACT_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
+# Written at the top of a landing folder by `boussole generate`: the files it wrote there, which
+# may be pseudonymised with the public development key (boussole/sample_data/marker.py).
+SAMPLE_MARKER = ".boussole-sample.json"
+
 
 # What a field must hold for its record to be loaded; a record that breaks a rule goes to
 # quarantine with the field and the reason. The rules are the one gate between the landing
@@ -624,6 +628,8 @@ def survey_landing(landing_dir: Path) -> list[IgnoredEntry]:
     if not landing_dir.is_dir():
         return ignored
     for top in sorted(landing_dir.iterdir()):
+        if top.name == SAMPLE_MARKER and not top.is_symlink():
+            continue
         if _leaves(top, landing_dir):
             ignore(top, None, None, LINK_LEAVES)
         elif top.name not in SOURCES or not top.is_dir():

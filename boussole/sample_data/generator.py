@@ -14,6 +14,7 @@ from pathlib import Path
 from . import crm, spend, support
 from ._common import LandingWriter, ParisCalendar, days_between
 from .faults import FAULTS, apply_faults
+from .marker import mark_sample
 from .web import WebSimulator
 
 # Simulated events (deal closes, auto-closes) run past the last extract; the calendar covers them.
@@ -155,6 +156,7 @@ def _generate(
             apply_faults(writer, day, faults)
         if progress is not None:
             progress(done, len(days))
+    mark_sample(landing_dir, writer.files)
     return GenerationSummary(
         files_written=len(writer.files),
         rows_by_object=dict(sorted(writer.rows.items())),

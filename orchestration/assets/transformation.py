@@ -12,6 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from boussole.audit_scope import current_build_digest, current_publication, record_build
 from boussole.dbt_invocation import warehouse_build
 from boussole.dbt_reuse import reused_nodes, upstream_nodes
+from boussole.pii_key import KeyRefused, claim_key, finish_rotation
 from boussole.settings import DBT_PROJECT_DIR
 from boussole.sql import quote_identifier
 from data_quality.runner import import_in_background
@@ -51,6 +52,9 @@ class DbtBuildConfig(dg.Config):
     # of their logic, or of reference data older rows were built with (FX rates delivered late
     # for past web transactions).
     full_refresh: bool = False
+    # Make every pseudonym again under the key of BOUSSOLE_PII_KEY although the warehouse's
+    # were made with another (`boussole rotate-key`): a full refresh of the whole project.
+    rotate_key: bool = False
 
 
 def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
@@ -87,6 +91,17 @@ def dbt_build(
     whole_project = context.selected_asset_keys == set(context.assets_def.keys) and (
         context.selected_asset_check_keys == set(context.assets_def.check_keys)
     )
+    if config.rotate_key:
+        if not whole_project:
+            raise dg.Failure(description="A key rotation makes every model again: select them all")
+        config = config.model_copy(update={"full_refresh": True})
+    # Pseudonyms are made here: never with the public key on real data, never with another key
+    # than the warehouse's unless on purpose (boussole/pii_key.py).
+    with warehouse.connect() as conn:
+        try:
+            context.log.info(claim_key(settings.get(), conn, rotating=config.rotate_key))
+        except KeyRefused as refused:
+            raise dg.Failure(description=str(refused)) from None
     # What the build reads (files loaded, project, settings): the same as the build that the
     # served mart was published from means nothing to build, audit or publish. The step then
     # materialises nothing, so the checks and the publication after it do not run either.
@@ -150,6 +165,8 @@ def dbt_build(
     if whole_project:
         build.record(invocation.target_path / "manifest.json")
         record_build(settings.get().dbt_state_dir, digest, context.run_id)
+        with warehouse.connect() as conn:
+            finish_rotation(conn)
 
 
 def with_row_counts(
