@@ -77,7 +77,7 @@ def command_run(extra: list[str]) -> None:
 
 def command_test(extra: list[str]) -> None:
     """Lint, then the tests in parallel (pytest-xdist, a worker per core;
-    tests/conftest.py keeps each module, or group of modules sharing a fixture, in one worker).
+    tests/conftest.py keeps each module in one worker, and builds the shared runs once).
     sqlfluff runs beside pytest, whose slowest test group decides the end anyway."""
     ensure_environment()
     env = _tool_env()
@@ -108,6 +108,9 @@ def command_test(extra: list[str]) -> None:
                 "auto",
                 "--dist",
                 "loadgroup",
+                # In tests/conftest.py's order, the longest groups first (by default
+                # pytest-xdist puts the groups of most tests first, whatever their length).
+                "--no-loadscope-reorder",
                 "--durations=15",
                 *extra,
             ],

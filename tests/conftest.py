@@ -1,13 +1,17 @@
 """Shared fixtures: an isolated Boussole environment (landing, data, Dagster instance)."""
 
+import fcntl
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pytest
@@ -20,6 +24,7 @@ from boussole.publication import publish_marts
 from boussole.settings import PII_KEY_VARIABLE, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BOUSSOLE = Path(sys.executable).parent / "boussole"
 
@@ -63,30 +68,46 @@ class Workspace:
 # Dagster writes thousands of events per run into its SQLite storage: on tmpfs, where fsync
 # costs nothing, a run takes about 20 s less than on disk.
 TMPFS = Path("/dev/shm")
+# The folder of this test run that every worker shares (Dagster instances, shared runs): made
+# by the process that starts the run (pytest-xdist's controller, whose environment its
+# workers inherit) and deleted when the run ends.
+SHARED_ROOT_VARIABLE = "BOUSSOLE_TEST_SHARED_ROOT"
+_SHARED_ROOT = pytest.StashKey[Path]()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _instance_root(tmp_path_factory: pytest.TempPathFactory):
-    """Where this test session keeps its Dagster instances: tmpfs when the machine has one."""
-    if TMPFS.is_dir():
-        root = Path(tempfile.mkdtemp(prefix="boussole-tests-", dir=TMPFS))
-    else:
-        root = tmp_path_factory.mktemp("dagster_instances")
-    os.environ["BOUSSOLE_TEST_INSTANCE_ROOT"] = str(root)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    root = Path(tempfile.mkdtemp(prefix="boussole-tests-", dir=TMPFS if TMPFS.is_dir() else None))
+    config.stash[_SHARED_ROOT] = root
+    os.environ[SHARED_ROOT_VARIABLE] = str(root)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SHARED_ROOT in config.stash:
+        shutil.rmtree(config.stash[_SHARED_ROOT], ignore_errors=True)
+
+
+def shared_root() -> Path:
+    return Path(os.environ[SHARED_ROOT_VARIABLE])
+
+
+def built_once(name: str, build: Callable[[Path], T]) -> T:
+    """What build(folder) returns, built by the first worker of the test run that asks for
+    `name` in a folder of the shared one; the others wait for it and read it back."""
+    kept = shared_root() / f"{name}.pickle"
+    with (shared_root() / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not kept.exists():
+            kept.write_bytes(pickle.dumps(build(shared_root() / name)))
+        return pickle.loads(kept.read_bytes())
 
 
 def make_workspace(root: Path, landing_fixture: str | None = None) -> Workspace:
     """A landing folder (copied from a fixture), a data folder and a Dagster instance that
     uses the project's dagster.yaml settings (its pool limit of 1 included), with its
-    storage on tmpfs (see _instance_root) or else under `root`."""
-    instance_root = os.environ.get("BOUSSOLE_TEST_INSTANCE_ROOT")
-    dagster_home = (
-        Path(tempfile.mkdtemp(prefix="dagster_home-", dir=instance_root))
-        if instance_root
-        else root / "dagster_home"
-    )
+    storage in the test run's shared folder (on tmpfs when the machine has one)."""
+    dagster_home = Path(tempfile.mkdtemp(prefix="dagster_home-", dir=shared_root()))
     workspace = Workspace(
         root / "landing", root / "data", dagster_home, FIXTURE_SETTINGS.get(landing_fixture, {})
     )
@@ -105,12 +126,7 @@ def make_workspace(root: Path, landing_fixture: str | None = None) -> Workspace:
 def copy_workspace(source: Workspace, root: Path) -> Workspace:
     """An independent copy of a workspace after its runs (landing, data, Dagster instance), so
     that a test can run on from a shared state without changing it for other tests."""
-    instance_root = os.environ.get("BOUSSOLE_TEST_INSTANCE_ROOT")
-    dagster_home = (
-        Path(tempfile.mkdtemp(prefix="dagster_home-", dir=instance_root)) / "home"
-        if instance_root
-        else root / "dagster_home"
-    )
+    dagster_home = Path(tempfile.mkdtemp(prefix="dagster_home-", dir=shared_root())) / "home"
     copy = Workspace(root / "landing", root / "data", dagster_home, source.settings)
     shutil.copytree(source.landing, copy.landing)
     # Not dbt's artifacts (tens of MB a run): the copy's other warehouse path makes its dbt
@@ -130,15 +146,18 @@ def workspace(tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture(scope="session")
-def small_pipeline(tmp_path_factory: pytest.TempPathFactory):
-    """One `boussole run` through Dagster on tests/fixtures/landing_small, shared by the tests
-    that read its result (read only) or run on from a copy of it (copy_workspace). Each worker
-    that runs such a module builds it once: the modules of one xdist group share it
-    ("small_pipeline", "recovery_and_reuse": two groups, so that two workers share the work)."""
-    workspace = make_workspace(tmp_path_factory.mktemp("small_pipeline"), "landing_small")
-    result = workspace.boussole("run")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return workspace, result
+def small_pipeline() -> tuple[Workspace, subprocess.CompletedProcess]:
+    """One `boussole run` through Dagster on tests/fixtures/landing_small, built once per test
+    run and shared by the tests that read its result (read only) or run on from a copy of it
+    (copy_workspace)."""
+
+    def build(root: Path) -> tuple[Workspace, subprocess.CompletedProcess]:
+        workspace = make_workspace(root, "landing_small")
+        result = workspace.boussole("run")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return workspace, result
+
+    return built_once("small_pipeline", build)
 
 
 @dataclass
@@ -157,11 +176,14 @@ SAMPLE_DAILY_RUNS = ("2026-01-15", "2026-01-16")
 
 
 @pytest.fixture(scope="session")
-def sample_history(tmp_path_factory: pytest.TempPathFactory) -> SampleHistory:
+def sample_history() -> SampleHistory:
     """Days 2026-01-01 to 01-14 in one run, then one run per day to 01-16, through Dagster;
-    the warehouse is kept after the first run and after the first daily run. Shared by the
-    modules of the xdist group "sample_history" (the KPI mart's invariants, PostgreSQL)."""
-    root = tmp_path_factory.mktemp("sample_history")
+    the warehouse is kept after the first run and after the first daily run. Built once per
+    test run, shared by the KPI mart's invariants and the PostgreSQL build."""
+    return built_once("sample_history", _build_sample_history)
+
+
+def _build_sample_history(root: Path) -> SampleHistory:
     workspace = make_workspace(root)
     generated = workspace.boussole(
         *("generate", "--start", SAMPLE_FIRST_DAY, "--end", SAMPLE_LAST_DAY),
@@ -183,15 +205,19 @@ def sample_history(tmp_path_factory: pytest.TempPathFactory) -> SampleHistory:
 
 # The longest test groups, longest first (measured: the time per test file at the end of a
 # run). pytest-xdist hands groups out in collection order (dev.py passes
-# --no-loadscope-reorder): the long ones start at once and the short ones fill in around them.
+# --no-loadscope-reorder), the first two to each worker in turn, then each to the first
+# worker free: the long ones start at once and the short ones fill in around them. The
+# builder of a shared run (built_once) comes before its readers on the same worker.
 LONGEST_GROUPS = (
-    "sample_history",
-    "small_pipeline",
-    "recovery_and_reuse",
+    "tests.test_kpi_mart_sample",  # builds sample_history
+    "tests/test_crash_recovery.py::test_runs_killed_during_ingestion_dbt_and_publication_are_"
+    "recovered",  # builds small_pipeline at its end
+    "tests.test_postgres",
+    "tests/test_pipeline_end_to_end.py::test_two_runs_at_once_never_write_the_warehouse_together",
     "tests.test_bad_input_pipeline",
     "tests.test_poison_records",
     "tests.test_web_incremental",
-    "tests.test_dagster_ui",
+    "tests.test_dbt_test_scope",
 )
 
 
@@ -202,12 +228,12 @@ def _group(item: pytest.Item) -> str:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """With pytest-xdist (--dist loadgroup), all the tests of a module run in one worker, so
-    that its module-scoped fixtures are built once; modules that share a session fixture name
-    one group with pytest.mark.xdist_group and run in the same worker. The longest groups
-    come first."""
+    that its module-scoped fixtures are built once, unless the module is marked `apart`; the
+    longest groups come first."""
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            apart = item.get_closest_marker("apart") is not None
+            item.add_marker(pytest.mark.xdist_group(item.nodeid if apart else item.module.__name__))
     ranks = {name: rank for rank, name in enumerate(LONGEST_GROUPS)}
     items.sort(key=lambda item: ranks.get(_group(item), len(ranks)))
 

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import BOUSSOLE, Workspace, make_workspace
 
 # The reference is the shared uninterrupted run of landing_small (conftest.small_pipeline).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("recovery_and_reuse")]
+pytestmark = [pytest.mark.e2e, pytest.mark.apart]
 
 TIMEOUT_SECONDS = 600
 REASON = "ended without finishing it; marked failed by the next run"

@@ -19,9 +19,8 @@ from boussole.dbt_reuse import SETTINGS_DIGEST, Reuse, plan_reuse
 from boussole.settings import Settings
 from tests.conftest import all_kpi_rows, copy_workspace, run_dbt
 
-# Runs on from a copy of the landing_small run (conftest small_pipeline), in the group of the
-# crash-recovery tests, which also build on it.
-pytestmark = pytest.mark.xdist_group("recovery_and_reuse")
+# Runs on from a copy of the landing_small run (conftest small_pipeline).
+pytestmark = pytest.mark.apart
 
 MARK = "set between the two runs"
 REUSABLE = {

@@ -8,9 +8,8 @@ from dagster import DagsterInstance
 
 from tests.conftest import copy_workspace
 
-# Runs on from a copy of the landing_small run (conftest small_pipeline), beside the crash and
-# reuse tests that build on it too.
-pytestmark = pytest.mark.xdist_group("recovery_and_reuse")
+# Runs on from a copy of the landing_small run (conftest small_pipeline).
+pytestmark = pytest.mark.apart
 
 LAST_DAY = "2026-02-02"
 

@@ -24,8 +24,9 @@ from tests.conftest import (
     run_dbt,
 )
 
-# The run on landing_small is shared with tests/test_dbt_reuse.py (conftest small_pipeline).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("small_pipeline")]
+# The run on landing_small is built once per test run (conftest small_pipeline): each test
+# reads it or runs on from a copy, wherever a worker is free.
+pytestmark = [pytest.mark.e2e, pytest.mark.apart]
 
 
 # The latest extract date of the fixture: the KPIs are as of that day.

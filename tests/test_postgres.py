@@ -25,7 +25,7 @@ from boussole.postgres import copy_ingested_tables
 from tests.conftest import BOUSSOLE, make_workspace
 
 # Builds on the sample's DuckDB runs, shared with tests/test_kpi_mart_sample.py (conftest).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_history")]
+pytestmark = pytest.mark.e2e
 
 KPI_KEY = ("kpi_id", "grain", "period_start", "dimension", "dimension_value")
 KPI_FIGURES = (
