@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -142,6 +142,25 @@ def land_bad_input(workspace, relative_path: str, fixture: str) -> None:
     shutil.copy(FIXTURES / "bad_inputs" / fixture, path)
 
 
+def land_web_event(workspace, day: str, session: int) -> None:
+    """Lands a web extract of `day` holding one clean event: a session start at 10:00 UTC."""
+    compact = day.replace("-", "")
+    start = datetime.fromisoformat(f"{day}T10:00:00+00:00")
+    event = {
+        "event_date": compact,
+        "event_timestamp": int(start.timestamp()) * 1_000_000,
+        "event_name": "session_start",
+        "event_params": [{"key": "ga_session_id", "value": {"int_value": session}}],
+        "user_pseudo_id": "u9",
+        "device": {"category": "desktop"},
+        "geo": {"country": "France"},
+        "platform": "WEB",
+    }
+    new_day = workspace.landing / "web" / day
+    new_day.mkdir(parents=True)
+    (new_day / f"events_{compact}.jsonl").write_text(json.dumps(event) + "\n")
+
+
 def load_of(workspace, file_path: str) -> list[tuple]:
     """(status, rows read, loaded, quarantined) of a landed file in the load manifest."""
     warehouse = workspace.data / "build" / "warehouse.duckdb"
@@ -176,7 +195,8 @@ def refused_after_landing(small_run, tmp_path, relative_path: str, fixture: str)
 def refused_with_raw_record(small_run, tmp_path, raw_table: str, fixture: str):
     """A copy of the shared run whose raw table holds a record that no rule of today's gate
     lets in, as a warehouse loaded by an earlier, laxer version can, and the pipeline run
-    again in full: publication is refused and the served mart stays as it was."""
+    again over a new extract day (a clean web event): the tables are built again from raw,
+    publication is refused and the served mart stays as it was."""
     workspace = copy_workspace(small_run[0], tmp_path)
     served = workspace.published.read_bytes()
     record = (FIXTURES / "bad_inputs" / fixture).read_text().strip()
@@ -185,7 +205,8 @@ def refused_with_raw_record(small_run, tmp_path, raw_table: str, fixture: str):
             f"insert into {raw_table} values (?::json, DATE '2026-02-03', ?, 1, ?)",
             [record, f"earlier-version/{fixture}", "0" * 64],
         )
-    refused = workspace.boussole("run", "--full-refresh")
+    land_web_event(workspace, "2026-02-03", session=900)
+    refused = workspace.boussole("run")
     assert_refused(workspace, refused, served)
     return workspace, refused
 
@@ -323,19 +344,7 @@ def test_two_runs_at_once_never_write_the_warehouse_together(published_once, tmp
     # On from the shared run, a new extract day: the first run ingests it, builds, audits and
     # publishes; the second, started meanwhile over the same day, waits for the warehouse.
     workspace = copy_workspace(published_once[0], tmp_path)
-    new_day = workspace.landing / "web" / "2026-02-03"
-    new_day.mkdir(parents=True)
-    event = {
-        "event_date": "20260203",
-        "event_timestamp": 1770112800000000,
-        "event_name": "session_start",
-        "event_params": [{"key": "ga_session_id", "value": {"int_value": 900}}],
-        "user_pseudo_id": "u9",
-        "device": {"category": "desktop"},
-        "geo": {"country": "France"},
-        "platform": "WEB",
-    }
-    (new_day / "events_20260203.jsonl").write_text(json.dumps(event) + "\n")
+    land_web_event(workspace, "2026-02-03", session=900)
     command = [str(BOUSSOLE), "run", "--start", "2026-02-03", "--end", "2026-02-03"]
     quiet = {"env": workspace.env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     first = subprocess.Popen(command, **quiet)
