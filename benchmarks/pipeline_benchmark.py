@@ -189,10 +189,8 @@ def dbt_layer_seconds(
     with warehouse_build(settings, no_reuse) as build:
         target = build.invocation.new_target_path()
         began = time.perf_counter()
-        result = build.invocation.run(
-            # The invocation adds --vars and the rest itself (build.args would add them twice).
+        result = build.run(
             *args,
-            *build.dbt_args,
             # Structured log events, in one file (dbt rolls its log over at 10 MB by default):
             # the time of each SQL statement, read below.
             *("--log-format-file", "json", "--log-file-max-bytes", "0"),

@@ -154,22 +154,6 @@ class DbtInvocation:
             **kwargs,
         )
 
-    @contextmanager
-    def environment(self) -> Iterator[None]:
-        """This invocation's variables in os.environ for the length of the block, for
-        dagster-dbt: DbtCliResource.cli gives dbt the process environment and takes no other."""
-        env = self.env()
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    del os.environ[name]
-                else:
-                    os.environ[name] = value
-
     def new_target_path(self, lane: str | None = None) -> Path:
         """A new folder for the artifacts of one invocation, under <data>/dbt/<lane> (default:
         the target's name), holding the newest partial parse of the lane; the oldest folders
@@ -209,8 +193,9 @@ class WarehouseBuild:
         the rows it writes."""
         return [*self.reuse.dbt_args, *self.test_scope.dbt_args]
 
-    def args(self, *dbt_args: str) -> list[str]:
-        return self.invocation.args(*dbt_args, *self.dbt_args)
+    def run(self, *dbt_args: str, target_path: Path, **kwargs) -> subprocess.CompletedProcess:
+        """dbt `dbt_args` (a command and its options) on this build (DbtInvocation.run)."""
+        return self.invocation.run(*dbt_args, *self.dbt_args, target_path=target_path, **kwargs)
 
     def record(self, manifest: Path) -> None:
         """Keep the manifest of a successful build of every node: the next build compares

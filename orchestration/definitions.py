@@ -9,15 +9,13 @@ the sensor and the checks from the resources built with it.
 """
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
-from boussole.dbt_invocation import DBT_EXECUTABLE
 from boussole.dbt_manifest import ensure_manifest
 from boussole.ingestion.contracts import SOURCES
 from boussole.settings import Settings
 from orchestration.assets.ingestion import build_ingestion_asset, load_manifest
 from orchestration.assets.publication import build_publication_asset
-from orchestration.assets.transformation import build_dbt_models, dbt_project
+from orchestration.assets.transformation import build_dbt_models
 from orchestration.automation import build_daily_schedule, landing_files_sensor, pipeline_job
 from orchestration.checks.quality import great_expectations_suites
 from orchestration.partitions import extract_date_partitions
@@ -60,6 +58,5 @@ defs = dg.Definitions(
         "settings": SettingsResource.from_settings(settings),
         "warehouse": WarehouseResource(path=str(settings.build_warehouse_path)),
         "landing": LandingResource(path=str(settings.landing_dir)),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE)),
     },
 )

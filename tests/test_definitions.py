@@ -1,11 +1,14 @@
 """The Dagster code location loads and wires the layers together as the architecture says."""
 
 import itertools
+import json
 
 import dagster as dg
 import yaml
 
+from boussole.dbt_manifest import MANIFEST_PATH
 from boussole.ingestion.contracts import LANDING_OBJECTS
+from orchestration.assets.transformation import DBT_TESTS_CHECK
 from orchestration.definitions import defs
 from tests.conftest import PROJECT_ROOT
 
@@ -61,16 +64,23 @@ def test_assets_are_grouped_by_layer():
 
 def test_great_expectations_and_dbt_tests_are_blocking_checks_on_the_marts():
     check_specs = {
-        spec.key.name: spec for assets_def in graph().assets_defs for spec in assets_def.check_specs
+        spec.key: spec for assets_def in graph().assets_defs for spec in assets_def.check_specs
     }
+    kpi_values = dg.AssetKey(["marts", "kpi_values"])
     for suite in ("gx_kpi_values", "gx_fct_tickets", "gx_fct_deals"):
-        assert check_specs[suite].blocking
-    dbt_kpi_checks = [
-        spec
-        for name, spec in check_specs.items()
-        if spec.asset_key == dg.AssetKey(["marts", "kpi_values"]) and not name.startswith("gx_")
-    ]
-    assert dbt_kpi_checks and all(spec.blocking for spec in dbt_kpi_checks)
+        assert check_specs[dg.AssetCheckKey(dg.AssetKey(["marts", suite[3:]]), suite)].blocking
+    # The dbt tests of a model report as one blocking check on it: one for each model or seed
+    # that the manifest gives a test.
+    manifest = json.loads(MANIFEST_PATH.read_text())
+    tested = {
+        node["attached_node"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+    }
+    dbt_checks = [spec for key, spec in check_specs.items() if key.name == DBT_TESTS_CHECK]
+    assert len(dbt_checks) == len(tested) > 20
+    assert all(spec.blocking for spec in dbt_checks)
+    assert dg.AssetCheckKey(kpi_values, DBT_TESTS_CHECK) in check_specs
 
 
 def test_the_job_covers_every_asset_and_check_and_automation_starts_it():

@@ -193,7 +193,7 @@ def test_the_command_line_refuses_before_starting_dagster(tmp_path):
 
 def test_the_dbt_step_refuses_the_public_key_on_real_data(tmp_path):
     """The Dagster UI's way in: the dbt step itself, before dbt runs."""
-    from orchestration.definitions import dbt_models, defs
+    from orchestration.definitions import dbt_models
 
     landing = tmp_path / "landing"
     shutil.copytree(FIXTURES / "landing_small", landing)
@@ -201,7 +201,6 @@ def test_the_dbt_step_refuses_the_public_key_on_real_data(tmp_path):
     result = dg.materialize(
         [dbt_models],
         resources={
-            "dbt": defs.resources["dbt"],
             "settings": SettingsResource.from_settings(settings),
             "warehouse": WarehouseResource(path=str(settings.build_warehouse_path)),
         },

@@ -22,20 +22,22 @@ class PublicationRefused(dg.Failure):
 def checks_not_passed_in_run(
     instance: dg.DagsterInstance, run_id: str, required: Sequence[dg.AssetCheckKey]
 ) -> list[str]:
-    passed: dict[dg.AssetCheckKey, bool] = {}
+    evaluations = {}
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ).records
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data
-        passed[evaluation.asset_check_key] = evaluation.passed
+        evaluations[evaluation.asset_check_key] = evaluation
     problems = []
     for key in required:
         label = f"{key.name} on {key.asset_key.to_user_string()}"
-        if key not in passed:
+        evaluation = evaluations.get(key)
+        if evaluation is None:
             problems.append(f"{label} (did not run)")
-        elif not passed[key]:
-            problems.append(f"{label} (failed)")
+        # A failure of WARN severity (dbt tests of severity warn that found rows) blocks nothing.
+        elif not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            problems.append(f"{label} (failed: {evaluation.description})")
     return problems
 
 

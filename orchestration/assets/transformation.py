@@ -1,13 +1,18 @@
-"""dbt models as Dagster assets: staging, intermediate and marts groups; dbt tests become
-asset checks (error severity = blocking)."""
+"""dbt models as Dagster assets: staging, intermediate and marts groups. The dbt tests of each
+model report as one blocking asset check on it (DBT_TESTS_CHECK), which names the tests that
+failed. The step runs dbt itself (boussole/dbt_invocation.py) and reads what it built and
+tested from its run results."""
 
+import json
+from collections import defaultdict
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
 from boussole.audit_scope import current_build_digest, current_publication, record_build
 from boussole.dbt_invocation import warehouse_build
@@ -22,10 +27,24 @@ from orchestration.resources import SettingsResource, WarehouseResource
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
+# The check on each model that its dbt tests report as. One check per test would cost three
+# Dagster events per test and run (planned, output, evaluation), each written on its own to
+# the instance: with some 330 tests, more than half of a daily run's time.
+DBT_TESTS_CHECK = "dbt_tests"
+# dbt's statuses of a node that failed: a test of error severity that found rows, or a node
+# that could not run.
+FAILED_TEST_STATUSES = ("fail", "error")
+
+
+def tested_node(test: Mapping[str, Any]) -> str | None:
+    """The node a dbt test checks: its attached node (generic tests), or its one parent."""
+    parents = test["depends_on"]["nodes"]
+    return test.get("attached_node") or (parents[0] if len(parents) == 1 else None)
+
 
 class BoussoleDbtTranslator(DagsterDbtTranslator):
     """dbt sources are the raw tables of the ingestion assets (and their load manifest);
-    models group by layer."""
+    models group by layer; the tests of a model are its DBT_TESTS_CHECK."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -40,6 +59,28 @@ class BoussoleDbtTranslator(DagsterDbtTranslator):
         fqn = dbt_resource_props.get("fqn", [])
         # fqn = [project, layer, ...]: staging, intermediate or marts
         return fqn[1] if len(fqn) > 2 else "dbt"
+
+    def get_asset_check_spec(
+        self,
+        asset_spec: dg.AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: DbtProject | None,
+    ) -> dg.AssetCheckSpec | None:
+        # Asked for each test of the model (and of the models it relates to): every test of
+        # the model gives the same check.
+        tested = manifest["nodes"].get(tested_node(manifest["nodes"][unique_id]) or "")
+        if tested is None or self.get_asset_key(tested) != asset_spec.key:
+            return None
+        return dg.AssetCheckSpec(
+            name=DBT_TESTS_CHECK,
+            asset=asset_spec.key,
+            # A result fails with WARN severity, which blocks nothing, when only tests of
+            # severity warn found rows.
+            blocking=True,
+            description="The dbt tests of the model (schema YAML): fails naming those that "
+            "found rows.",
+        )
 
 
 DBT_TRANSLATOR = BoussoleDbtTranslator()
@@ -57,9 +98,10 @@ class DbtBuildConfig(dg.Config):
     rotate_key: bool = False
 
 
-def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
-    """The dbt models of `manifest` (boussole/dbt_manifest.py prepares it) as one asset
-    definition, built by one `dbt build`."""
+def build_dbt_models(manifest_path: Path) -> dg.AssetsDefinition:
+    """The dbt models of the manifest at `manifest_path` (boussole/dbt_manifest.py prepares it)
+    as one asset definition, built by one `dbt build`."""
+    manifest = json.loads(manifest_path.read_text())
 
     @dbt_assets(
         manifest=manifest,
@@ -69,19 +111,18 @@ def build_dbt_models(manifest: Path) -> dg.AssetsDefinition:
     )
     def dbt_models(
         context: dg.AssetExecutionContext,
-        dbt: DbtCliResource,
         warehouse: WarehouseResource,
         settings: SettingsResource,
         config: DbtBuildConfig,
     ):
-        yield from dbt_build(context, dbt, warehouse, settings, config)
+        yield from dbt_build(context, manifest, warehouse, settings, config)
 
     return dbt_models
 
 
 def dbt_build(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    manifest: Mapping[str, Any],
     warehouse: WarehouseResource,
     settings: SettingsResource,
     config: DbtBuildConfig,
@@ -130,55 +171,170 @@ def dbt_build(
             context.log.info(f"Every row is tested: {build.test_scope.reason}")
         else:
             context.log.info("The tests of the incremental models check the rows this build writes")
-        with build.invocation.environment():
-            invocation = dbt.cli(
-                build.args("build", *(["--full-refresh"] if config.full_refresh else [])),
-                context=context,
-                raise_on_error=False,
-                target_path=build.invocation.new_target_path(),
-            )
         # The suites run right after this step: their library loads while dbt builds.
         import_in_background()
-        # DuckDB has one writer: the row counts are read once dbt has exited and released the
-        # file, through a connection this step closes (not dbt's adapter, which stays open).
-        events = list(invocation.stream())
-    with warehouse.connect(read_only=True) as conn:
-        row_counts = table_row_counts(conn)
-    if not invocation.is_successful():
-        yield from with_row_counts(context, events, row_counts)
-        # Names the raw records behind the failed nodes, and how to quarantine them.
+        target_path = build.invocation.new_target_path()
+        # dbt's log goes to this process's output (the run's step log, the UI's compute logs).
+        completed = build.run(
+            "build",
+            *(["--full-refresh"] if config.full_refresh else []),
+            *([] if whole_project else selection(context, manifest)),
+            target_path=target_path,
+        )
+    if not (target_path / "run_results.json").exists():  # dbt stopped before running a node
         raise dbt_build_failure(
             context,
-            f"dbt build failed: {invocation.get_error()}",
+            f"dbt build failed: see {target_path / 'dbt.log'}",
             warehouse.path_obj,
-            invocation.target_path,
+            target_path,
         )
+    built_manifest = json.loads((target_path / "manifest.json").read_text())
+    run_results = json.loads((target_path / "run_results.json").read_text())
+    # DuckDB has one writer: the row counts are read once dbt has exited and released the file.
+    with warehouse.connect(read_only=True) as conn:
+        row_counts = table_row_counts(conn)
+    events = built_outputs(context, built_manifest, run_results, row_counts)
     if build.reuse.dbt_args:
-        manifest = invocation.get_artifact("manifest.json")
-        reused = reused_nodes(manifest, invocation.get_artifact("run_results.json"))
-        events = with_reused_outputs(context, events, reused, manifest)
+        reused = reused_nodes(built_manifest, run_results)
+        events = with_reused_outputs(context, events, reused, built_manifest)
         context.log.info(
             f"{len(reused)} views and reference models reused, unchanged since the last build "
             "(their tests ran)"
         )
-    yield from with_row_counts(context, events, row_counts)
+    yield from events
+    yield from dbt_test_checks(built_manifest, run_results, context.selected_asset_check_keys)
+    if completed.returncode != 0:
+        # Names the raw records behind the failed nodes, and how to quarantine them.
+        raise dbt_build_failure(
+            context,
+            f"dbt build failed: {build_errors(built_manifest, run_results)}",
+            warehouse.path_obj,
+            target_path,
+        )
     if whole_project:
-        build.record(invocation.target_path / "manifest.json")
+        build.record(target_path / "manifest.json")
         record_build(settings.get().dbt_state_dir, digest, context.run_id)
         with warehouse.connect() as conn:
             finish_rotation(conn)
 
 
-def with_row_counts(
-    context: dg.AssetExecutionContext, events: list, row_counts: dict[tuple[str, str], int]
-) -> Iterator:
-    for event in events:
-        if isinstance(event, dg.Output):
-            key = context.assets_def.keys_by_output_name[event.output_name]
-            count = row_counts.get(tuple(key.path))
-            if count is not None:
-                event = event.with_metadata({**event.metadata, "dagster/row_count": count})
-        yield event
+def selection(context: dg.AssetExecutionContext, manifest: Mapping[str, Any]) -> list[str]:
+    """dbt's selection of the step's subset (launched from the UI): the models selected, and
+    the tests of the models whose check is selected (and no other)."""
+    checked = {key.asset_key for key in context.selected_asset_check_keys}
+    nodes = manifest["nodes"].values()
+    models = [
+        node
+        for node in nodes
+        if node["resource_type"] != "test"
+        and DBT_TRANSLATOR.get_asset_key(node) in context.selected_asset_keys
+    ]
+    tests = [
+        node
+        for node in nodes
+        if node["resource_type"] == "test"
+        and node.get("config", {}).get("enabled", True)
+        and tested_node(node) in manifest["nodes"]
+        and DBT_TRANSLATOR.get_asset_key(manifest["nodes"][tested_node(node)]) in checked
+    ]
+    names = [".".join(node["fqn"]) for node in [*models, *tests]]
+    return ["--select", *names, "--indirect-selection", "empty"]
+
+
+def built_outputs(
+    context: dg.AssetExecutionContext,
+    manifest: Mapping[str, Any],
+    run_results: Mapping[str, Any],
+    row_counts: dict[tuple[str, str], int],
+) -> list[dg.Output]:
+    """An output for each model and seed the build made, in the order dbt made them."""
+    output_names = {key: name for name, key in context.assets_def.keys_by_output_name.items()}
+    outputs = []
+    for result in run_results["results"]:
+        node = manifest["nodes"].get(result["unique_id"])
+        if node is None or node["resource_type"] not in ("model", "seed"):
+            continue
+        key = DBT_TRANSLATOR.get_asset_key(node)
+        if result["status"] != "success" or key not in context.selected_asset_keys:
+            continue
+        count = row_counts.get(tuple(key.path))
+        outputs.append(
+            dg.Output(
+                None,
+                output_name=output_names[key],
+                metadata={
+                    "unique_id": node["unique_id"],
+                    "execution_duration": result["execution_time"],
+                    **({} if count is None else {"dagster/row_count": count}),
+                },
+            )
+        )
+    return outputs
+
+
+def dbt_test_checks(
+    manifest: Mapping[str, Any],
+    run_results: Mapping[str, Any],
+    selected: AbstractSet[dg.AssetCheckKey],
+) -> Iterator[dg.AssetCheckResult]:
+    """The DBT_TESTS_CHECK of each model whose tests ran: passed when none found rows, of
+    ERROR severity when one of severity error did (WARN when only those of severity warn
+    did), naming them."""
+    by_model: dict[dg.AssetKey, list[Mapping[str, Any]]] = defaultdict(list)
+    for result in run_results["results"]:
+        test = manifest["nodes"].get(result["unique_id"])
+        if test is None or test["resource_type"] != "test" or result["status"] == "skipped":
+            continue
+        tested = manifest["nodes"].get(tested_node(test) or "")
+        if tested is not None:
+            by_model[DBT_TRANSLATOR.get_asset_key(tested)].append({**result, "name": test["name"]})
+    for key, results in by_model.items():
+        if dg.AssetCheckKey(key, DBT_TESTS_CHECK) not in selected:
+            continue
+        found = [r for r in results if r["status"] != "pass"]
+        described = [f"{r['name']} {_outcome(r)}" for r in found]
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=DBT_TESTS_CHECK,
+            passed=not found,
+            severity=(
+                dg.AssetCheckSeverity.ERROR
+                if any(r["status"] in FAILED_TEST_STATUSES for r in found)
+                else dg.AssetCheckSeverity.WARN
+            ),
+            description="; ".join(described) or f"{len(results)} dbt tests passed",
+            metadata={
+                "tests": len(results),
+                "tests_with_rows": len(found),
+                "results": dg.MetadataValue.md(
+                    "\n".join(
+                        ["| dbt test | status | failing rows |", "|---|---|---|"]
+                        + [
+                            f"| {r['name']} | {r['status']} | {r.get('failures') or ''} |"
+                            for r in sorted(results, key=lambda r: r["name"])
+                        ]
+                    )
+                ),
+            },
+        )
+
+
+def _outcome(result: Mapping[str, Any]) -> str:
+    if result["status"] == "error":
+        return f"could not run: {result.get('message')}"
+    rows = result.get("failures")
+    return (
+        f"{'failed' if result['status'] == 'fail' else 'warned'} on {rows} row{'s' * (rows != 1)}"
+    )
+
+
+def build_errors(manifest: Mapping[str, Any], run_results: Mapping[str, Any]) -> str:
+    """The nodes that failed, with dbt's message."""
+    return "; ".join(
+        f"{manifest['nodes'].get(r['unique_id'], {}).get('name', r['unique_id'])}: {r['message']}"
+        for r in run_results["results"]
+        if r["status"] in FAILED_TEST_STATUSES
+    )
 
 
 def with_reused_outputs(
