@@ -12,6 +12,7 @@ import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 import yaml
@@ -192,11 +193,11 @@ def refused_after_landing(small_run, tmp_path, relative_path: str, fixture: str)
     return workspace, refused
 
 
-def refused_with_raw_record(small_run, tmp_path, raw_table: str, fixture: str):
+def refused_with_raw_record(small_run, tmp_path, raw_table: str, fixture: str, *run_options: str):
     """A copy of the shared run whose raw table holds a record that no rule of today's gate
     lets in, as a warehouse loaded by an earlier, laxer version can, and the pipeline run
-    again over a new extract day (a clean web event): the tables are built again from raw,
-    publication is refused and the served mart stays as it was."""
+    again (with `run_options`, else over a new extract day of one clean web event): the tables
+    are built again from raw, publication is refused and the served mart stays as it was."""
     workspace = copy_workspace(small_run[0], tmp_path)
     served = workspace.published.read_bytes()
     record = (FIXTURES / "bad_inputs" / fixture).read_text().strip()
@@ -205,10 +206,15 @@ def refused_with_raw_record(small_run, tmp_path, raw_table: str, fixture: str):
             f"insert into {raw_table} values (?::json, DATE '2026-02-03', ?, 1, ?)",
             [record, f"earlier-version/{fixture}", "0" * 64],
         )
-    land_web_event(workspace, "2026-02-03", session=900)
-    refused = workspace.boussole("run")
+    if not run_options:
+        land_web_event(workspace, "2026-02-03", session=900)
+    refused = workspace.boussole("run", *run_options)
     assert_refused(workspace, refused, served)
     return workspace, refused
+
+
+def dagster_run_id(run: subprocess.CompletedProcess) -> str:
+    return re.search(r"^Dagster run (\S+)$", run.stderr, flags=re.MULTILINE).group(1)
 
 
 def assert_refused(workspace, refused, served: bytes) -> None:
@@ -237,21 +243,29 @@ def test_failed_dbt_test_refuses_publication_and_keeps_the_mart(published_once, 
     assert "  - crm/2026-02-03/leads.jsonl: ignored, unknown object: the crm objects" in summary
 
 
-def test_a_check_that_could_not_run_refuses_publication(published_once, tmp_path):
+def test_a_check_that_could_not_run_refuses_publication(published_once, tmp_path, monkeypatch):
     # Ticket 6 is created at "infinity", in raw: DuckDB reads that text as a timestamp, so
     # every dbt test passes, but its creation date has no pandas value: the suite on
     # fct_tickets cannot read its table. Its expectations could not run, which refuses
     # publication as a failure would, and is reported as such, not as failed.
+    # In full, as a user who suspects the warehouse would: the one run through Dagster of
+    # `boussole run --full-refresh`.
     workspace, refused = refused_with_raw_record(
-        published_once, tmp_path, "raw_support.tickets", "created_at_infinity.jsonl"
-    )
+        published_once, tmp_path, "raw_support.tickets", "created_at_infinity.jsonl",
+        "--full-refresh",
+    )  # fmt: skip
+    monkeypatch.setenv("DAGSTER_HOME", str(workspace.dagster_home))
+    with dg.DagsterInstance.get() as instance:
+        logged = instance.get_records_for_run(dagster_run_id(refused)).records
+    assert "Full refresh: the incremental models are rebuilt from all raw rows" in {
+        record.event_log_entry.user_message for record in logged
+    }
     assert reported_checks(refused.stderr) == [("gx_fct_tickets", "marts/fct_tickets")]
     assert "ticket_id_is_unique could not run: cannot read marts.fct_tickets" in refused.stderr
     assert "unexpected)" not in refused.stderr  # no expectation failed on values
     # The run's results file tells each expectation of the suite apart as could not run.
-    run_id = re.search(r"^Dagster run (\S+)$", refused.stderr, flags=re.MULTILINE).group(1)
     results = json.loads(
-        (workspace.data / "quality" / "fct_tickets" / f"{run_id}.json").read_text()
+        (workspace.data / "quality" / "fct_tickets" / f"{dagster_run_id(refused)}.json").read_text()
     )
     suite = yaml.safe_load((PROJECT_ROOT / "data_quality/suites/fct_tickets.yml").read_text())
     assert results["passed"] is False
