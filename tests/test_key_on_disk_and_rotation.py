@@ -12,8 +12,9 @@ import pytest
 from boussole.pii_key import fingerprint
 from tests.conftest import BOUSSOLE, PROJECT_ROOT, copy_workspace
 
-# Reads the shared run on landing_small (conftest small_pipeline), and runs on from a copy.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("small_pipeline")]
+# Reads the shared run on landing_small (conftest small_pipeline), and runs on from a copy;
+# each test wherever a worker is free.
+pytestmark = [pytest.mark.e2e, pytest.mark.apart]
 
 NEW_KEY = "pR3-wY8tLk1qZn6vXc0bHs5j"
 

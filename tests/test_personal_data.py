@@ -15,7 +15,7 @@ import pytest
 from boussole.sql import quote_identifier
 
 # Reads the generated sample's runs (conftest sample_history).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sample_history")]
+pytestmark = pytest.mark.e2e
 
 # Where the vendors' records hold personal data, listed here from their shapes (HubSpot, Zendesk),
 # not from the project's own list.
