@@ -29,6 +29,11 @@ Deals (dates in Paris; cycle = close date - create date in days):
   109 Gamma    GBP 1000  owner 502  qualify 02-20 (GBP 1.17 of 02-19 -> 1170), proposal 03-12
   108 Beta     EUR 4800  owner 502  created 02-23, won 03-10, recurring 400/month, no end
                (Beta's 2nd won deal)                                           cycle 15
+A deal is open from its create date to its close date, also before its first extract: 101,
+103, 107, 108 and 110 are first extracted already closed, so they are open from their create
+date in an unknown stage, weighted as the pipeline's entry stage (qualify, p 0.2), at the
+amount of their first version converted at the FX rate of their create date (103: 1000 USD *
+0.85 of 01-10 = 850).
 Activities: call 201 (501, 01-12), call 203 (archived: not counted), email 301 (501, 01-13),
 call 202 (502, 2026-01-31T23:15Z = 02-01 in Paris), email 302 (502, 02-03), meeting 401
 (501, 02-05, delivered twice: scheduled, then completed).
@@ -195,16 +200,19 @@ def test_sales_cycle_mean_with_the_median_as_secondary_value(published):
 
 def test_open_pipeline_at_period_end_from_the_stage_history(published):
     # End of January (01-31 in Paris): 102 in qualify (2000, p 0.2), 105 in contractsent
-    # (800, p 0.9), 106 in proposal (3000, p 0.6). End of February: 105 and 109 in qualify
-    # (1000 GBP at 1.17 of its create date = 1170). End of March: 109 has moved to proposal.
-    assert kpi_series(published, "open_deals", "month") == {JAN: 3.0, FEB: 2.0, MAR: 2.0}
+    # (800, p 0.9), 106 in proposal (3000, p 0.6). End of February: 105, 109 in qualify
+    # (1000 GBP at 1.17 of its create date = 1170), and 108 (4800), the case: created
+    # on 02-23 and first extracted on 03-31 already won (on 03-10), it was open on 02-28, in
+    # an unknown stage weighted as qualify (0.2). (The old figure, 2 deals and 1970, started
+    # its open spell at its first version.) End of March: 109 has moved to proposal.
+    assert kpi_series(published, "open_deals", "month") == {JAN: 3.0, FEB: 3.0, MAR: 2.0}
     assert kpi_series(published, "open_pipeline_value", "month") == approx(
-        {JAN: 2000 + 800 + 3000.0, FEB: 800 + 1000 * 1.17, MAR: 800 + 1000 * 1.17}
+        {JAN: 2000 + 800 + 3000.0, FEB: 800 + 1000 * 1.17 + 4800, MAR: 800 + 1000 * 1.17}
     )
     assert kpi_series(published, "weighted_pipeline_value", "month") == approx(
         {
             JAN: 2000 * 0.2 + 800 * 0.9 + 3000 * 0.6,
-            FEB: 800 * 0.9 + 1170 * 0.2,
+            FEB: 800 * 0.9 + 1170 * 0.2 + 4800 * 0.2,
             MAR: 800 * 0.9 + 1170 * 0.6,
         }
     )
@@ -212,24 +220,27 @@ def test_open_pipeline_at_period_end_from_the_stage_history(published):
     daily = kpi_series(published, "open_pipeline_value", "day")
     assert daily["2026-01-31"] == approx(2000 + 800 + 3000.0)
     assert daily["2026-02-01"] == approx(800 + 3000.0)
-    # Weeks end on Sunday. 01-18: 104 (500) and 106 (3000) in qualify, 105. 01-25: 102 has
-    # joined, 106 is in proposal. 02-01: 102 won, 104 lost (01-26).
-    assert kpi_series(published, "open_deals", "week")["2026-01-12"] == 3.0
+    # Weeks end on Sunday. 01-18: 104 (500) and 106 (3000) in qualify, 105, and 103 (created
+    # 01-10, first extracted won on 01-20: open before, 850 weighted as qualify; the old
+    # figure, 3 deals, left it out). 01-25: 102 has joined, 106 is in proposal, 103 is won.
+    # 02-01: 102 won, 104 lost (01-26).
+    assert kpi_series(published, "open_deals", "week")["2026-01-12"] == 4.0
     weekly = kpi_series(published, "weighted_pipeline_value", "week")
-    assert weekly["2026-01-12"] == approx(500 * 0.2 + 800 * 0.9 + 3000 * 0.2)
+    assert weekly["2026-01-12"] == approx(500 * 0.2 + 800 * 0.9 + 3000 * 0.2 + 850 * 0.2)
     assert weekly["2026-01-19"] == approx(2000 * 0.2 + 500 * 0.2 + 800 * 0.9 + 3000 * 0.6)
     assert weekly["2026-01-26"] == approx(800 * 0.9 + 3000 * 0.6)
     assert kpi_series(published, "open_pipeline_value", "week")["2026-01-19"] == approx(
         2000 + 500 + 800 + 3000.0
     )
-    # Lyon (owner 502): 102 and 106 at the end of January, 109 afterwards.
+    # Lyon (owner 502): 102 and 106 at the end of January, 109 and 108 at the end of
+    # February, 109 at the end of March.
     assert kpi_series(published, "open_deals", "month", "team", "Lyon") == {
         JAN: 2.0,
-        FEB: 1.0,
+        FEB: 2.0,
         MAR: 1.0,
     }
     assert kpi_series(published, "weighted_pipeline_value", "month", "owner", "502") == approx(
-        {JAN: 2000 * 0.2 + 3000 * 0.6, FEB: 1170 * 0.2, MAR: 1170 * 0.6}
+        {JAN: 2000 * 0.2 + 3000 * 0.6, FEB: 1170 * 0.2 + 4800 * 0.2, MAR: 1170 * 0.6}
     )
 
 
@@ -322,12 +333,13 @@ def test_sales_activities_calls_emails_and_meetings(published):
 
 def test_pipeline_velocity_from_open_deals_and_trailing_90_day_inputs(published):
     # Trailing 90 days up to 01-31: 2 won (1900), 1 lost, cycles 7 and 10.
-    # Up to 02-28: 5 won (1900 + 6500), 2 lost, cycles 7 + 10 + 13 + 24 + 14 = 68.
+    # Up to 02-28: 5 won (1900 + 6500), 2 lost, cycles 7 + 10 + 13 + 24 + 14 = 68; 3 deals
+    # open (105, 109 and 108, created in February and first extracted won in March).
     # Up to 03-31 (from 01-01): 6 won (8400 + 4800), 2 lost, cycles 68 + 15 = 83.
     assert kpi_series(published, "pipeline_velocity", "month") == approx(
         {
             JAN: 3 * (1900 / 2) * (2 / 3) / ((7 + 10) / 2),
-            FEB: 2 * (8400 / 5) * (5 / 7) / (68 / 5),
+            FEB: 3 * (8400 / 5) * (5 / 7) / (68 / 5),
             MAR: 2 * (13200 / 6) * (6 / 8) / (83 / 6),
         }
     )

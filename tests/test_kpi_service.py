@@ -20,7 +20,8 @@ The fixture's story (agent 42, admin 43, requester 90xx of ticket x; every ticke
 
 - T1 is solved with exactly one agent reply (one-touch); first solved 09:00 + 120 min = 11:00Z.
 - T4 is first solved 08:00 + 240 min = 12:00Z on 01-20, reopened, and solved again on 02-01
-  08:00Z (Paris 09:00): tickets_solved counts it on 01-20; the backlog keeps it until 02-01.
+  08:00Z (Paris 09:00): tickets_solved counts it on 01-20. Both its versions (01-20, 02-02)
+  say solved: no version shows it reopened, so it is never in the backlog at a day's end.
 - T3 has no ticket metrics: its first reply comes from its comments. 10:00 the requester's
   description, 10:10 an agent's PRIVATE note, 10:20 a requester follow-up (public), 10:45 the
   agent's public reply, 11:30 the admin's public reply. First reply = 10:45 - 10:00 = 45 min.
@@ -210,20 +211,23 @@ def test_time_to_resolution_mean_and_median(published):
 
 
 def test_backlog_at_period_end(published):
-    # Open at the period's last day: created on or before it, not solved by then (the last
-    # resolution date ends the stay). T1, T5, T8 leave on their creation day.
-    # 01-31: T3, T4 (reopened; solved again 02-01) -> 2. 02-28: T2, T3, T6 -> 3.
-    assert values(published, "backlog", "month") == {JAN: 2.0, FEB: 3.0}
+    # Open at the period's last day: created on or before it and neither solved nor closed as
+    # its latest version updated by then says (a solve counts from the metrics' solve time).
+    # T1, T5 (closed 02-04, solved 02-03 19:00Z), T8 leave on their creation day.
+    # 01-31: T3 -> 1. T4's latest version by then (01-20) says solved: it is out, although
+    # reopened later (the old figure, 2, kept it until its last solve on 02-01).
+    # 02-28: T2, T3, T6 -> 3.
+    assert values(published, "backlog", "month") == {JAN: 1.0, FEB: 3.0}
     assert values(published, "backlog", "week") == {
         W0112: 1.0,  # 01-18: T3
-        W0119: 2.0,  # 01-25: T3, T4
-        W0126: 2.0,  # 02-01: T3, T2 (created that day); T4 solved again that day
+        W0119: 1.0,  # 01-25: T3 (T4 solved on 01-20; the old figure was 2)
+        W0126: 2.0,  # 02-01: T3, T2 (created that day)
         W0202: 2.0,  # 02-08: T2, T3
         W0209: 3.0,  # 02-15: T2, T3, T6
         W0216: 3.0,  # 02-22: T2, T3, T6
     }
     days = values(published, "backlog", "day")
-    assert (days["2026-01-31"], days["2026-02-01"], days["2026-02-17"]) == (2.0, 2.0, 3.0)
+    assert (days["2026-01-31"], days["2026-02-01"], days["2026-02-17"]) == (1.0, 2.0, 3.0)
     assert values(published, "backlog", "month", "priority", "normal") == {
         JAN: 1.0,  # T3
         FEB: 2.0,  # T2, T3

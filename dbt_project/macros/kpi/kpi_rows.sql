@@ -286,9 +286,12 @@
 
 {#-
     The fact rows a KPI counts. For a flow (aggregate), the rows with a date. For a stock
-    (at_period_end), each row once per period whose last day falls in its validity, from
-    valid_from (included) to valid_until (excluded; null = still valid) or for
-    valid_for_days days, with the period as kpi_grain and kpi_period_start.
+    (at_period_end), each row once per period whose last day it covers, with the period as
+    kpi_grain and kpi_period_start: the fact holds spells of its records' states (state_from
+    included, state_until excluded, null = still so; see kpi_state_spells), so a stock counts
+    its records as they stood on that day. A KPI may narrow the spell further with its own
+    validity, from valid_from (included) to valid_until (excluded; null = still valid) or for
+    valid_for_days days (a won deal counts in the 365 days after its close date).
 -#}
 {% macro kpi_fact_rows(kpi) -%}
     {%- set computation = kpi.computation -%}
@@ -296,24 +299,55 @@
     {%- if computation.type == 'aggregate' -%}
         (select * from {{ ref(computation.fact) }} where {{ computation.date }} is not null and ({{ where }}))
     {%- else -%}
-        {%- set valid_from = 'valid_rows.' ~ computation.valid_from -%}
-        {%- if computation.valid_for_days -%}
-            {%- set valid_until = dbt.dateadd('day', computation.valid_for_days, valid_from) -%}
-        {%- else -%}
-            {%- set valid_until = 'valid_rows.' ~ computation.valid_until -%}
+        {%- do kpi_check_state_fact(kpi) -%}
+        {%- set valid_from = 'valid_rows.state_from' -%}
+        {%- set valid_until = 'valid_rows.state_until' -%}
+        {%- if computation.valid_from -%}
+            {%- set own_from = 'valid_rows.' ~ computation.valid_from -%}
+            {%- if computation.valid_for_days -%}
+                {%- set own_until = dbt.dateadd('day', computation.valid_for_days, own_from) -%}
+            {%- else -%}
+                {%- set own_until = 'valid_rows.' ~ computation.valid_until -%}
+            {%- endif -%}
+            {#- The later start and the earlier end, in one range for the join (null = open). -#}
+            {%- set valid_from = 'case when ' ~ own_from ~ ' > valid_rows.state_from then ' ~ own_from
+                ~ ' else valid_rows.state_from end' -%}
+            {%- set valid_until = 'case when valid_rows.state_until is null then ' ~ own_until
+                ~ ' when ' ~ own_until ~ ' is null or ' ~ own_until ~ ' > valid_rows.state_until'
+                ~ ' then valid_rows.state_until else ' ~ own_until ~ ' end' -%}
         {%- endif -%}
         (
             select
                 periods.grain as kpi_grain,
                 periods.period_start as kpi_period_start,
-                valid_rows.*
+                stock_rows.*
             from {{ ref('int_kpi__periods') }} as periods
-            inner join (select * from {{ ref(computation.fact) }} where {{ where }}) as valid_rows
+            inner join (
+                select
+                    valid_rows.*,
+                    {{ valid_from }} as kpi_valid_from,
+                    {{ valid_until }} as kpi_valid_until
+                from (select * from {{ ref(computation.fact) }} where {{ where }}) as valid_rows
+            ) as stock_rows
                 on
-                    {{ valid_from }} <= periods.period_end
-                    and ({{ valid_until }} is null or {{ valid_until }} > periods.period_end)
+                    stock_rows.kpi_valid_from <= periods.period_end
+                    and (stock_rows.kpi_valid_until is null or stock_rows.kpi_valid_until > periods.period_end)
             where periods.has_started and periods.grain in ('{{ kpi_grains(kpi) | join("', '") }}')
         )
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    A stock counts spells of states (kpi_state_spells): its fact must document the columns
+    state_from and state_until, so that no stock is computed from a current state.
+-#}
+{% macro kpi_check_state_fact(kpi) -%}
+    {%- set fact = graph.nodes.get('model.' ~ project_name ~ '.' ~ kpi.computation.fact) -%}
+    {%- if fact is none or not ('state_from' in fact.columns and 'state_until' in fact.columns) -%}
+        {{ exceptions.raise_compiler_error(
+            "KPI '" ~ kpi.id ~ "' is a stock (at_period_end): its fact '" ~ kpi.computation.fact
+            ~ "' must hold spells of states, with the documented columns state_from and state_until "
+            ~ "(see macros/kpi/kpi_state_spells.sql)") }}
     {%- endif -%}
 {%- endmacro %}
 

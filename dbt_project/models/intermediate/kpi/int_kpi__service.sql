@@ -3,5 +3,6 @@
 -- depends_on: {{ ref('fct_ticket_replies') }}
 -- depends_on: {{ ref('fct_satisfaction_ratings') }}
 -- depends_on: {{ ref('fct_survey_responses') }}
+-- depends_on: {{ ref('int_support__ticket_states') }}
 -- depends_on: {{ ref('int_kpi__periods') }}
 {{ kpi_family_rows(['service']) }}

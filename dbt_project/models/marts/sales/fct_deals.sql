@@ -6,12 +6,7 @@
 with deals as (
     select
         deals.*,
-        deal_stages.pipeline_label,
-        deal_stages.stage_label,
-        coalesce(deal_stages.is_closed, false) as is_closed,
-        coalesce(deal_stages.is_won, false) as is_won,
-        coalesce(deal_stages.is_lost, false) as is_lost,
-        deal_stages.probability as stage_probability,
+        {{ deal_stage_columns('deal_stages') }},
         {{ reporting_date('deals.created_at') }} as create_date,
         case when deal_stages.is_closed then {{ reporting_date('deals.closed_at') }} end as close_date,
         coalesce(deals.recurring_revenue_amount, 0) > 0 as is_recurring
@@ -39,11 +34,7 @@ select
     deals.is_won,
     deals.is_lost,
     deals.stage_probability,
-    deals.owner_id,
-    coalesce(owners.team_name, '(no team)') as team_name,
-    deals.company_id,
-    companies.country as company_country,
-    coalesce(companies.region, '(not set)') as company_region,
+    {{ deal_slice_columns('deals') }},
     deals.contact_id,
     coalesce(contacts.channel_group, 'Unassigned') as channel_group,
     coalesce(contacts.is_paid_channel, false) as is_paid_channel,
@@ -58,17 +49,11 @@ select
     {{ to_reporting_currency('deals.amount', 'deals.currency') }} as amount_reporting,
     deals.is_recurring,
     case when deals.is_recurring then deals.recurring_revenue_amount end as monthly_recurring_amount_original,
-    case
-        when deals.is_recurring
-            then {{ to_reporting_currency('deals.recurring_revenue_amount', 'deals.currency') }}
-    end as monthly_recurring_amount_reporting,
-    case when deals.is_won and deals.is_recurring then deals.close_date end as contract_start_date,
-    case when deals.is_won and deals.is_recurring then deals.contract_end_date end as contract_end_date,
+    {{ deal_contract_columns('deals', 'deals.is_won') }},
     coalesce(won_ranks.won_rank = 1, false) as is_first_won_deal_of_company,
     deals.updated_at
 from deals
 left join won_ranks on deals.deal_id = won_ranks.deal_id
-left join {{ ref('dim_owner') }} as owners on deals.owner_id = owners.owner_id
-left join {{ ref('int_crm__companies') }} as companies on deals.company_id = companies.company_id
+{{ deal_slice_joins('deals') }}
 left join {{ ref('dim_contact') }} as contacts on deals.contact_id = contacts.contact_id
 {{ fx_rate_join('deals.currency', 'coalesce(deals.close_date, deals.create_date)') }}
