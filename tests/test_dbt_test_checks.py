@@ -5,7 +5,12 @@ artifacts and a one-asset job: no dbt build, no pipeline run)."""
 import dagster as dg
 
 from orchestration.assets.publication import checks_not_passed_in_run
-from orchestration.assets.transformation import DBT_TESTS_CHECK, build_errors, dbt_test_checks
+from orchestration.assets.transformation import (
+    DBT_TESTS_CHECK,
+    build_errors,
+    dbt_test_checks,
+    selection,
+)
 
 DEALS = dg.AssetKey(["marts", "fct_deals"])
 TICKETS = dg.AssetKey(["marts", "fct_tickets"])
@@ -28,6 +33,7 @@ def dbt_test(name: str, on: str) -> dict:
         "unique_id": f"test.boussole.{name}.0123456789",
         "name": name,
         "resource_type": "test",
+        "fqn": ["boussole", "marts", name],
         "attached_node": f"model.boussole.{on}",
         "depends_on": {"nodes": [f"model.boussole.{on}"]},
     }
@@ -103,6 +109,19 @@ def test_passing_tests_are_counted():
     run_results = {"results": [result("unique_fct_tickets_ticket_id", "pass", 0)]}
     (check,) = dbt_test_checks(MANIFEST, run_results, ALL_CHECKS)
     assert (check.passed, check.description) == (True, "1 dbt tests passed")
+
+
+def test_a_subset_builds_its_models_and_runs_the_tests_of_its_checks_only():
+    # From the UI: fct_deals without its check, and the check of fct_tickets alone.
+    args = selection(MANIFEST, {DEALS}, {dg.AssetCheckKey(TICKETS, DBT_TESTS_CHECK)})
+    assert args == [
+        "--select",
+        "boussole.marts.fct_deals",
+        "boussole.marts.unique_fct_tickets_ticket_id",
+        "boussole.marts.recent_tickets_have_replies",
+        "--indirect-selection",
+        "empty",
+    ]
 
 
 def test_a_failed_build_names_its_failed_nodes():

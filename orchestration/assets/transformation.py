@@ -42,6 +42,12 @@ def tested_node(test: Mapping[str, Any]) -> str | None:
     return test.get("attached_node") or (parents[0] if len(parents) == 1 else None)
 
 
+def tested_key(manifest: Mapping[str, Any], test: Mapping[str, Any]) -> dg.AssetKey | None:
+    """The asset of the model or seed a dbt test checks, if any."""
+    tested = manifest["nodes"].get(tested_node(test) or "")
+    return None if tested is None else DBT_TRANSLATOR.get_asset_key(tested)
+
+
 class BoussoleDbtTranslator(DagsterDbtTranslator):
     """dbt sources are the raw tables of the ingestion assets (and their load manifest);
     models group by layer; the tests of a model are its DBT_TESTS_CHECK."""
@@ -69,8 +75,7 @@ class BoussoleDbtTranslator(DagsterDbtTranslator):
     ) -> dg.AssetCheckSpec | None:
         # Asked for each test of the model (and of the models it relates to): every test of
         # the model gives the same check.
-        tested = manifest["nodes"].get(tested_node(manifest["nodes"][unique_id]) or "")
-        if tested is None or self.get_asset_key(tested) != asset_spec.key:
+        if tested_key(manifest, manifest["nodes"][unique_id]) != asset_spec.key:
             return None
         return dg.AssetCheckSpec(
             name=DBT_TESTS_CHECK,
@@ -178,7 +183,13 @@ def dbt_build(
         completed = build.run(
             "build",
             *(["--full-refresh"] if config.full_refresh else []),
-            *([] if whole_project else selection(context, manifest)),
+            *(
+                []
+                if whole_project
+                else selection(
+                    manifest, context.selected_asset_keys, context.selected_asset_check_keys
+                )
+            ),
             target_path=target_path,
         )
     if not (target_path / "run_results.json").exists():  # dbt stopped before running a node
@@ -218,26 +229,23 @@ def dbt_build(
             finish_rotation(conn)
 
 
-def selection(context: dg.AssetExecutionContext, manifest: Mapping[str, Any]) -> list[str]:
-    """dbt's selection of the step's subset (launched from the UI): the models selected, and
-    the tests of the models whose check is selected (and no other)."""
-    checked = {key.asset_key for key in context.selected_asset_check_keys}
-    nodes = manifest["nodes"].values()
-    models = [
-        node
-        for node in nodes
-        if node["resource_type"] != "test"
-        and DBT_TRANSLATOR.get_asset_key(node) in context.selected_asset_keys
+def selection(
+    manifest: Mapping[str, Any],
+    assets: AbstractSet[dg.AssetKey],
+    checks: AbstractSet[dg.AssetCheckKey],
+) -> list[str]:
+    """dbt's selection of a subset of the step (launched from the UI): the models of `assets`,
+    and the tests of the models whose check is in `checks` (and no other)."""
+    checked = {key.asset_key for key in checks}
+    names = [
+        ".".join(node["fqn"])
+        for node in manifest["nodes"].values()
+        if (
+            tested_key(manifest, node) in checked
+            if node["resource_type"] == "test"
+            else DBT_TRANSLATOR.get_asset_key(node) in assets
+        )
     ]
-    tests = [
-        node
-        for node in nodes
-        if node["resource_type"] == "test"
-        and node.get("config", {}).get("enabled", True)
-        and tested_node(node) in manifest["nodes"]
-        and DBT_TRANSLATOR.get_asset_key(manifest["nodes"][tested_node(node)]) in checked
-    ]
-    names = [".".join(node["fqn"]) for node in [*models, *tests]]
     return ["--select", *names, "--indirect-selection", "empty"]
 
 
@@ -285,9 +293,9 @@ def dbt_test_checks(
         test = manifest["nodes"].get(result["unique_id"])
         if test is None or test["resource_type"] != "test" or result["status"] == "skipped":
             continue
-        tested = manifest["nodes"].get(tested_node(test) or "")
-        if tested is not None:
-            by_model[DBT_TRANSLATOR.get_asset_key(tested)].append({**result, "name": test["name"]})
+        key = tested_key(manifest, test)
+        if key is not None:
+            by_model[key].append({**result, "name": test["name"]})
     for key, results in by_model.items():
         if dg.AssetCheckKey(key, DBT_TESTS_CHECK) not in selected:
             continue
