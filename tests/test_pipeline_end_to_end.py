@@ -235,9 +235,12 @@ def test_failed_dbt_test_refuses_publication_and_keeps_the_mart(published_once, 
     )
     # Only the date of the new file is read.
     assert "extract dates 2026-02-03 to 2026-02-03" in refused.stdout
-    assert reported_checks(refused.stderr) == [
-        ("not_null_fct_deals_amount_reporting", "marts/fct_deals")
-    ]
+    # The dbt tests of a model report as its one check, dbt_tests, naming the test that failed.
+    assert reported_checks(refused.stderr) == [("dbt_tests", "marts/fct_deals")]
+    assert (
+        "check dbt_tests on marts/fct_deals failed: "
+        "not_null_fct_deals_amount_reporting failed on 1 row"
+    ) in refused.stderr
     # What the landing folder holds and no object claims is said, refused run or not.
     summary = refused.stdout[refused.stdout.index("Ingestion set aside") :]
     assert "  - crm/2026-02-03/leads.jsonl: ignored, unknown object: the crm objects" in summary
@@ -343,7 +346,7 @@ def test_publication_is_refused_when_its_checks_did_not_run(published_once, tmp_
     assert sorted(not_run) == [f"{check} (did not run)" for check in outcome["guarding"]]
     assert {
         "gx_fct_tickets on marts/fct_tickets",
-        "unique_fct_tickets_ticket_id on marts/fct_tickets",
+        "dbt_tests on marts/fct_tickets",
     } <= set(outcome["guarding"])
     assert workspace.published.read_bytes() == served
 
