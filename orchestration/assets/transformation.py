@@ -33,7 +33,7 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 DBT_TESTS_CHECK = "dbt_tests"
 # dbt's statuses of a node that failed: a test of error severity that found rows, or a node
 # that could not run.
-FAILED_TEST_STATUSES = ("fail", "error")
+FAILED_STATUSES = ("fail", "error")
 
 
 def tested_node(test: Mapping[str, Any]) -> str | None:
@@ -179,9 +179,11 @@ def dbt_build(
         # The suites run right after this step: their library loads while dbt builds.
         import_in_background()
         target_path = build.invocation.new_target_path()
-        # dbt's log goes to this process's output (the run's step log, the UI's compute logs).
+        # dbt's log goes to this process's output (the run's step log, the UI's compute logs),
+        # as plain text.
         completed = build.run(
             "build",
+            "--no-use-colors",
             *(["--full-refresh"] if config.full_refresh else []),
             *(
                 []
@@ -307,7 +309,7 @@ def dbt_test_checks(
             passed=not found,
             severity=(
                 dg.AssetCheckSeverity.ERROR
-                if any(r["status"] in FAILED_TEST_STATUSES for r in found)
+                if any(r["status"] in FAILED_STATUSES for r in found)
                 else dg.AssetCheckSeverity.WARN
             ),
             description="; ".join(described) or f"{len(results)} dbt tests passed",
@@ -341,7 +343,7 @@ def build_errors(manifest: Mapping[str, Any], run_results: Mapping[str, Any]) ->
     return "; ".join(
         f"{manifest['nodes'].get(r['unique_id'], {}).get('name', r['unique_id'])}: {r['message']}"
         for r in run_results["results"]
-        if r["status"] in FAILED_TEST_STATUSES
+        if r["status"] in FAILED_STATUSES
     )
 
 
