@@ -6,7 +6,8 @@
 -- seen closed, in an unknown stage weighted as the entry stage of its pipeline (the open stage
 -- of lowest display order), until its close date. Amounts convert at the FX rate of the
 -- spell's close date, or of the create date while open (as fct_deals). Teams and companies'
--- countries are the current ones. Deals archived now are left out, as from every fact.
+-- countries are the current ones. Deals archived now are left out, as from every fact. The
+-- lineage columns name the version a spell comes from (the first one before it).
 with versions as (
     select
         versions.*,
@@ -73,7 +74,10 @@ select
     {{ deal_slice_columns('closes') }},
     closes.pipeline_label,
     coalesce(closes.product_line, '(not set)') as product_line,
-    closes.currency as currency_original
+    closes.currency as currency_original,
+    closes._extract_date,
+    closes._source_file,
+    closes._record_number
 from closes
 left join entry_stages on closes.pipeline_id = entry_stages.pipeline_id and entry_stages.entry_rank = 1
 {{ deal_slice_joins('closes') }}

@@ -6,7 +6,7 @@
 -- end and reopened later is out of that period's backlog, and in the backlog from its reopened
 -- version until it is solved again. Before its first version a ticket is open from its
 -- creation. The company is the current one; tickets deleted now are left out, as from every
--- fact.
+-- fact. The lineage columns name the version a spell comes from (the first one before it).
 with versions as (
     select
         versions.*,
@@ -38,7 +38,10 @@ select
     coalesce(spells.channel, '(not set)') as channel,
     coalesce(agent_groups.group_name, '(no group)') as group_name,
     spells.assignee_id,
-    spells.company_id
+    spells.company_id,
+    spells._extract_date,
+    spells._source_file,
+    spells._record_number
 from spells
 left join {{ ref('stg_support__groups') }} as agent_groups
     on spells.group_id = agent_groups.group_id
