@@ -283,8 +283,34 @@ def _run_pipeline(
             "\nNothing new since the mart was built, audited and published from the same files, "
             "dbt project, suites and settings: it is unchanged."
         )
+    else:
+        _print_restatements(settings)
     print(f"\nPublished mart: {settings.published_mart_path}")
     print(kpi_summary_table(settings.published_mart_path))
+    return 0
+
+
+def _print_restatements(settings: Settings) -> None:
+    """The values of complete periods this publication changed (boussole/restatements.py)."""
+    from boussole.restatements import report
+
+    lines = report(settings.published_mart_path)
+    if lines:
+        print("\nRestated (published; see the table kpi_restatements):")
+        for line in lines:
+            print(f"  - {line}")
+
+
+def command_accept_restatements(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.restatements import accept_refused, describe
+
+    accepted = accept_refused(settings.history_path, args.reason)
+    if not accepted:
+        print("No refused restatement waits for acceptance.")
+        return 0
+    print(f"Accepted ({len(accepted)}), the next `boussole run` publishes them:")
+    for row in accepted:
+        print(f"  - {describe(row)}")
     return 0
 
 
@@ -547,6 +573,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="Dagster console log level (default WARNING)",
     )
     rotate.set_defaults(handler=command_rotate_key)
+
+    accept = commands.add_parser(
+        "accept-restatements",
+        help="accept the restatements of key KPIs that refused publication",
+        description="With BOUSSOLE_REFUSE_KEY_RESTATEMENTS=1, a restatement of a key KPI refuses "
+        "publication. This records, in the publication history, that you (the OS user) accept "
+        "every refused one, and why; the next `boussole run` publishes them with that "
+        "acceptance (table kpi_restatements). A later, different change is refused again.",
+    )
+    accept.add_argument("--reason", required=True, help="why the restated values are right")
+    accept.set_defaults(handler=command_accept_restatements)
 
     prepare = commands.add_parser(
         "prepare",

@@ -3,7 +3,9 @@ a new DuckDB file and swap it over the served one atomically.
 
 Readers never see a half-written mart: they keep the file they opened (a consistent
 snapshot) until they reopen it, and a refused or failed publication leaves the served file
-exactly as it was.
+exactly as it was. With a `Recording`, the new mart also carries the publication history and
+its restatements (boussole/history.py, boussole/restatements.py), and the history file records
+the publication once it is served.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import fcntl
 import os
 import uuid
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 
+from boussole import restatements
+from boussole.history import Publication, Recording, finish_history, record_served, stage_history
 from boussole.pii_key import publish_fingerprint
 from boussole.sql import quote_identifier
 
@@ -28,13 +33,22 @@ class PublishedMart:
     row_counts: dict[str, int]
     # Temporary files of earlier publications killed midway, removed by this one.
     orphans_removed: tuple[Path, ...] = ()
+    publication_id: str | None = None
+    restatements: int = 0
+    # Publications served but not recorded (a crash after the swap), recorded by this one.
+    recorded_late: tuple[str, ...] = ()
 
 
-def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
+def publish_marts(
+    build_warehouse: Path, published_path: Path, recording: Recording | None = None
+) -> PublishedMart:
     published_path.parent.mkdir(parents=True, exist_ok=True)
     orphans = remove_orphan_files(published_path)
+    # The history is compared with what is served: it must hold the served mart first.
+    recorded_late = record_served(published_path, recording.path) if recording else []
     staging_path = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
     row_counts: dict[str, int] = {}
+    publication, restated, refused = None, 0, []
     try:
         conn = duckdb.connect(str(staging_path))
         try:
@@ -54,17 +68,85 @@ def publish_marts(build_warehouse: Path, published_path: Path) -> PublishedMart:
                 )
                 row_counts[table] = conn.execute(f"select count(*) from {published}").fetchone()[0]
             publish_fingerprint(conn, "build")
+            extent = _loaded_extent(conn)
             conn.execute("detach build")
+            if recording:
+                publication = Publication.new(recording)
+                restated, refused = _stage_history(
+                    conn, build_warehouse, recording, publication, *extent
+                )
             conn.execute("checkpoint")
         finally:
             conn.close()
+        if refused:
+            restatements.record_refusals(
+                recording.path, recording.run_id, refused, publication.published_at
+            )
+            raise restatements.RestatementsRefused(
+                f"{len(refused)} restatement(s) of key KPIs wait for acceptance "
+                "(BOUSSOLE_REFUSE_KEY_RESTATEMENTS is on): "
+                + "; ".join(restatements.describe(row) for row in refused[:5])
+                + ("; ..." if len(refused) > 5 else "")
+                + "; accept them with: boussole accept-restatements --reason '...'"
+            )
         with staging_path.open("rb") as written:
             os.fsync(written.fileno())
         os.replace(staging_path, published_path)
     finally:
         staging_path.unlink(missing_ok=True)
         _wal_of(staging_path).unlink(missing_ok=True)
-    return PublishedMart(path=published_path, row_counts=row_counts, orphans_removed=orphans)
+    if recording:
+        record_served(published_path, recording.path)
+    return PublishedMart(
+        path=published_path,
+        row_counts=row_counts,
+        orphans_removed=orphans,
+        publication_id=publication.publication_id if publication else None,
+        restatements=restated,
+        recorded_late=tuple(recorded_late),
+    )
+
+
+def _loaded_extent(conn: duckdb.DuckDBPyConnection) -> tuple[date | None, datetime | None]:
+    """The as-of date of the build attached as `build` (its latest extract date loaded) and
+    when it loaded its latest file: what it read, for the history."""
+    try:
+        return conn.execute(
+            "select max(extract_date), max(loaded_at) from build.ingestion.load_manifest "
+            "where status = 'loaded'"
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None, None
+
+
+def _stage_history(
+    conn: duckdb.DuckDBPyConnection,
+    build_warehouse: Path,
+    recording: Recording,
+    publication: Publication,
+    as_of_date: date | None,
+    loaded_through: datetime | None,
+) -> tuple[int, list[tuple]]:
+    """Writes the history and this publication's restatements into the new mart `conn`; returns
+    how many restatements, and those that refuse it (none when it may be published)."""
+    staged = stage_history(conn, recording.path, publication, as_of_date, loaded_through)
+    restated = restatements.detect(
+        conn,
+        publication.publication_id,
+        publication.run_id,
+        publication.published_at,
+        staged.previous_as_of,
+    )
+    causes = restatements.attribute(
+        build_warehouse, restatements.restated_keys(conn), staged.previous_loaded_through
+    )
+    restatements.write_causes(conn, publication.publication_id, causes)
+    refused = (
+        restatements.unaccepted_key_restatements(conn) if recording.refuse_key_restatements else []
+    )
+    if not refused:
+        finish_history(conn, restated)
+    return restated, refused
 
 
 def _wal_of(database: Path) -> Path:

@@ -24,6 +24,8 @@ PII_KEY_VARIABLE = "BOUSSOLE_PII_KEY"
 # (boussole/pii_key.py) unless this setting allows it.
 DEVELOPMENT_PII_KEY = "boussole-development-key-do-not-use-in-production"
 ALLOW_DEVELOPMENT_KEY_VARIABLE = "BOUSSOLE_ALLOW_DEVELOPMENT_KEY"
+# Restatements of key KPIs wait for `boussole accept-restatements` (boussole/restatements.py).
+REFUSE_KEY_RESTATEMENTS_VARIABLE = "BOUSSOLE_REFUSE_KEY_RESTATEMENTS"
 MINIMUM_PII_KEY_LENGTH = 16
 MINIMUM_PII_KEY_BITS = 64
 NEW_PII_KEY_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -105,6 +107,7 @@ class Settings:
     plausible_dates: PlausibleDates = DEFAULT_PLAUSIBLE_DATES
     # The development key may pseudonymise a landing folder other than the generated sample.
     allow_development_key: bool = False
+    refuse_key_restatements: bool = False
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -145,6 +148,7 @@ class Settings:
             pii_key=_pii_key(env),
             first_extract_date=first_extract_date,
             allow_development_key=_flag(env, ALLOW_DEVELOPMENT_KEY_VARIABLE),
+            refuse_key_restatements=_flag(env, REFUSE_KEY_RESTATEMENTS_VARIABLE),
         )
 
     @property
@@ -175,6 +179,11 @@ class Settings:
     def published_mart_path(self) -> Path:
         """The audited mart that analysts and BI tools read; replaced atomically."""
         return self.data_dir / "published" / "boussole.duckdb"
+
+    @cached_property
+    def history_path(self) -> Path:
+        """Every publication, append-only (boussole/history.py): out of reach of any rebuild."""
+        return self.data_dir / "history" / "publications.duckdb"
 
     @cached_property
     def quality_results_dir(self) -> Path:

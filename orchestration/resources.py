@@ -28,6 +28,7 @@ class SettingsResource(dg.ConfigurableResource):
     plausible_days_ahead: int
     planned_years_ahead: int
     allow_development_key: bool
+    refuse_key_restatements: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
@@ -48,6 +49,7 @@ class SettingsResource(dg.ConfigurableResource):
             plausible_days_ahead=settings.plausible_dates.days_ahead,
             planned_years_ahead=settings.plausible_dates.planned_years,
             allow_development_key=settings.allow_development_key,
+            refuse_key_restatements=settings.refuse_key_restatements,
         )
 
     def get(self) -> Settings:
@@ -64,6 +66,7 @@ class SettingsResource(dg.ConfigurableResource):
                 planned_years=self.planned_years_ahead,
             ),
             allow_development_key=self.allow_development_key,
+            refuse_key_restatements=self.refuse_key_restatements,
         )
 
 

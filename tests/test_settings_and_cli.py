@@ -43,7 +43,16 @@ def test_development_pii_key_warns(caplog):
     assert caplog.text == ""
 
 
-COMMANDS = ["generate", "run", "rotate-key", "quarantine", "postgres", "prepare", "ui"]
+COMMANDS = [
+    "generate",
+    "run",
+    "rotate-key",
+    "quarantine",
+    "accept-restatements",
+    "postgres",
+    "prepare",
+    "ui",
+]
 
 
 def test_the_commands_are_those_listed():

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from boussole import restatements
 from boussole.audit_scope import forget_publication, record_publication
+from boussole.history import Recording
 from boussole.publication import kpi_summary_table, publish_marts
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.resources import SettingsResource, WarehouseResource
@@ -68,7 +70,27 @@ def build_publication_asset(
             )
         # Until the new mart is recorded as published from this run's build, none is current.
         forget_publication(settings.get())
-        published = publish_marts(warehouse.path_obj, settings.get().published_mart_path)
+        recording = Recording(
+            settings.get().history_path, context.run_id, settings.get().refuse_key_restatements
+        )
+        try:
+            published = publish_marts(
+                warehouse.path_obj, settings.get().published_mart_path, recording
+            )
+        except restatements.RestatementsRefused as refused:
+            raise PublicationRefused(
+                description=f"Publication refused, the published mart is unchanged: {refused}"
+            ) from refused
+        if published.recorded_late:
+            context.log.warning(
+                "recorded in the history the publication(s) served but not recorded (a run "
+                "stopped after its swap): " + ", ".join(published.recorded_late)
+            )
+        restated = restatements.report(published.path)
+        if restated:
+            context.log.warning(
+                f"{published.restatements} restatement(s) published: " + "; ".join(restated)
+            )
         if published.orphans_removed:
             context.log.warning(
                 "removed the temporary files left by a publication that did not finish: "
@@ -83,6 +105,11 @@ def build_publication_asset(
                 "tables": dg.MetadataValue.json(published.row_counts),
                 "dagster/row_count": published.row_counts.get("kpi_values", 0),
                 "checks_verified": len(required_checks),
+                "publication_id": published.publication_id,
+                "restatements": published.restatements,
+                "restated_values": dg.MetadataValue.md(
+                    "\n".join(f"- {line}" for line in restated) or "none"
+                ),
                 "preview": dg.MetadataValue.md(f"```\n{kpi_summary_table(published.path)}\n```"),
             }
         )

@@ -52,6 +52,17 @@
 {%- endmacro %}
 
 {#-
+    The relative change of a complete period's value beyond which a newly built value is a
+    restatement (boussole/restatements.py): the entry's restatement_tolerance, else by unit.
+    Counts are exact; money moves by a correction of 0.01 % (100 in 1,000,000); ratios,
+    durations and scores by 0.1 %, below which float rounding and re-ordered sums stay silent.
+-#}
+{% macro kpi_restatement_tolerance(kpi) -%}
+    {%- set by_unit = {'count': 0, 'currency': 0.0001} -%}
+    {{ return(kpi.get('restatement_tolerance', by_unit.get(kpi.unit, 0.001))) }}
+{%- endmacro %}
+
+{#-
     A SQL expression of the catalogue, made ready for the engine: ${var_name} placeholders
     become dbt vars, and median(column) the engine's median (see kpi_median).
 -#}

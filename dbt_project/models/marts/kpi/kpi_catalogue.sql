@@ -14,7 +14,8 @@
         cast({{ sql_string(kpi_slices(kpi).keys() | join(',')) }} as {{ dbt.type_string() }}) as slices,
         {{ sql_string(kpi.computation.type) }} as computation_type,
         {{ 'true' if kpi.get('additive') else 'false' }} as is_additive,
-        cast({{ sql_string(kpi.get('secondary_value')) }} as {{ dbt.type_string() }}) as secondary_value_label
+        cast({{ sql_string(kpi.get('secondary_value')) }} as {{ dbt.type_string() }}) as secondary_value_label,
+        cast({{ kpi_restatement_tolerance(kpi) }} as {{ dbt.type_float() }}) as restatement_tolerance
     {%- if not loop.last %}
         union all
     {%- endif %}
