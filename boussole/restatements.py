@@ -390,7 +390,8 @@ def report(published_path: Path, limit: int = 20) -> list[str]:
                 select publication_id from main.publications
                 order by publication_number desc limit 1
             )
-            order by tier = 'key' desc, grain = 'month' desc, dimension = 'all' desc, all
+            order by tier = 'key' desc, grain = 'month' desc, dimension = 'all' desc,
+                {", ".join(KEY)}
             """
         ).fetchall()
     lines = []

@@ -20,6 +20,7 @@ from boussole.history import Recording
 from boussole.ingestion.contracts import SOURCES, extract_dates, landed_files
 from boussole.ingestion.loader import latest_extract_date, load_files
 from boussole.publication import publish_marts
+from boussole.restatements import report
 from boussole.settings import Settings
 from tests.conftest import FIXTURE_SETTINGS, FIXTURES, run_dbt
 
@@ -139,6 +140,13 @@ def test_a_deal_amount_corrected_for_a_closed_month_is_one_restatement_naming_th
         "from kpi_restatement_causes where restatement_id = ?",
         [restated[0][0]],
     ) == [("raw_crm.deals", "1", CORRECTION, 1, "corrected", "properties.amount, updatedAt")]
+    # What the run summary and the asset's metadata say of it: January's revenue was deal 1's
+    # 1,200 and deal 2's 460.
+    _, _, snapshots = days
+    assert any(
+        line.startswith("revenue (month 2026-01-01): 1660.0 -> 1960.0; causes: ")
+        for line in report(snapshots["day 2"])
+    )
 
 
 def test_a_late_ticket_of_a_closed_month_is_a_restatement_naming_it(days):
