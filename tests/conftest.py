@@ -216,6 +216,7 @@ LONGEST_GROUPS = (
     "tests/test_pipeline_end_to_end.py::test_two_runs_at_once_never_write_the_warehouse_together",
     "tests.test_bad_input_pipeline",
     "tests.test_poison_records",
+    "tests.test_restatements",
     "tests.test_web_incremental",
     "tests.test_dbt_test_scope",
 )
