@@ -32,6 +32,7 @@ from pathlib import Path
 
 import duckdb
 
+from boussole.pii_key import published_key_fingerprint
 from boussole.settings import PROJECT_ROOT
 from boussole.sql import quote_identifier
 
@@ -54,6 +55,7 @@ create table if not exists publications (
     run_id VARCHAR,                  -- the Dagster run that published it
     code_version VARCHAR,            -- git describe, else the package version
     project_digest VARCHAR,          -- dbt project, suites, dbt and GX versions
+    pii_key_fingerprint VARCHAR,     -- the key its pseudonyms were made with (pii_key.py)
     loaded_through TIMESTAMP WITH TIME ZONE,  -- latest load of the build's load manifest
     rows_published BIGINT,
     rows_new BIGINT,
@@ -191,6 +193,7 @@ def record_served(published_path: Path, history: Path) -> list[str]:
         if not missing:
             return []
         conn.execute("begin")
+        _widen(conn, "publications")
         _widen(conn, "kpi_value_changes")
         for table in RECORDED_TABLES:
             conn.execute(
@@ -316,7 +319,8 @@ def stage_history(
             coalesce((select max(publication_number) from history.publications), 0) + 1
                 as publication_number,
             ?::timestamptz as published_at, ?::date as as_of_date, ? as run_id,
-            ? as code_version, ? as project_digest, ?::timestamptz as loaded_through,
+            ? as code_version, ? as project_digest, ? as pii_key_fingerprint,
+            ?::timestamptz as loaded_through,
             (select count(*) from main.kpi_values) as rows_published,
             ?::bigint as rows_new, ?::bigint as rows_changed, ?::bigint as rows_removed
         """,
@@ -327,6 +331,7 @@ def stage_history(
             publication.run_id,
             publication.code_version,
             publication.project_digest,
+            published_key_fingerprint(conn),
             loaded_through,
             counts.get("new", 0),
             counts.get("changed", 0),

@@ -123,12 +123,19 @@ def recorded_key(
     published: Path = settings.published_mart_path
     if published.exists():
         with duckdb.connect(str(published), read_only=True) as conn:
-            if _table_exists(conn, PUBLISHED_KEY_TABLE):
-                row = conn.execute(f"select fingerprint from {PUBLISHED_KEY_TABLE}").fetchone()
-                if row is not None:
-                    where = f"in the published mart {published}"
-                    return RecordedKey(row[0], False, where, in_warehouse=False)
+            in_mart = published_key_fingerprint(conn)
+        if in_mart is not None:
+            where = f"in the published mart {published}"
+            return RecordedKey(in_mart, False, where, in_warehouse=False)
     return None
+
+
+def published_key_fingerprint(mart: duckdb.DuckDBPyConnection) -> str | None:
+    """The fingerprint of the key the pseudonyms of the mart `mart` opens were made with."""
+    if not _table_exists(mart, PUBLISHED_KEY_TABLE):
+        return None
+    row = mart.execute(f"select fingerprint from {PUBLISHED_KEY_TABLE}").fetchone()
+    return row[0] if row else None
 
 
 def key_refusal(

@@ -101,6 +101,12 @@ def test_rotate_key_makes_every_pseudonym_again_and_refuses_the_old_key(small_pi
         assert conn.execute("select fingerprint, rotating from ingestion.pii_key").fetchall() == [
             (fingerprint(NEW_KEY), False)
         ]
+    # The publication history says which key each publication's pseudonyms were made with.
+    history = workspace.data / "history" / "publications.duckdb"
+    with duckdb.connect(str(history), read_only=True) as conn:
+        assert conn.execute(
+            "select pii_key_fingerprint from publications order by publication_number"
+        ).fetchall() == [(fingerprint(old_key),), (fingerprint(NEW_KEY),)]
     assert files_holding(NEW_KEY, workspace.data, workspace.dagster_home) == []
 
     # The old key is now the other one: refused before Dagster starts, saying why.
