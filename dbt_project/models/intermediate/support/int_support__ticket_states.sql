@@ -34,14 +34,11 @@ select
     spells.is_before_first_version,
     spells.is_before_first_version or not (spells.is_solved or spells.status = 'deleted') as is_open,
     case when not spells.is_before_first_version then spells.status end as status,
-    coalesce(spells.priority, '(not set)') as priority,
-    coalesce(spells.channel, '(not set)') as channel,
-    coalesce(agent_groups.group_name, '(no group)') as group_name,
+    {{ ticket_slice_columns('spells') }},
     spells.assignee_id,
     spells.company_id,
     spells._extract_date,
     spells._source_file,
     spells._record_number
 from spells
-left join {{ ref('stg_support__groups') }} as agent_groups
-    on spells.group_id = agent_groups.group_id
+{{ ticket_slice_joins('spells') }}

@@ -9,8 +9,8 @@ with tickets as (
         tickets.created_at,
         tickets.updated_at,
         tickets.status,
-        coalesce(tickets.priority, '(not set)') as priority,
-        coalesce(tickets.channel, '(not set)') as channel,
+        tickets.priority,
+        tickets.channel,
         tickets.ticket_type,
         tickets.requester_id,
         requesters.email_hash as requester_hash,
@@ -41,21 +41,18 @@ select
     tickets.created_at,
     tickets.updated_at,
     tickets.status,
-    tickets.priority,
-    tickets.channel,
     tickets.ticket_type,
     tickets.requester_id,
     tickets.requester_hash,
     tickets.assignee_id,
     tickets.group_id,
-    coalesce(agent_groups.group_name, '(no group)') as group_name,
+    {{ ticket_slice_columns('tickets') }},
     tickets.organization_id,
     coalesce(organization_companies.company_id, email_companies.company_id) as company_id,
     tickets.satisfaction_score,
     tickets.satisfaction_rating_id
 from tickets
-left join {{ ref('stg_support__groups') }} as agent_groups
-    on tickets.group_id = agent_groups.group_id
+{{ ticket_slice_joins('tickets') }}
 left join organization_companies
     on tickets.company_organization_id = organization_companies.organization_id
 left join {{ ref('int_support__company_domains') }} as email_companies
