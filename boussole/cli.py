@@ -451,6 +451,16 @@ def command_ui(args: argparse.Namespace, settings: Settings) -> int:
 # --- parser ---------------------------------------------------------------------------------
 
 
+def _add_log_level(command: argparse.ArgumentParser) -> None:
+    """The option of the commands that run the pipeline through Dagster."""
+    command.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster console log level (default WARNING; the progress bar shows the steps)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="boussole",
@@ -510,12 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--start", type=_parse_date, help="first extract date to ingest")
     run.add_argument("--end", type=_parse_date, help="last extract date to ingest")
-    run.add_argument(
-        "--log-level",
-        default="WARNING",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="Dagster console log level (default WARNING; the progress bar shows the steps)",
-    )
+    _add_log_level(run)
     run.add_argument(
         "--full-refresh",
         action="store_true",
@@ -566,12 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and in the published mart. Until it succeeds, runs with either key are refused; run it "
         "again. Exits with status 1 when publication was refused.",
     )
-    rotate.add_argument(
-        "--log-level",
-        default="WARNING",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="Dagster console log level (default WARNING)",
-    )
+    _add_log_level(rotate)
     rotate.set_defaults(handler=command_rotate_key)
 
     accept = commands.add_parser(
