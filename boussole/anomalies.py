@@ -505,24 +505,27 @@ def kpi_anomalies(
     last complete period; a missing period of an additive KPI is 0, of any other a period
     without value. Its periods are judged without look-ahead (see the module docstring).
 
-    Enough volume: a period is judged (has a row here) only when, over it and the periods
-    before it within the warm-up length (28 days, 8 weeks), (1) at least half the periods
-    have a volume of `min_volume` or more (the median volume reaches it), where a period's
-    volume is its `denominator` (the records a rate, mean or median is taken over, or the
-    base of a combination) or, for a count without denominator, the count itself; a money
-    total without denominator has no volume and only (2) applies;
-    and (2) at least `min_density` of those periods are active: a value, not zero, and not
-    the value of the period before. A series often zero, missing or unchanged at a grain (few
-    events: a stock that a deal now and then moves, a rate over a handful of tickets) is a
-    step function there, whose every step looks anomalous: it is judged at the coarser grain
-    only. So a slice too small is skipped, and one that grows is judged from then on. The
-    company series passes the same test.
+    Enough volume: a period has a row here only when, over it and the periods before it
+    within the warm-up length (28 days, 8 weeks):
+    (1) at least half the periods have a volume of `min_volume` (20) or more, i.e. the median
+        volume reaches it. A period's volume is its `denominator` (the records a rate, mean
+        or median is taken over, or the base of a combination) or, for a count without
+        denominator, the count itself; a money total without denominator has no volume, and
+        only (2) applies to it;
+    (2) at least `min_density` (80%) of the periods are active: a value, not zero, and not
+        the value of the period before. A series often zero, missing or unchanged at a grain
+        (few events: a stock that a deal now and then moves, a rate over a handful of
+        tickets) is a step function there, whose every step looks anomalous: it is judged
+        at the coarser grain only.
+    So a slice too small is skipped, and one that grows is judged from then on. The company
+    series passes the same test.
 
-    Returns one row per judged period, ordered by kpi_id, grain, dimension, dimension_value
-    and period_start, with columns ANOMALY_COLUMNS: value, expected_value, lower_bound and
-    upper_bound (in the KPI's unit; NULL while not enough history), score (signed robust
-    z-score), severity (not_enough_history, none, warning, critical) and kind (spike, drop,
-    level_shift, drift; NULL when severity is not warning or critical).
+    Returns one row per period with enough volume (warm-up periods included), ordered by
+    kpi_id, grain, dimension, dimension_value and period_start, with the columns of
+    ANOMALY_SCHEMA: value, expected_value, lower_bound and upper_bound (in the KPI's unit;
+    NULL during the warm-up), score (signed, in robust scales; NULL during the warm-up),
+    severity (not_enough_history, none, warning, critical) and kind (spike, drop, level_shift,
+    drift; NULL unless severity is warning or critical).
     """
     kpis = _key_kpis(conn, catalogue)
     rows = conn.execute(
