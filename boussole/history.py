@@ -15,10 +15,11 @@ swap, `record_served` copies into the history what it lacks of the served mart; 
 the swap and that copy is made good by the next publication, which calls it again before
 comparing with the history (and so does a history file lost: the served mart restores it).
 
-In the published mart, `kpi_value_history` has one row per published version of a value, with
-`valid_from` (when the publication that first served it was made) and `valid_to` (when a later
-one replaced or removed it; null while it is served): the value of KPI k for period p and slice
-s as published at time t is its row with valid_from <= t < valid_to (README, "History").
+In the published mart, the view `kpi_value_history` has one row per published version of a
+value, with `valid_from` (when the publication that first served it was made) and `valid_to`
+(when a later one replaced or removed it; null while it is served): the value of KPI k for
+period p and slice s as published at time t is its row with valid_from <= t < valid_to (README,
+"History").
 """
 
 from __future__ import annotations
@@ -373,9 +374,11 @@ def finish_history(conn: duckdb.DuckDBPyConnection, restatements: int) -> None:
         )
     conn.execute("detach history")
     key = ", ".join(f"c.{k}" for k in KEY)
+    # A view: materialised, it would rewrite every version ever published (and sort them) at
+    # each publication, a cost that grows with the history instead of with the day's changes.
     conn.execute(
         f"""
-        create table main.kpi_value_history as
+        create view main.kpi_value_history as
         select * exclude (change_kind) from (
             select c.*, p.published_at as valid_from, p.as_of_date as published_as_of_date,
                 lead(p.published_at) over versions as valid_to
@@ -384,6 +387,5 @@ def finish_history(conn: duckdb.DuckDBPyConnection, restatements: int) -> None:
             window versions as (partition by {key} order by p.publication_number)
         )
         where change_kind <> 'removed'
-        order by kpi_id, grain, period_start, dimension, dimension_value, valid_from
         """
     )
