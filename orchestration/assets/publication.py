@@ -107,6 +107,8 @@ def build_publication_asset(
                 "checks_verified": len(required_checks),
                 "publication_id": published.publication_id,
                 "restatements": published.restatements,
+                # Recording the publication and detecting restatements, within this step.
+                "history_seconds": round(published.history_seconds, 3),
                 "restated_values": dg.MetadataValue.md(
                     "\n".join(f"- {line}" for line in restated) or "none"
                 ),
