@@ -102,10 +102,12 @@ def detect(
 
 
 def unaccepted_key_restatements(conn: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """(key..., old_value, new_value) of the new restatements of tier-key KPIs not accepted."""
+    """(key..., old_value, new_value) of the new restatements of tier-key KPIs not accepted,
+    months and company totals first (the refusal names the first five)."""
     return conn.execute(
         f"select {', '.join(KEY)}, old_value, new_value from new_restatements "
-        "where tier = 'key' and accepted_by is null order by all"
+        "where tier = 'key' and accepted_by is null "
+        f"order by grain = 'month' desc, dimension = 'all' desc, {', '.join(KEY)}"
     ).fetchall()
 
 

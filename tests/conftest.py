@@ -214,6 +214,8 @@ LONGEST_GROUPS = (
     "recovered",  # builds small_pipeline at its end
     "tests.test_postgres",
     "tests/test_pipeline_end_to_end.py::test_two_runs_at_once_never_write_the_warehouse_together",
+    "tests/test_restatement_runs.py::test_a_restated_key_kpi_is_refused_then_accepted_then_"
+    "published_through_dagster",  # two runs on a copy of small_pipeline
     "tests.test_bad_input_pipeline",
     "tests.test_poison_records",
     "tests.test_restatements",
