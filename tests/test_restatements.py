@@ -3,9 +3,17 @@ by the project's loader, built by dbt and published with a Recording (as the pub
 asset does), then a day of corrections, then everything ingested and built again from nothing.
 
 Day 1 (as of 2026-02-02, January complete): deal 1 won on 5 January, for 1,200.00 EUR in its
-latest version (crm/2026-01-07, after 1,000.00 on 2026-01-05).
+latest version (crm/2026-01-07, after 1,000.00 on 2026-01-05). Beside the fixture's files: deal
+6, won on 15 December for 1,000.00 EUR (appended to crm/2026-01-05/deals.jsonl); owner 501, of
+every deal, in team North (crm/2026-01-05/owners.jsonl); a GBP rate of 1.18 from 15 January
+(appended to spend/2026-01-05/fx_rates.csv) and 100.00 GBP of marketing spend on 16 January
+(spend/2026-01-05/marketing_spend.csv).
 Day 2 (2026-02-03): deal 1 delivered again with 1,500.00 (a correction of a closed month), and
-ticket 90, created on 20 January, delivered for the first time (a late record).
+deal 6 with 800.00;
+ticket 90, created on 20 January, delivered for the first time (a late record), and ticket 4,
+created on 2 February, again with another priority; owner 501 moved to team South; the GBP
+rate of 15 January corrected to 1.20, and the USD rate of 5 January to 0.91 (no deal converts
+at it: deal 2 closed on 7 January, at that day's rate).
 Day 3: the warehouse deleted, every file ingested again and every model built from nothing.
 """
 
@@ -31,6 +39,8 @@ DAYS = {
 }
 CORRECTION = "crm/2026-02-03/deals.jsonl"
 LATE_TICKET = "support/2026-02-03/tickets.jsonl"
+OWNER_MOVED = "crm/2026-02-03/owners.jsonl"
+RATES_CORRECTED = "spend/2026-02-03/fx_rates.csv"
 
 
 def _deal_1_corrected() -> dict:
@@ -41,6 +51,38 @@ def _deal_1_corrected() -> dict:
     first["properties"]["amount"] = "1500.00"
     first["updatedAt"] = "2026-02-03T08:00:00Z"
     return first
+
+
+DEAL_6 = {
+    "id": "6",
+    "properties": {
+        "dealname": "Deal 6",
+        "amount": "1000.00",
+        "deal_currency_code": "EUR",
+        "dealstage": "closedwon",
+        "pipeline": "default",
+        "createdate": "2025-12-01T09:00:00Z",
+        "closedate": "2025-12-15T10:00:00Z",
+        "hubspot_owner_id": "501",
+        "product_line": "Services",
+    },
+    "createdAt": "2025-12-01T09:00:00Z",
+    "updatedAt": "2025-12-15T10:00:00Z",
+    "archived": False,
+}
+
+
+def _owner_501(team: str, updated_at: str) -> dict:
+    return {
+        "id": "501",
+        "email": "rep.501@boussole-test.fr",
+        "firstName": "Rep",
+        "lastName": "501",
+        "teams": [{"id": f"t-{team.lower()}", "name": team, "primary": True}],
+        "createdAt": "2025-01-01T09:00:00Z",
+        "updatedAt": updated_at,
+        "archived": False,
+    }
 
 
 LATE = {
@@ -67,6 +109,16 @@ def days(tmp_path_factory):
     # Named as the fixture, whose plausible-date settings the loader takes from its name.
     landing = root / "incoming" / "landing_small"
     shutil.copytree(FIXTURES / "landing_small", landing)
+    with (landing / "crm/2026-01-05/deals.jsonl").open("a") as deals:
+        deals.write(json.dumps(DEAL_6) + "\n")
+    (landing / "crm/2026-01-05/owners.jsonl").write_text(
+        json.dumps(_owner_501("North", "2025-01-01T09:00:00Z")) + "\n"
+    )
+    with (landing / "spend/2026-01-05/fx_rates.csv").open("a") as rates:
+        rates.write("2026-01-15,GBP,1.18\n")
+    (landing / "spend/2026-01-05/marketing_spend.csv").write_text(
+        "date,channel,campaign,spend,currency\n2026-01-16,PAID_SEARCH,Marque FR,100.00,GBP\n"
+    )
     warehouse = root / "data" / "build" / "warehouse.duckdb"
     published = root / "data" / "published" / "boussole.duckdb"
     history = root / "data" / "history" / "publications.duckdb"
@@ -96,9 +148,23 @@ def days(tmp_path_factory):
     load_landing(warehouse, landing)
     build_and_publish("day 1")
 
-    for path, record in ((CORRECTION, _deal_1_corrected()), (LATE_TICKET, LATE)):
+    deal_6_corrected = json.loads(json.dumps(DEAL_6))
+    deal_6_corrected["properties"]["amount"] = "800.00"
+    deal_6_corrected["updatedAt"] = "2026-02-03T08:00:00Z"
+    ticket_4 = json.loads((landing / "support/2026-02-02/tickets.jsonl").read_text())
+    assert ticket_4["id"] == 4 and ticket_4["created_at"] == "2026-02-02T10:00:00Z"
+    ticket_4.update(priority="high", updated_at="2026-02-03T06:30:00Z")
+    for path, records in (
+        (CORRECTION, [_deal_1_corrected(), deal_6_corrected]),
+        (LATE_TICKET, [LATE, ticket_4]),
+        (OWNER_MOVED, [_owner_501("South", "2026-02-03T08:00:00Z")]),
+    ):
         (landing / path).parent.mkdir(parents=True, exist_ok=True)
-        (landing / path).write_text(json.dumps(record) + "\n")
+        (landing / path).write_text("".join(json.dumps(record) + "\n" for record in records))
+    (landing / RATES_CORRECTED).parent.mkdir(parents=True, exist_ok=True)
+    (landing / RATES_CORRECTED).write_text(
+        "date,currency,rate_to_reporting\n2026-01-05,USD,0.91\n2026-01-15,GBP,1.20\n"
+    )
     load_landing(warehouse, landing, extract_date=date(2026, 2, 3))
     build_and_publish("day 2")
 
@@ -194,4 +260,103 @@ def test_the_history_survives_reingestion_and_a_rebuild_from_nothing(days):
     changes = "select * from kpi_value_changes order by all"
     assert (
         query(history, changes) == query(snapshots["day 2"], changes) == query(published, changes)
+    )
+
+
+def restated(published, kpi_id, period_start, dimension="all", dimension_value="all"):
+    """(old value, new value, [(source object, record id, file, record number, cause,
+    fields changed)...]) of a monthly restatement of the mart."""
+    ((restatement_id, old, new),) = query(
+        published,
+        "select restatement_id, old_value, new_value from kpi_restatements where kpi_id = ? "
+        "and grain = 'month' and period_start = ? and dimension = ? and dimension_value = ?",
+        [kpi_id, period_start, dimension, dimension_value],
+    )
+    causes = query(
+        published,
+        "select source_object, record_id, file_path, record_number, cause, fields_changed "
+        "from kpi_restatement_causes where restatement_id = ? order by all",
+        [restatement_id],
+    )
+    return old, new, causes
+
+
+GBP_RATE = ("raw_spend.fx_rates", "GBP 2026-01-15", RATES_CORRECTED, 2, "corrected")
+OWNER_501 = ("raw_crm.owners", "501", OWNER_MOVED, 1, "corrected")
+DEAL_1 = ("raw_crm.deals", "1", CORRECTION, 1, "corrected", "properties.amount, updatedAt")
+
+
+def test_a_corrected_fx_rate_is_named_for_the_money_values_converted_at_it(days):
+    published, _, _ = days
+    # A flow: 100.00 GBP spent on 16 January, at the rate of 15 January: 1.18, then 1.20.
+    assert restated(published, "marketing_spend", "2026-01-01") == (
+        118.0,
+        120.0,
+        [(*GBP_RATE, "rate_to_reporting")],
+    )
+    # A stock: January's open pipeline holds deal 4 (300.00 EUR) and deal 5 (400.00 GBP, open
+    # from its creation on 20 January, converted at that day's rate): 300 + 472, then 300 + 480.
+    # Deal 1's correction, dated 3 February, changed no state of 31 January: not named.
+    assert restated(published, "open_pipeline_value", "2026-01-01") == (
+        772.0,
+        780.0,
+        [(*GBP_RATE, "rate_to_reporting")],
+    )
+    # The 90-day average deal size of team South (owner 501's, as of 31 January) counts won
+    # deals only: deal 5, open, is converted at the GBP rate but not counted.
+    assert restated(published, "average_deal_size_90d", "2026-01-01", "team", "South")[2] == [
+        (*OWNER_501, "teams[0].id, teams[0].name, updatedAt")
+    ]
+    # The USD rate of 5 January converts nothing: deal 2 was won on 7 January, and converts at
+    # that day's rate (January's revenue names deal 1 alone).
+    assert query(
+        published, "select count(*) from kpi_restatement_causes where record_id like 'USD %'"
+    ) == [(0,)]
+
+
+def test_an_owner_moving_team_is_named_for_the_team_slices_it_moves_values_between(days):
+    published, _, _ = days
+    owner = (*OWNER_501, "teams[0].id, teams[0].name, updatedAt")
+    # Every deal is owner 501's: January's revenue leaves team North for team South, where
+    # deal 1's correction also lands.
+    assert restated(published, "revenue", "2026-01-01", "team", "North") == (1660.0, None, [owner])
+    assert restated(published, "revenue", "2026-01-01", "team", "South") == (
+        None,
+        1960.0,
+        [DEAL_1, owner],
+    )
+    # A stock moves too: deals 4 and 5 open at the end of January.
+    assert restated(published, "open_deals", "2026-01-01", "team", "North") == (2.0, None, [owner])
+    # The company total and the other slices are not the team's: the owner is not named there.
+    assert restated(published, "revenue", "2026-01-01")[2] == [DEAL_1]
+    assert restated(published, "revenue", "2026-01-01", "owner", "501")[2] == [DEAL_1]
+
+
+def test_a_stock_names_the_records_whose_state_at_the_period_end_changed(days):
+    published, _, _ = days
+    # Tickets 1, 2, 3 and 5 were open at the end of January, and ticket 90 was too (open from
+    # its creation on 20 January, delivered late). Ticket 4, created on 2 February and
+    # corrected on 3 February, had no state on 31 January: not named.
+    assert restated(published, "backlog", "2026-01-01") == (
+        4.0,
+        5.0,
+        [("raw_support.tickets", "90", LATE_TICKET, 1, "late", None)],
+    )
+
+
+def test_a_combination_names_the_records_of_the_period_it_reads_before(days):
+    published, _, _ = days
+    # Revenue growth of January, (January - December) / December: (1660 - 1000) / 1000, then
+    # (1960 - 800) / 800: deal 1 of January and deal 6 of December.
+    deal_6 = ("raw_crm.deals", "6", CORRECTION, 2, "corrected", "properties.amount, updatedAt")
+    assert restated(published, "revenue_growth", "2026-01-01") == (0.66, 1.45, [DEAL_1, deal_6])
+
+
+def test_a_slice_of_rows_without_a_value_names_their_records(days):
+    published, _, _ = days
+    # No deal has a company: the KPI rows call their country '(not set)'.
+    assert restated(published, "revenue", "2026-01-01", "country", "(not set)") == (
+        1660.0,
+        1960.0,
+        [DEAL_1],
     )
