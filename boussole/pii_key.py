@@ -31,7 +31,7 @@ from boussole.settings import (
     PII_KEY_VARIABLE,
     Settings,
 )
-from boussole.sql import quote_identifier
+from boussole.sql import quote_identifier, table_exists
 
 _FINGERPRINT_LABEL = b"boussole pseudonymisation key fingerprint"
 KEY_TABLE = "ingestion.pii_key"
@@ -80,17 +80,6 @@ class RecordedKey:
     in_warehouse: bool
 
 
-def _table_exists(conn: duckdb.DuckDBPyConnection, qualified: str, database: str = "") -> bool:
-    """Whether schema.table (`qualified`; a bare name is in main) exists in `database` (by
-    default, the connection's own)."""
-    schema, _, table = qualified.rpartition(".")
-    return conn.execute(
-        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ? "
-        "and database_name = coalesce(nullif(?, ''), current_database())",
-        [schema or "main", table, database],
-    ).fetchone()[0]
-
-
 @contextmanager
 def reading_warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection | None]:
     """The build warehouse, read-only, for a check made before a run; None when there is none
@@ -115,7 +104,7 @@ def recorded_key(
 ) -> RecordedKey | None:
     """The key the pseudonyms were made with: the build warehouse's (`warehouse` reads it),
     else the served mart's (a warehouse made again beside it), else None (nothing built yet)."""
-    if warehouse is not None and _table_exists(warehouse, KEY_TABLE):
+    if warehouse is not None and table_exists(warehouse, KEY_TABLE):
         row = warehouse.execute(f"select fingerprint, rotating from {KEY_TABLE}").fetchone()
         if row is not None:
             where = f"in the build warehouse {settings.build_warehouse_path}"
@@ -132,7 +121,7 @@ def recorded_key(
 
 def published_key_fingerprint(mart: duckdb.DuckDBPyConnection) -> str | None:
     """The fingerprint of the key the pseudonyms of the mart `mart` opens were made with."""
-    if not _table_exists(mart, PUBLISHED_KEY_TABLE):
+    if not table_exists(mart, PUBLISHED_KEY_TABLE):
         return None
     row = mart.execute(f"select fingerprint from {PUBLISHED_KEY_TABLE}").fetchone()
     return row[0] if row else None
@@ -193,7 +182,7 @@ def claim_key(settings: Settings, warehouse: duckdb.DuckDBPyConnection, rotating
 def publish_fingerprint(conn: duckdb.DuckDBPyConnection, build: str) -> None:
     """Into the mart being published (`conn`, where the build warehouse is attached as `build`):
     the fingerprint of the key its pseudonyms were made with, when the warehouse records one."""
-    if _table_exists(conn, KEY_TABLE, build):
+    if table_exists(conn, KEY_TABLE, build):
         schema, table = KEY_TABLE.split(".")
         conn.execute(
             f"create table {quote_identifier('main', PUBLISHED_KEY_TABLE)} as "
@@ -204,7 +193,7 @@ def publish_fingerprint(conn: duckdb.DuckDBPyConnection, build: str) -> None:
 def finish_rotation(warehouse: duckdb.DuckDBPyConnection) -> None:
     """After a build of the whole project succeeded: every pseudonym is made with the recorded
     key."""
-    if _table_exists(warehouse, KEY_TABLE):
+    if table_exists(warehouse, KEY_TABLE):
         warehouse.execute(f"update {KEY_TABLE} set rotating = false")
 
 
