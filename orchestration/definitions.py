@@ -1,7 +1,8 @@
 """The Boussole code location: one Definitions object for the whole pipeline.
 
 landing files -> ingestion (raw_*) -> dbt staging -> intermediate -> marts
-              -> Great Expectations + dbt tests (blocking checks) -> published_mart
+              -> Great Expectations + dbt tests (blocking checks), kpi_anomalies (audit)
+              -> published_mart (history, restatements, alerts)
 
 The settings are read from the environment here, once: what the definitions are made of (the
 extract-date partitions, the schedule's time zone) takes them from this read, and the steps,
@@ -13,6 +14,7 @@ import dagster as dg
 from boussole.dbt_manifest import ensure_manifest
 from boussole.ingestion.contracts import SOURCES
 from boussole.settings import Settings
+from orchestration.assets.audit import ANOMALIES_KEY, build_anomalies_asset
 from orchestration.assets.ingestion import build_ingestion_asset, load_manifest
 from orchestration.assets.publication import build_publication_asset
 from orchestration.assets.transformation import build_dbt_models
@@ -41,13 +43,17 @@ def _guarding_checks(published: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
 
 
 _published = _published_tables()
-published_mart = build_publication_asset(_published, _guarding_checks(_published))
+kpi_anomalies = build_anomalies_asset(dg.AssetKey(["marts", "kpi_values"]))
+published_mart = build_publication_asset(
+    [*_published, ANOMALIES_KEY], _guarding_checks(_published)
+)
 
 defs = dg.Definitions(
     assets=[
         *(build_ingestion_asset(source, partitions) for source in SOURCES),
         load_manifest,
         dbt_models,
+        kpi_anomalies,
         published_mart,
     ],
     asset_checks=[great_expectations_suites],
