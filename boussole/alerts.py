@@ -45,11 +45,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from boussole.sql import quote_identifier
+from boussole.sql import quote_identifier, table_exists
 
 KINDS = ("threshold", "anomaly", "restatement", "check_failed", "check_could_not_run")
 _RANK = {"warning": 1, "critical": 2}
@@ -224,30 +225,10 @@ def threshold_conditions(
     return conditions
 
 
-def _anomaly_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The kpi_anomalies columns this module reads, under the names it reads them by."""
-    return {
-        "kpi_id": row["kpi_id"],
-        "grain": row["grain"],
-        "period_start": row.get("period_start", row.get("period")),
-        "dimension": row.get("dimension", "all"),
-        "dimension_value": row.get("dimension_value", "all"),
-        "value": row["value"],
-        "expected": row["expected"],
-        "lower": row["lower"],
-        "upper": row["upper"],
-        "score": row["score"],
-        "severity": row["severity"],
-    }
-
-
 def anomaly_severity(severity: str | None) -> str | None:
-    """The alert severity of an anomaly's: None when the row is no anomaly (a table that lists
-    every judged point marks the normal ones)."""
-    level = (severity or "").strip().lower()
-    if level in ("", "none", "normal", "ok"):
-        return None
-    return "critical" if level in ("critical", "high") else "warning"
+    """The alert severity of a kpi_anomalies row: its own when warning or critical; None for a
+    period judged normal or not judged yet (none, not_enough_history)."""
+    return severity if severity in ("warning", "critical") else None
 
 
 def anomaly_conditions(
@@ -257,7 +238,7 @@ def anomaly_conditions(
 ) -> list[Condition]:
     """One condition per anomaly of kpi_anomalies (a relation or dicts) from `since` on."""
     conditions = []
-    for row in map(_anomaly_fields, _records(rows)):
+    for row in _records(rows):
         severity = anomaly_severity(row["severity"])
         if severity is None or (since is not None and row["period_start"] < since):
             continue
@@ -268,8 +249,8 @@ def anomaly_conditions(
                 severity,
                 f"{en}: anomaly for the {row['grain']} of {row['period_start']}, "
                 f"{_slice(row['dimension'], row['dimension_value'])}: {_number(row['value'])} "
-                f"outside the expected range {_number(row['lower'])} to "
-                f"{_number(row['upper'])} (expected {_number(row['expected'])}, "
+                f"outside the expected range {_number(row['lower_bound'])} to "
+                f"{_number(row['upper_bound'])} (expected {_number(row['expected_value'])}, "
                 f"score {_number(row['score'])}).",
                 row["kpi_id"],
                 fr,
@@ -480,6 +461,21 @@ def unnotified_alerts(history: duckdb.DuckDBPyConnection) -> list[Alert]:
         f"select {', '.join(_COLUMNS)} from alerts "
         "where state = 'open' and notified_at is null order by first_raised_at, alert_key"
     ).fetchall()
+    return [Alert(*row) for row in rows]
+
+
+def raised_in_run(history: Path, run_id: str) -> list[Alert]:
+    """The alerts the run `run_id` raised, critical first, from the history file `history`."""
+    if not history.exists():
+        return []
+    with duckdb.connect(str(history), read_only=True) as conn:
+        if not table_exists(conn, "alerts"):
+            return []
+        rows = conn.execute(
+            f"select {', '.join(_COLUMNS)} from alerts where run_id = ? "
+            "order by severity = 'critical' desc, first_raised_at, alert_key",
+            [run_id],
+        ).fetchall()
     return [Alert(*row) for row in rows]
 
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TextIO
 
 from boussole.sample_data import FAULTS, SampleScale
 from boussole.settings import PROJECT_ROOT, Settings, SettingsError
@@ -265,6 +266,7 @@ def _run_pipeline(
         print("\nPublication refused: the published mart is unchanged.", file=sys.stderr)
         for line in _failure_report(result):
             print(f"  - {line}", file=sys.stderr)
+        _print_alerts(settings, result.run_id, file=sys.stderr)
         print(f"Dagster run {result.run_id}", file=sys.stderr)
         return EXIT_REFUSED
     from boussole.publication import kpi_summary_table
@@ -285,6 +287,7 @@ def _run_pipeline(
         )
     else:
         _print_restatements(settings)
+        _print_alerts(settings, result.run_id)
     print(f"\nPublished mart: {settings.published_mart_path}")
     print(kpi_summary_table(settings.published_mart_path))
     return 0
@@ -299,6 +302,19 @@ def _print_restatements(settings: Settings) -> None:
         print("\nRestated (published; see the table kpi_restatements):")
         for line in lines:
             print(f"  - {line}")
+
+
+def _print_alerts(settings: Settings, run_id: str, file: TextIO = sys.stdout) -> None:
+    """The alerts this run raised (boussole/alerts.py), critical first."""
+    from boussole.alerts import MAX_LISTED, raised_in_run
+
+    raised = raised_in_run(settings.history_path, run_id)
+    if raised:
+        print(f"\nAlerts raised ({len(raised)}; see the table alerts):", file=file)
+        for alert in raised[:MAX_LISTED]:
+            print(f"  - [{alert.severity}] {alert.message}", file=file)
+        if len(raised) > MAX_LISTED:
+            print(f"  - ... and {len(raised) - MAX_LISTED} more", file=file)
 
 
 def command_accept_restatements(args: argparse.Namespace, settings: Settings) -> int:

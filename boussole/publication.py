@@ -14,18 +14,22 @@ import fcntl
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
-from boussole import restatements
+from boussole import alerts, restatements
 from boussole.history import Publication, Recording, finish_history, record_served, stage_history
 from boussole.pii_key import publish_fingerprint
-from boussole.sql import quote_identifier
+from boussole.sql import quote_identifier, table_exists
 
 PUBLISHED_SCHEMAS = ("marts",)
+# An anomaly raises an alert while its period started within this many days of the as-of
+# date: the latest complete weeks and days; older ones close as the window moves on.
+ANOMALY_ALERT_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,18 @@ class PublishedMart:
     recorded_late: tuple[str, ...] = ()
     # What the history and restatement detection took (the benchmark reports their share).
     history_seconds: float = 0.0
+    # The alerts this publication raised (boussole/alerts.py), to notify.
+    alerts_raised: tuple[alerts.Alert, ...] = ()
 
 
 def publish_marts(
-    build_warehouse: Path, published_path: Path, recording: Recording | None = None
+    build_warehouse: Path,
+    published_path: Path,
+    recording: Recording | None = None,
+    checks: Sequence[alerts.CheckResult] | None = None,
 ) -> PublishedMart:
+    """With `checks` (the results of the run's checks) and a `recording`, the publication
+    also raises its alerts, in the history, and publishes the `alerts` table."""
     published_path.parent.mkdir(parents=True, exist_ok=True)
     orphans = remove_orphan_files(published_path)
     history_began = time.perf_counter()
@@ -53,7 +64,7 @@ def publish_marts(
     history_seconds = time.perf_counter() - history_began
     staging_path = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
     row_counts: dict[str, int] = {}
-    publication, restated, refused = None, 0, []
+    publication, restated, refused, raised = None, 0, [], []
     try:
         conn = duckdb.connect(str(staging_path))
         try:
@@ -82,6 +93,8 @@ def publish_marts(
                     conn, build_warehouse, recording, publication, *extent
                 )
                 history_seconds += time.perf_counter() - history_began
+                if checks is not None and not refused:
+                    raised = _raise_alerts(conn, recording, publication, extent[0], checks)
             conn.execute("checkpoint")
         finally:
             conn.close()
@@ -114,6 +127,7 @@ def publish_marts(
         restatements=restated,
         recorded_late=tuple(recorded_late),
         history_seconds=history_seconds,
+        alerts_raised=tuple(raised),
     )
 
 
@@ -157,6 +171,44 @@ def _stage_history(
     if not refused:
         finish_history(conn, restated)
     return restated, refused
+
+
+def _raise_alerts(
+    conn: duckdb.DuckDBPyConnection,
+    recording: Recording,
+    publication: Publication,
+    as_of_date: date | None,
+    checks: Sequence[alerts.CheckResult],
+) -> list[alerts.Alert]:
+    """The alerts of the new mart `conn` (thresholds, anomalies, this publication's
+    restatements) and of the run's checks, brought up to date in the history and copied into
+    the mart; returns those raised now."""
+    labels = alerts.kpi_labels(conn)
+    conditions = [
+        *alerts.threshold_conditions(conn),
+        *alerts.restatement_conditions(
+            conn.execute(
+                "select * from main.kpi_restatements where publication_id = ?",
+                [publication.publication_id],
+            )
+            .fetchdf()
+            .to_dict("records"),
+            labels,
+        ),
+        *alerts.check_conditions(checks),
+    ]
+    if as_of_date and table_exists(conn, "kpi_anomalies"):
+        conditions += alerts.anomaly_conditions(
+            conn.execute("select * from main.kpi_anomalies").fetchdf().to_dict("records"),
+            since=as_of_date - timedelta(days=ANOMALY_ALERT_DAYS),
+            labels=labels,
+        )
+    with duckdb.connect(str(recording.path)) as history:
+        raised = alerts.update_alerts(
+            history, recording.run_id, publication.published_at, conditions
+        )
+        alerts.copy_alerts(history, conn)
+    return raised
 
 
 def _wal_of(database: Path) -> Path:

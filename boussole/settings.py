@@ -26,6 +26,8 @@ DEVELOPMENT_PII_KEY = "boussole-development-key-do-not-use-in-production"
 ALLOW_DEVELOPMENT_KEY_VARIABLE = "BOUSSOLE_ALLOW_DEVELOPMENT_KEY"
 # Restatements of key KPIs wait for `boussole accept-restatements` (boussole/restatements.py).
 REFUSE_KEY_RESTATEMENTS_VARIABLE = "BOUSSOLE_REFUSE_KEY_RESTATEMENTS"
+# Where new alerts are posted (a Slack or Teams incoming webhook; boussole/alerts.py).
+ALERT_WEBHOOK_VARIABLE = "BOUSSOLE_ALERT_WEBHOOK_URL"
 MINIMUM_PII_KEY_LENGTH = 16
 MINIMUM_PII_KEY_BITS = 64
 NEW_PII_KEY_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -108,6 +110,7 @@ class Settings:
     # The development key may pseudonymise a landing folder other than the generated sample.
     allow_development_key: bool = False
     refuse_key_restatements: bool = False
+    alert_webhook_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -149,6 +152,7 @@ class Settings:
             first_extract_date=first_extract_date,
             allow_development_key=_flag(env, ALLOW_DEVELOPMENT_KEY_VARIABLE),
             refuse_key_restatements=_flag(env, REFUSE_KEY_RESTATEMENTS_VARIABLE),
+            alert_webhook_url=env.get(ALERT_WEBHOOK_VARIABLE) or None,
         )
 
     @property

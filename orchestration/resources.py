@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 
 from boussole.ingestion.contracts import PlausibleDates
-from boussole.settings import PII_KEY_VARIABLE, Settings
+from boussole.settings import ALERT_WEBHOOK_VARIABLE, PII_KEY_VARIABLE, Settings
 
 
 class SettingsResource(dg.ConfigurableResource):
@@ -29,6 +29,7 @@ class SettingsResource(dg.ConfigurableResource):
     planned_years_ahead: int
     allow_development_key: bool
     refuse_key_restatements: bool = False
+    alert_webhook_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
@@ -50,6 +51,10 @@ class SettingsResource(dg.ConfigurableResource):
             planned_years_ahead=settings.plausible_dates.planned_years,
             allow_development_key=settings.allow_development_key,
             refuse_key_restatements=settings.refuse_key_restatements,
+            # A webhook's address is its secret: the UI shows the variable's name.
+            alert_webhook_url=(
+                dg.EnvVar(ALERT_WEBHOOK_VARIABLE) if settings.alert_webhook_url else None
+            ),
         )
 
     def get(self) -> Settings:
@@ -67,6 +72,7 @@ class SettingsResource(dg.ConfigurableResource):
             ),
             allow_development_key=self.allow_development_key,
             refuse_key_restatements=self.refuse_key_restatements,
+            alert_webhook_url=self.alert_webhook_url,
         )
 
 

@@ -22,6 +22,7 @@ from boussole.ingestion.contracts import SOURCES, extract_dates, landed_files
 from boussole.ingestion.loader import FileLoad, latest_extract_date, load_files
 from boussole.publication import publish_marts
 from boussole.settings import PII_KEY_VARIABLE, Settings
+from tests.webhook import Webhook
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -367,3 +368,20 @@ def kpi_slices(published: Path, kpi_id: str, grain: str, dimension: str) -> dict
 def nonzero(values: dict[str, float | None]) -> dict[str, float | None]:
     """Without the zero rows that fill the empty periods of an additive KPI."""
     return {period: value for period, value in values.items() if value != 0}
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """Starts local webhooks (tests/webhook.py) on demand, reached without a proxy, and stops
+    them when the test ends."""
+    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    started = []
+
+    def start(**behaviour):
+        started.append(Webhook(**behaviour))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()

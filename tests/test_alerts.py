@@ -1,11 +1,8 @@
 """Alerts (boussole/alerts.py): conditions from the data, deduplication across runs in the
 history's `alerts` table, and the webhook against a real local HTTP server."""
 
-import json
-import threading
 import time
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import duckdb
 import pytest
@@ -151,9 +148,9 @@ ANOMALY = {
     "dimension": "channel",
     "dimension_value": "Organic Search",
     "value": 120.0,
-    "expected": 410.0,
-    "lower": 300.0,
-    "upper": 520.0,
+    "expected_value": 410.0,
+    "lower_bound": 300.0,
+    "upper_bound": 520.0,
     "score": -5.25,
     "severity": "critical",
 }
@@ -164,7 +161,8 @@ def test_anomalies_from_dicts_or_a_relation_from_a_date_on():
         ANOMALY,
         {**ANOMALY, "dimension": "all", "dimension_value": "all", "severity": "warning"},
         {**ANOMALY, "period_start": date(2026, 3, 3)},  # before `since`
-        {**ANOMALY, "dimension_value": "Direct", "severity": None},  # judged, normal
+        {**ANOMALY, "dimension_value": "Direct", "severity": "none"},  # judged, normal
+        {**ANOMALY, "dimension_value": "Email", "severity": "not_enough_history"},
     ]
     labels = {"sessions": ("Sessions", "Sessions web")}
     found = alerts.anomaly_conditions(rows, since=date(2026, 3, 4), labels=labels)
@@ -178,11 +176,10 @@ def test_anomalies_from_dicts_or_a_relation_from_a_date_on():
     )
     assert found[0].kpi_label_fr == "Sessions web"
 
-    # The same rows as a relation of a kpi_anomalies table, `period` for its period column.
+    # The same rows as a relation of a kpi_anomalies table.
     conn = duckdb.connect()
     conn.execute(
-        "create table kpi_anomalies as select * rename (period_start as period) "
-        "from (select unnest(?, recursive := true))",
+        "create table kpi_anomalies as select * from (select unnest(?, recursive := true))",
         [rows],
     )
     from_table = alerts.anomaly_conditions(conn.table("kpi_anomalies"), since=date(2026, 3, 4))
@@ -259,58 +256,6 @@ def test_the_alerts_table_is_copied_whole_into_a_mart(history):
 
 
 # --- the webhook, against a real HTTP server -----------------------------------------------
-
-
-class Webhook:
-    """A local incoming webhook: answers `failures` times with `failure_status`, then 200;
-    with `hang`, never answers (until the test ends)."""
-
-    def __init__(self, failures=0, failure_status=500, hang=False):
-        self.failures, self.failure_status, self.hang = failures, failure_status, hang
-        self.received = []
-        self.released = threading.Event()
-        webhook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                webhook.received.append((self.headers["Content-Type"], json.loads(body)))
-                if webhook.hang:
-                    webhook.released.wait(10)
-                    return
-                failing = len(webhook.received) <= webhook.failures
-                self.send_response(webhook.failure_status if failing else 200)
-                self.end_headers()
-                self.wfile.write(b"no" if failing else b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        # A short poll: shutdown() waits for the serving loop's next look.
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
-
-    def close(self):
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def webhook(monkeypatch):
-    for proxy in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(proxy, raising=False)
-    started = []
-
-    def start(**behaviour):
-        started.append(Webhook(**behaviour))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def notification_state(history):

@@ -4,7 +4,7 @@ artifacts and a one-asset job: no dbt build, no pipeline run)."""
 
 import dagster as dg
 
-from orchestration.assets.publication import checks_not_passed_in_run
+from orchestration.assets.publication import checks_not_passed, run_check_results
 from orchestration.assets.transformation import (
     DBT_TESTS_CHECK,
     build_errors,
@@ -151,13 +151,21 @@ def test_publication_is_refused_by_a_failure_of_error_severity_only():
 
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([guarded_asset], instance=instance, raise_on_error=False)
-        problems = checks_not_passed_in_run(
+        results = run_check_results(
             instance,
             result.run_id,
             # A check that is not in the run, as one left out of the selection.
             [dg.AssetCheckKey(guarded, name) for name in [*outcomes, "does_not_run"]],
         )
+    problems = checks_not_passed(results)
     assert problems == [
         "fails on guarded (failed: fails says so)",
         "does_not_run on guarded (did not run)",
+    ]
+    # What the alerts are raised from: a WARN failure is a failure that blocks nothing.
+    assert [(r.name, r.status, r.blocking) for r in results] == [
+        ("fails on guarded", "failed", True),
+        ("warns on guarded", "failed", False),
+        ("passes on guarded", "passed", True),
+        ("does_not_run on guarded", "could_not_run", True),
     ]

@@ -59,8 +59,9 @@ def test_run_publishes_and_prints_the_mart(published_once):
     assert "model marts.kpi_values" not in result.stdout
     (log_file,) = step_output.glob("*.log")
     assert "model marts.kpi_values" in log_file.read_text()
-    # The progress bar counts the run's seven steps (four ingestions, dbt, GX, publication).
-    assert "7/7" in result.stderr and "published_mart" in result.stderr
+    # The progress bar counts the run's eight steps (four ingestions, dbt, GX, the KPIs'
+    # anomalies, publication).
+    assert "8/8" in result.stderr and "published_mart" in result.stderr
 
 
 def test_revenue_by_close_date_in_reporting_currency(published_once):
@@ -119,9 +120,50 @@ def test_first_response_time_is_a_median_per_grain(published_once):
     }
 
 
-def test_failed_check_refuses_publication_and_keeps_the_mart(published_once, tmp_path):
+def test_the_mart_carries_the_kpi_anomalies_and_the_alerts_of_its_thresholds(published_once):
+    workspace, result = published_once
+    with duckdb.connect(str(workspace.published), read_only=True) as conn:
+        key_kpis = {
+            row[0]
+            for row in conn.execute(
+                "select kpi_id from kpi_catalogue where tier = 'key'"
+            ).fetchall()
+        }
+        judged = conn.execute("select distinct kpi_id, grain from kpi_anomalies").fetchall()
+        statuses = conn.execute(
+            "select kpi_id, grain, period_start, dimension, dimension_value, status "
+            "from kpi_values where is_complete_period and status is not null"
+        ).fetchall()
+        raised = conn.execute("select alert_key, kind, severity, state from alerts").fetchall()
+    # Only key KPIs, at day and week grain, are judged.
+    assert judged and {kpi for kpi, _ in judged} <= key_kpis
+    assert {grain for _, grain in judged} <= {"day", "week"}
+    # A threshold alert for each KPI, grain and slice whose latest complete period is at
+    # risk (warning) or off track (critical), found here from kpi_values by another route.
+    latest = {}
+    for kpi, grain, start, dimension, value, status in statuses:
+        series = (kpi, grain, dimension, value)
+        latest[series] = max(latest.get(series, (start, status)), (start, status))
+    severity = {"at_risk": "warning", "off_track": "critical"}
+    expected = {
+        f"threshold|{kpi}|{grain}|{start}|{dimension}|{value}": severity[status]
+        for (kpi, grain, dimension, value), (start, status) in latest.items()
+        if status in severity
+    }
+    assert expected, "the fixture has KPIs off their targets"
+    assert {key: level for key, kind, level, _ in raised if kind == "threshold"} == expected
+    assert {state for *_, state in raised} == {"open"}
+    assert f"Alerts raised ({len(raised)}; see the table alerts):" in result.stdout
+
+
+def test_failed_check_refuses_publication_and_keeps_the_mart(
+    published_once, tmp_path, monkeypatch, webhook
+):
+    # The alerts reach a webhook that fails once, then accepts.
+    hook = webhook(failures=1)
+    monkeypatch.setenv("BOUSSOLE_ALERT_WEBHOOK_URL", hook.url)
     # A ticket_metrics version giving ticket 1 a negative reply time, in raw.
-    _, refused = refused_with_raw_record(
+    workspace, refused = refused_with_raw_record(
         published_once, tmp_path, "raw_support.ticket_metrics", "negative_reply_time.jsonl"
     )
     # The suites failed on the values themselves (failed, not "could not run"): the one on
@@ -134,6 +176,19 @@ def test_failed_check_refuses_publication_and_keeps_the_mart(published_once, tmp
     assert "first_reply_minutes_not_negative failed (1 unexpected)" in refused.stderr
     assert "value_is_not_negative failed (" in refused.stderr
     assert "could not run" not in refused.stderr
+    # One critical alert per failed check, posted twice (the first attempt failed) as one
+    # message, and recorded as delivered in the history.
+    failed = sorted(f"{check} on {asset}" for check, asset in reported_checks(refused.stderr))
+    assert len(hook.received) == 2 and hook.received[0] == hook.received[1]
+    text = hook.received[0][1]["text"]
+    assert text.startswith(f"Boussole: {len(failed)} alert(s), {len(failed)} critical")
+    assert all(f"- [critical] Check {check} failed: " in text for check in failed)
+    with duckdb.connect(str(workspace.data / "history" / "publications.duckdb")) as history:
+        assert history.execute(
+            "select check_name, kind, severity, notified_at is not null, notification_attempts "
+            "from alerts order by check_name"
+        ).fetchall() == [(check, "check_failed", "critical", True, 2) for check in failed]
+    assert f"Alerts raised ({len(failed)}; see the table alerts):" in refused.stderr
 
 
 def land_bad_input(workspace, relative_path: str, fixture: str) -> None:

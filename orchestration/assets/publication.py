@@ -6,12 +6,14 @@ very run, or nothing is published (a run that skipped a check cannot publish eit
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
 
-from boussole import restatements
+from boussole import alerts, restatements
 from boussole.audit_scope import forget_publication, record_publication
-from boussole.history import Recording
+from boussole.history import Recording, ensure_history
 from boussole.publication import kpi_summary_table, publish_marts
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.resources import SettingsResource, WarehouseResource
@@ -21,9 +23,12 @@ class PublicationRefused(dg.Failure):
     """A guarding check failed or did not run: the served mart stays as it was."""
 
 
-def checks_not_passed_in_run(
+def run_check_results(
     instance: dg.DagsterInstance, run_id: str, required: Sequence[dg.AssetCheckKey]
-) -> list[str]:
+) -> list[alerts.CheckResult]:
+    """How each check in `required` ended in the run `run_id`: passed, failed (blocking when
+    of ERROR severity: a WARN failure, dbt tests of severity warn that found rows, blocks
+    nothing), or could not run (it did not run in this run, or an expectation could not)."""
     evaluations = {}
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
@@ -31,16 +36,41 @@ def checks_not_passed_in_run(
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data
         evaluations[evaluation.asset_check_key] = evaluation
-    problems = []
+    results = []
     for key in required:
         label = f"{key.name} on {key.asset_key.to_user_string()}"
         evaluation = evaluations.get(key)
         if evaluation is None:
-            problems.append(f"{label} (did not run)")
-        # A failure of WARN severity (dbt tests of severity warn that found rows) blocks nothing.
-        elif not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            problems.append(f"{label} (failed: {evaluation.description})")
-    return problems
+            results.append(alerts.CheckResult(label, "could_not_run", "did not run"))
+            continue
+        could_not_run = evaluation.metadata.get("could_not_run")
+        status = (
+            "passed"
+            if evaluation.passed
+            else "could_not_run"
+            if could_not_run is not None and could_not_run.value
+            else "failed"
+        )
+        results.append(
+            alerts.CheckResult(
+                label,
+                status,
+                evaluation.description or "",
+                blocking=evaluation.severity == dg.AssetCheckSeverity.ERROR,
+            )
+        )
+    return results
+
+
+def checks_not_passed(results: Sequence[alerts.CheckResult]) -> list[str]:
+    """The blocking checks that did not pass, each with why."""
+    return [
+        f"{r.name} (did not run)"
+        if r.description == "did not run"
+        else f"{r.name} (failed: {r.description})"
+        for r in results
+        if r.status != "passed" and r.blocking
+    ]
 
 
 def build_publication_asset(
@@ -62,8 +92,20 @@ def build_publication_asset(
         warehouse: WarehouseResource,
         settings: SettingsResource,
     ):
-        problems = checks_not_passed_in_run(context.instance, context.run_id, required_checks)
+        checks = run_check_results(context.instance, context.run_id, required_checks)
+        problems = checks_not_passed(checks)
         if problems:
+            # The KPIs were not read: only the alerts of checks may open or close.
+            ensure_history(settings.get().history_path)
+            with duckdb.connect(str(settings.get().history_path)) as history:
+                raised = alerts.update_alerts(
+                    history,
+                    context.run_id,
+                    datetime.now(UTC),
+                    alerts.check_conditions(checks),
+                    evaluated_kinds=("check_failed", "check_could_not_run"),
+                )
+                notify_alerts(context, history, raised, settings.get().alert_webhook_url)
             raise PublicationRefused(
                 description="Publication refused, the published mart is unchanged: "
                 + "; ".join(problems)
@@ -75,7 +117,7 @@ def build_publication_asset(
         )
         try:
             published = publish_marts(
-                warehouse.path_obj, settings.get().published_mart_path, recording
+                warehouse.path_obj, settings.get().published_mart_path, recording, checks
             )
         except restatements.RestatementsRefused as refused:
             raise PublicationRefused(
@@ -97,6 +139,10 @@ def build_publication_asset(
                 + ", ".join(path.name for path in published.orphans_removed)
             )
         context.log.info(f"published {published.path}")
+        with duckdb.connect(str(settings.get().history_path)) as history:
+            delivery = notify_alerts(
+                context, history, published.alerts_raised, settings.get().alert_webhook_url
+            )
         # What it was built from: a later run with nothing new leaves it as it is.
         record_publication(settings.get(), context.run_id)
         return dg.MaterializeResult(
@@ -112,8 +158,42 @@ def build_publication_asset(
                 "restated_values": dg.MetadataValue.md(
                     "\n".join(f"- {line}" for line in restated) or "none"
                 ),
+                "alerts_raised": len(published.alerts_raised),
+                "alerts": dg.MetadataValue.md(
+                    "\n".join(
+                        f"- [{alert.severity}] {alert.message}" for alert in published.alerts_raised
+                    )
+                    or "none"
+                ),
+                "alerts_notified": (
+                    "no webhook set"
+                    if delivery is None
+                    else "delivered"
+                    if delivery.ok
+                    else f"not delivered: {delivery.error}"
+                ),
                 "preview": dg.MetadataValue.md(f"```\n{kpi_summary_table(published.path)}\n```"),
             }
         )
 
     return published_mart
+
+
+def notify_alerts(
+    context: dg.AssetExecutionContext,
+    history: duckdb.DuckDBPyConnection,
+    raised: Sequence[alerts.Alert],
+    webhook_url: str | None,
+) -> alerts.Delivery | None:
+    """Logs the alerts raised (errors for critical ones) and posts every alert not notified
+    yet (these, and any an earlier post failed to deliver) to the webhook, if one is set."""
+    for alert in raised:
+        log = context.log.error if alert.severity == "critical" else context.log.warning
+        log(f"alert ({alert.kind}, {alert.severity}): {alert.message}")
+    delivery = alerts.notify(history, alerts.unnotified_alerts(history), webhook_url)
+    if delivery is not None and not delivery.ok:
+        context.log.warning(
+            f"the alerts could not be posted to the webhook after {delivery.attempts} "
+            f"attempt(s): {delivery.error}; the next run tries again"
+        )
+    return delivery
