@@ -7,6 +7,7 @@ import dagster as dg
 
 from boussole.ingestion.contracts import SOURCES, extract_dates
 from boussole.pii_key import development_key_refusal
+from orchestration.assets.publication import alert_on_failed_checks
 from orchestration.partitions import extract_date_partitions
 from orchestration.recovery import host_tags, recover_before_request
 from orchestration.resources import LandingResource, SettingsResource
@@ -21,6 +22,7 @@ pipeline_job = dg.define_asset_job(
         "Ingest the extracts of the selected dates, build the dbt models, audit them, and "
         "publish the KPI mart when every check passed."
     ),
+    hooks={alert_on_failed_checks},
 )
 
 

@@ -15,6 +15,7 @@ from boussole import alerts, restatements
 from boussole.audit_scope import forget_publication, record_publication
 from boussole.history import Recording, ensure_history
 from boussole.publication import kpi_summary_table, publish_marts
+from boussole.settings import Settings
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.resources import SettingsResource, WarehouseResource
 
@@ -95,17 +96,7 @@ def build_publication_asset(
         checks = run_check_results(context.instance, context.run_id, required_checks)
         problems = checks_not_passed(checks)
         if problems:
-            # The KPIs were not read: only the alerts of checks may open or close.
-            ensure_history(settings.get().history_path)
-            with duckdb.connect(str(settings.get().history_path)) as history:
-                raised = alerts.update_alerts(
-                    history,
-                    context.run_id,
-                    datetime.now(UTC),
-                    alerts.check_conditions(checks),
-                    evaluated_kinds=("check_failed", "check_could_not_run"),
-                )
-                notify_alerts(context, history, raised, settings.get().alert_webhook_url)
+            raise_check_alerts(context.log, settings.get(), context.run_id, checks)
             raise PublicationRefused(
                 description="Publication refused, the published mart is unchanged: "
                 + "; ".join(problems)
@@ -141,7 +132,7 @@ def build_publication_asset(
         context.log.info(f"published {published.path}")
         with duckdb.connect(str(settings.get().history_path)) as history:
             delivery = notify_alerts(
-                context, history, published.alerts_raised, settings.get().alert_webhook_url
+                context.log, history, published.alerts_raised, settings.get().alert_webhook_url
             )
         # What it was built from: a later run with nothing new leaves it as it is.
         record_publication(settings.get(), context.run_id)
@@ -179,8 +170,43 @@ def build_publication_asset(
     return published_mart
 
 
+def raise_check_alerts(
+    log: dg.DagsterLogManager,
+    settings: Settings,
+    run_id: str,
+    checks: Sequence[alerts.CheckResult],
+) -> None:
+    """The alerts of a run stopped at its checks, which never reached the KPIs: only the
+    alerts of checks open or close."""
+    ensure_history(settings.history_path)
+    with duckdb.connect(str(settings.history_path)) as history:
+        raised = alerts.update_alerts(
+            history,
+            run_id,
+            datetime.now(UTC),
+            alerts.check_conditions(checks),
+            evaluated_kinds=("check_failed", "check_could_not_run"),
+        )
+        notify_alerts(log, history, raised, settings.alert_webhook_url)
+
+
+@dg.failure_hook(required_resource_keys={"settings"})
+def alert_on_failed_checks(context: dg.HookContext) -> None:
+    """A blocking check that fails fails its step, and the run stops before the publication:
+    the alerts of the checks the run evaluated are raised here."""
+    evaluated = [
+        record.event_log_entry.dagster_event.event_specific_data.asset_check_key
+        for record in context.instance.get_records_for_run(
+            context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+    ]
+    checks = run_check_results(context.instance, context.run_id, evaluated)
+    if any(check.status != "passed" for check in checks):
+        raise_check_alerts(context.log, context.resources.settings.get(), context.run_id, checks)
+
+
 def notify_alerts(
-    context: dg.AssetExecutionContext,
+    log: dg.DagsterLogManager,
     history: duckdb.DuckDBPyConnection,
     raised: Sequence[alerts.Alert],
     webhook_url: str | None,
@@ -188,11 +214,12 @@ def notify_alerts(
     """Logs the alerts raised (errors for critical ones) and posts every alert not notified
     yet (these, and any an earlier post failed to deliver) to the webhook, if one is set."""
     for alert in raised:
-        log = context.log.error if alert.severity == "critical" else context.log.warning
-        log(f"alert ({alert.kind}, {alert.severity}): {alert.message}")
+        (log.error if alert.severity == "critical" else log.warning)(
+            f"alert ({alert.kind}, {alert.severity}): {alert.message}"
+        )
     delivery = alerts.notify(history, alerts.unnotified_alerts(history), webhook_url)
     if delivery is not None and not delivery.ok:
-        context.log.warning(
+        log.warning(
             f"the alerts could not be posted to the webhook after {delivery.attempts} "
             f"attempt(s): {delivery.error}; the next run tries again"
         )
