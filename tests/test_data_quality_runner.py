@@ -160,28 +160,64 @@ def test_project_suites_are_well_formed():
     from great_expectations.expectations.registry import get_expectation_impl
 
     suites = {s.name: s for s in load_suites()}
-    assert {"kpi_values", "kpi_value_ranges", "fct_tickets", "fct_deals"} <= set(suites)
+    assert {"kpi_value_bounds", "fct_tickets", "fct_deals", "fct_web_sessions"} <= set(suites)
     models = dbt_model_columns()
     for spec in suites.values():
         # A suite guards a published table with at least one expectation, each with its own
-        # name, of a type GX knows, on columns the table has.
+        # name, of a type GX knows, of a known severity, on columns the table has (a suite
+        # with a query validates the columns of its query's result).
         assert spec.table.startswith("marts.") and spec.table in models, spec.name
         assert spec.expectations, spec.name
         names = [e.name for e in spec.expectations]
         assert len(names) == len(set(names)), spec.name
         for expectation in spec.expectations:
             get_expectation_impl(expectation.type)  # raises for an unknown type
+            assert expectation.severity in ("blocking", "warning")
             assert expectation.columns(), (spec.name, expectation.name)
-            assert set(expectation.columns()) <= models[spec.table], (spec.name, expectation.name)
+            if spec.query is None:
+                assert set(expectation.columns()) <= models[spec.table], (
+                    spec.name,
+                    expectation.name,
+                )
     # The guarding expectations the project relies on are there.
     assert {e.name for e in suites["fct_tickets"].expectations} >= {
-        "ticket_id_is_unique",
         "first_reply_minutes_not_negative",
+        "solved_not_before_created",
     }
-    assert {e.name for e in suites["kpi_values"].expectations} >= {
-        "identity_is_unique",
-        "kpi_id_is_known",
+    assert {e.name for e in suites["fct_deals"].expectations} >= {"amount_not_negative"}
+
+
+def test_no_property_is_checked_by_both_dbt_and_great_expectations():
+    """dbt tests keep the structure (unique, not null, relationships, accepted values,
+    not_negative where a model declares it); a GX expectation never checks a column property
+    that a dbt test of the same model already checks."""
+    from boussole.settings import DBT_PROJECT_DIR
+
+    # GX expectation type -> the dbt tests checking the same property of a column.
+    same_property = {
+        "expect_column_values_to_be_unique": {"unique"},
+        "expect_column_values_to_not_be_null": {"not_null"},
+        "expect_column_values_to_be_in_set": {"accepted_values", "relationships"},
+        "expect_column_values_to_be_between": {"not_negative"},
     }
+    dbt_tests: dict[tuple[str, str], set[str]] = {}
+    for path in (DBT_PROJECT_DIR / "models").rglob("*.yml"):
+        schema = path.relative_to(DBT_PROJECT_DIR / "models").parts[0]
+        for model in yaml.safe_load(path.read_text()).get("models") or []:
+            for column in model.get("columns", []):
+                tests = {
+                    t if isinstance(t, str) else next(iter(t)) for t in column.get("data_tests", [])
+                }
+                dbt_tests[(f"{schema}.{model['name']}", column["name"])] = tests
+    for spec in load_suites():
+        if spec.query is not None:
+            continue
+        for expectation in spec.expectations:
+            for column in expectation.columns():
+                both = same_property.get(expectation.type, set()) & dbt_tests.get(
+                    (spec.table, column), set()
+                )
+                assert not both, (spec.name, expectation.name, both)
 
 
 def test_kpi_ids_come_from_the_catalogue_file():

@@ -67,8 +67,12 @@ def test_great_expectations_and_dbt_tests_are_blocking_checks_on_the_marts():
         spec.key: spec for assets_def in graph().assets_defs for spec in assets_def.check_specs
     }
     kpi_values = dg.AssetKey(["marts", "kpi_values"])
-    for suite in ("gx_kpi_values", "gx_fct_tickets", "gx_fct_deals"):
-        assert check_specs[dg.AssetCheckKey(dg.AssetKey(["marts", suite[3:]]), suite)].blocking
+    for suite, table in (
+        ("gx_kpi_value_bounds", "kpi_values"),
+        ("gx_fct_tickets", "fct_tickets"),
+        ("gx_fct_deals", "fct_deals"),
+    ):
+        assert check_specs[dg.AssetCheckKey(dg.AssetKey(["marts", table]), suite)].blocking
     # The dbt tests of a model report as one blocking check on it: one for each model or seed
     # that the manifest gives a test.
     manifest = json.loads(MANIFEST_PATH.read_text())

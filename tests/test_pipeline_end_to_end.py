@@ -171,10 +171,10 @@ def test_failed_check_refuses_publication_and_keeps_the_mart(
     # priority = normal fall below zero: -15 minutes on 5 January).
     assert set(reported_checks(refused.stderr)) == {
         ("gx_fct_tickets", "marts/fct_tickets"),
-        ("gx_kpi_value_ranges", "marts/kpi_values"),
+        ("gx_kpi_value_bounds", "marts/kpi_values"),
     }
     assert "first_reply_minutes_not_negative failed (1 unexpected)" in refused.stderr
-    assert "value_is_not_negative failed (" in refused.stderr
+    assert "counts_money_durations_not_negative failed (" in refused.stderr
     assert "could not run" not in refused.stderr
     # One critical alert per failed check, posted twice (the first attempt failed) as one
     # message, and recorded as delivered in the history.
@@ -319,7 +319,9 @@ def test_a_check_that_could_not_run_refuses_publication(published_once, tmp_path
         record.event_log_entry.user_message for record in logged
     }
     assert reported_checks(refused.stderr) == [("gx_fct_tickets", "marts/fct_tickets")]
-    assert "ticket_id_is_unique could not run: cannot read marts.fct_tickets" in refused.stderr
+    assert (
+        "solved_not_before_created could not run: cannot read marts.fct_tickets" in refused.stderr
+    )
     assert "unexpected)" not in refused.stderr  # no expectation failed on values
     # The run's results file tells each expectation of the suite apart as could not run.
     results = json.loads(
