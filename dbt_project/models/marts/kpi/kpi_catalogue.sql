@@ -4,6 +4,7 @@
     'kind', 'indicator_type', 'tier', 'owner_team'] %}
 
 {%- for kpi in kpis %}
+    {%- do kpi_check_source_systems(kpi) %}
     select
         {{ sql_string(kpi.id) }} as kpi_id,
         {%- for field in text_fields %}

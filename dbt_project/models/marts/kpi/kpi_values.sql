@@ -1,12 +1,76 @@
 -- The KPI mart in long form: one row per KPI, grain, period and slice, with the previous
 -- period's value, the target and the status. Company-wide rows have dimension = 'all' and
 -- dimension_value = 'all'.
+
 with kpi_rows as (
     select * from {{ ref('int_kpi__combined_values') }}
 ),
 
 periods as (
     select * from {{ ref('int_kpi__periods') }}
+),
+
+-- Completeness: a period is complete for a KPI once it ended before the as-of date and every
+-- source system the KPI depends on (its catalogue entry's source_systems, which name those of
+-- its inputs for a combination) landed on each of its days (int_kpi__source_days). The source
+-- days missing so far, up to the as-of date, are named even while the period is in progress.
+missing_days as (
+    select
+        source_days.source,
+        calendar.date_day,
+        calendar.week_start,
+        calendar.month_start,
+        calendar.quarter_start,
+        calendar.year_start
+    from {{ ref('int_kpi__source_days') }} as source_days
+    inner join {{ ref('dim_date') }} as calendar
+        on source_days.date_day = calendar.date_day
+    where not source_days.has_landed
+),
+
+-- Each source's missing days in the period that holds them, at every grain.
+source_gaps as (
+    {%- for grain in var('kpi_grains') %}
+        {%- set day_period = 'date_day' if grain == 'day' else grain ~ '_start' %}
+        select
+            '{{ grain }}' as grain,
+            {{ day_period }} as period_start,
+            source,
+            count(*) as missing_days,
+            min(date_day) as first_missing_day
+        from missing_days
+        group by {{ day_period }}, source
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
+    {%- endfor %}
+),
+
+-- e.g. 'crm 1 day (first 2026-01-20); web 3 days (first 2026-02-14)'
+kpi_gaps as (
+    select
+        catalogue.kpi_id,
+        source_gaps.grain,
+        source_gaps.period_start,
+        {{ dbt.listagg(
+            dbt.concat([
+                'source_gaps.source',
+                "' '",
+                dbt.cast('source_gaps.missing_days', dbt.type_string()),
+                "case when source_gaps.missing_days = 1 then ' day (first ' else ' days (first ' end",
+                dbt.cast('source_gaps.first_missing_day', dbt.type_string()),
+                "')'",
+            ]),
+            "'; '",
+            'order by source_gaps.source',
+        ) }} as missing_source_days
+    from {{ ref('kpi_catalogue') }} as catalogue
+    inner join source_gaps
+        on {{ dbt.position(
+            dbt.concat(["','", 'source_gaps.source', "','"]),
+            dbt.concat(["','", 'catalogue.source_systems', "','"]),
+        ) }} > 0
+    group by catalogue.kpi_id, source_gaps.grain, source_gaps.period_start
 ),
 
 -- A target's scope is a slice: company = ('all', 'all'), team = ('team', name), owner = ('owner', id).
@@ -30,11 +94,19 @@ compared as (
         periods.period_end,
         periods.days_in_period,
         periods.days_elapsed,
-        periods.is_complete_period,
+        -- The period's last day is before the as-of date.
+        periods.is_complete_period as has_ended,
+        periods.is_complete_period and gaps.kpi_id is null as is_complete_period,
+        gaps.missing_source_days,
         previous_rows.value as previous_value
     from kpi_rows
     inner join periods
         on kpi_rows.grain = periods.grain and kpi_rows.period_start = periods.period_start
+    left join kpi_gaps as gaps
+        on
+            kpi_rows.kpi_id = gaps.kpi_id
+            and kpi_rows.grain = gaps.grain
+            and kpi_rows.period_start = gaps.period_start
     left join kpi_rows as previous_rows
         on
             kpi_rows.kpi_id = previous_rows.kpi_id
@@ -81,7 +153,7 @@ paced as (
     select
         *,
         case
-            when is_additive and not is_complete_period then target * days_elapsed / days_in_period
+            when is_additive and not has_ended then target * days_elapsed / days_in_period
             else target
         end as pacing_target
     from targeted
@@ -122,5 +194,6 @@ select
         when attainment >= critical_attainment then 'at_risk'
         else 'off_track'
     end as status,
-    is_complete_period
+    is_complete_period,
+    missing_source_days
 from attained
