@@ -102,6 +102,23 @@ class Condition:
         if self.kind not in KINDS or self.severity not in _RANK:
             raise ValueError(f"unknown alert kind or severity: {self.kind}, {self.severity}")
 
+    @classmethod
+    def of_value(
+        cls, kind: str, severity: str, message: str, row: Mapping[str, Any], label_fr: str | None
+    ) -> Condition:
+        """A condition on one KPI value: `row` holds its kpi_id, grain, period and slice."""
+        return cls(
+            kind,
+            severity,
+            message,
+            row["kpi_id"],
+            label_fr,
+            row["grain"],
+            row["period_start"],
+            row["dimension"],
+            row["dimension_value"],
+        )
+
     @property
     def key(self) -> str:
         if self.check_name is not None:
@@ -244,7 +261,7 @@ def anomaly_conditions(
             continue
         en, fr = (labels or {}).get(row["kpi_id"], (row["kpi_id"], None))
         conditions.append(
-            Condition(
+            Condition.of_value(
                 "anomaly",
                 severity,
                 f"{en}: anomaly for the {row['grain']} of {row['period_start']}, "
@@ -252,12 +269,8 @@ def anomaly_conditions(
                 f"outside the expected range {_number(row['lower_bound'])} to "
                 f"{_number(row['upper_bound'])} (expected {_number(row['expected_value'])}, "
                 f"score {_number(row['score'])}).",
-                row["kpi_id"],
+                row,
                 fr,
-                row["grain"],
-                row["period_start"],
-                row["dimension"],
-                row["dimension_value"],
             )
         )
     return conditions
@@ -278,19 +291,15 @@ def restatement_conditions(
             else ""
         )
         conditions.append(
-            Condition(
+            Condition.of_value(
                 "restatement",
                 "critical" if row.get("tier") == "key" else "warning",
                 f"{en}: the {row['grain']} of {row['period_start']}, "
                 f"{_slice(row['dimension'], row['dimension_value'])}, was restated from "
                 f"{_number(row['old_value'])} to {_number(row['new_value'])} "
                 f"(tolerance {_number(row['tolerance'])}).{accepted}",
-                row["kpi_id"],
+                row,
                 fr,
-                row["grain"],
-                row["period_start"],
-                row["dimension"],
-                row["dimension_value"],
             )
         )
     return conditions

@@ -21,7 +21,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tests.conftest import FIXTURES, all_kpi_rows, copy_workspace
+from tests.conftest import all_kpi_rows, copy_workspace
+from tests.test_restatements import deal_1_corrected
 
 pytestmark = [pytest.mark.e2e, pytest.mark.apart]
 
@@ -29,17 +30,6 @@ CORRECTION = "crm/2026-02-03/deals.jsonl"
 REASON = "deal 1 was entered 1,200 instead of 1,500"
 JANUARY = "revenue (month 2026-01-01): 1660.0 -> 1960.0"
 DEAL_1 = f"raw_crm.deals id 1 ({CORRECTION}:1, corrected: properties.amount, updatedAt)"
-
-
-def deal_1_corrected() -> dict:
-    """Deal 1 as first delivered (crm/2026-01-05), its amount 1,500.00, updated on 3 February."""
-    first = json.loads(
-        (FIXTURES / "landing_small/crm/2026-01-05/deals.jsonl").read_text().splitlines()[0]
-    )
-    assert first["id"] == "1" and first["properties"]["amount"] == "1000.00"
-    first["properties"]["amount"] = "1500.00"
-    first["updatedAt"] = "2026-02-03T08:00:00Z"
-    return first
 
 
 def query(path, sql, params=()):

@@ -43,7 +43,8 @@ OWNER_MOVED = "crm/2026-02-03/owners.jsonl"
 RATES_CORRECTED = "spend/2026-02-03/fx_rates.csv"
 
 
-def _deal_1_corrected() -> dict:
+def deal_1_corrected() -> dict:
+    """Deal 1 as first delivered (crm/2026-01-05), its amount 1,500.00, updated on 3 February."""
     first = json.loads(
         (FIXTURES / "landing_small/crm/2026-01-05/deals.jsonl").read_text().splitlines()[0]
     )
@@ -155,7 +156,7 @@ def days(tmp_path_factory):
     assert ticket_4["id"] == 4 and ticket_4["created_at"] == "2026-02-02T10:00:00Z"
     ticket_4.update(priority="high", updated_at="2026-02-03T06:30:00Z")
     for path, records in (
-        (CORRECTION, [_deal_1_corrected(), deal_6_corrected]),
+        (CORRECTION, [deal_1_corrected(), deal_6_corrected]),
         (LATE_TICKET, [LATE, ticket_4]),
         (OWNER_MOVED, [_owner_501("South", "2026-02-03T08:00:00Z")]),
     ):
