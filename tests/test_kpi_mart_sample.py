@@ -152,3 +152,34 @@ def test_every_kpi_of_the_catalogue_is_published(daily_runs):
         conn.close()
     assert {kpi["id"] for kpi in kpi_catalogue()} - published == set()
     assert labels == ("Valeur vie client (CLV)",)
+
+
+def test_periods_complete_as_they_end_and_raise_threshold_alerts(daily_runs):
+    """The sample delivers every source every day: each period that ended before the as-of
+    date is complete for every KPI, no source day is missing, and the published alerts hold a
+    threshold alert for each KPI, grain and slice whose latest complete period is at risk
+    (warning) or off track (critical), found here from kpi_values."""
+    with duckdb.connect(str(daily_runs.published), read_only=True) as conn:
+        completeness = conn.execute(
+            "select count(*) filter (where is_complete_period <> (period_end < ?)), "
+            "count(missing_source_days) from kpi_values",
+            [SAMPLE_LAST_DAY],
+        ).fetchone()
+        statuses = conn.execute(
+            "select kpi_id, grain, period_start, dimension, dimension_value, status "
+            "from kpi_values where is_complete_period and status is not null"
+        ).fetchall()
+        raised = conn.execute("select alert_key, kind, severity from alerts").fetchall()
+    assert completeness == (0, 0)
+    latest = {}
+    for kpi, grain, start, dimension, value, status in statuses:
+        series = (kpi, grain, dimension, value)
+        latest[series] = max(latest.get(series, (start, status)), (start, status))
+    severity = {"at_risk": "warning", "off_track": "critical"}
+    expected = {
+        f"threshold|{kpi}|{grain}|{start}|{dimension}|{value}": severity[status]
+        for (kpi, grain, dimension, value), (start, status) in latest.items()
+        if status in severity
+    }
+    assert expected, "the sample has KPIs off their targets"
+    assert {key: level for key, kind, level in raised if kind == "threshold"} == expected
