@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import date
 
 import dagster as dg
+import duckdb
 
 from boussole.ingestion.contracts import LANDING_OBJECTS
 from data_quality.results import CheckedSuite, record_results
@@ -132,10 +133,16 @@ def great_expectations_suites(
                     (key, CheckedSuite(suite.check_name, runner.run(conn, suite, parameters)))
                 )
     index = runner.build_data_docs()
-    recorded = record_results(
-        settings.get().history_path, context.run.run_id, [item for _, item in checked]
-    )
-    context.log.info(f"{recorded} expectation results kept in quality_results; Data Docs: {index}")
+    try:
+        recorded = record_results(
+            settings.get().history_path, context.run.run_id, [item for _, item in checked]
+        )
+        context.log.info(
+            f"{recorded} expectation results kept in quality_results; Data Docs: {index}"
+        )
+    except duckdb.Error as error:
+        # The checks still report (and block or warn); the results stay in the JSON files.
+        context.log.error(f"could not keep the results in quality_results: {error}")
     for key, item in checked:
         outcome = item.outcome
         # Too short a history is said, not guessed: the results keep "could not run", and the
