@@ -502,8 +502,9 @@ def kpi_anomalies(
 
     A series is a KPI, grain and slice (dimension, dimension_value; 'all'/'all' for the
     company), on its complete periods (is_complete_period) from its first row to the KPI's
-    last complete period; a missing period of an additive KPI is 0, of any other a period
-    without value. Its periods are judged without look-ahead (see the module docstring).
+    last complete period; a period without row of an additive KPI is 0, of any other a
+    period without value, and so is a period not complete (a source missed one of its days:
+    a gap, not a drop). Its periods are judged without look-ahead (see the module docstring).
 
     Enough volume: a period has a row here only when, over it and the periods before it
     within the warm-up length (28 days, 8 weeks):
@@ -531,9 +532,9 @@ def kpi_anomalies(
     rows = conn.execute(
         """
         select kpi_id, grain, period_start, dimension, dimension_value, value, numerator,
-            denominator
+            denominator, is_complete_period
         from kpi_values
-        where is_complete_period and grain in (select unnest(?)) and kpi_id in (select unnest(?))
+        where grain in (select unnest(?)) and kpi_id in (select unnest(?))
         """,
         [list(grains), sorted(kpis)],
     ).df()
@@ -613,14 +614,16 @@ def _judge_grain(
     volume = rows["denominator"].where(
         unit != "count", rows["denominator"].fillna(rows["numerator"])
     )
-    values, volumes = spread(rows["value"]), spread(volume)
+    # A period not complete (in progress, or a source day missing) is a gap, never a zero.
+    complete = rows["is_complete_period"].astype(bool)
+    values, volumes = spread(rows["value"].where(complete)), spread(volume.where(complete))
     present = np.zeros(shape, dtype=bool)
     present[series, column] = True
 
     # A series runs from its first row to its KPI's last complete period.
     first = np.full(len(slices), len(periods))
     np.minimum.at(first, series, column)
-    kpi_last = pd.Series(column).groupby(rows["kpi_id"].to_numpy()).max()
+    kpi_last = pd.Series(column[complete]).groupby(rows["kpi_id"].to_numpy()[complete]).max()
     last = slices["kpi_id"].map(kpi_last).to_numpy()
     index = np.arange(len(periods))
     started = (index >= first[:, None]) & (index <= last[:, None])

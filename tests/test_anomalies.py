@@ -239,3 +239,20 @@ def test_kpi_anomalies_reads_the_catalogue_entries_and_a_lower_floor_admits_a_sl
         zip(sessions["dimension"], sessions["dimension_value"], strict=True)
     )
     assert set(result["grain"]) == {"day"}
+
+
+def test_a_day_that_is_not_complete_is_a_gap_not_a_zero(mart):
+    # Day 40 of the Organic channel has a row, but a source missed that day: it is not
+    # complete, so it is neither judged nor taken as 0 (which would be a critical drop).
+    gap = MONDAY + timedelta(days=40)
+    mart.execute(
+        "update kpi_values set value = 0, is_complete_period = false "
+        "where dimension_value = 'Organic' and grain = 'day' and period_start = ?",
+        [gap],
+    )
+    organic = kpi_anomalies(mart, grains=("day",)).query("dimension_value == 'Organic'")
+    assert gap not in set(organic["period_start"])
+    assert set(organic["period_start"]) == {
+        MONDAY + timedelta(days=n) for n in range(42) if n != 40
+    }
+    assert (organic["severity"].iloc[28:] == "none").all()
