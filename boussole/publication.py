@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +24,9 @@ import duckdb
 from boussole import alerts, restatements
 from boussole.history import Publication, Recording, finish_history, record_served, stage_history
 from boussole.pii_key import publish_fingerprint
-from boussole.sql import quote_identifier, table_exists
+from boussole.sql import quote_identifier
+from boussole.trust import annotate_trust
+from data_quality.results import copy_quality_results
 
 PUBLISHED_SCHEMAS = ("marts",)
 # An anomaly raises an alert while its period started within this many days of the as-of
@@ -46,6 +48,8 @@ class PublishedMart:
     history_seconds: float = 0.0
     # The alerts this publication raised (boussole/alerts.py), to notify.
     alerts_raised: tuple[alerts.Alert, ...] = ()
+    # How many published values have each trust status (boussole/trust.py).
+    trust: dict[str, int] = field(default_factory=dict)
 
 
 def publish_marts(
@@ -64,7 +68,7 @@ def publish_marts(
     history_seconds = time.perf_counter() - history_began
     staging_path = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
     row_counts: dict[str, int] = {}
-    publication, restated, refused, raised = None, 0, [], []
+    publication, restated, refused, raised, trust = None, 0, [], [], {}
     try:
         conn = duckdb.connect(str(staging_path))
         try:
@@ -95,6 +99,14 @@ def publish_marts(
                 history_seconds += time.perf_counter() - history_began
                 if checks is not None and not refused:
                     raised = _raise_alerts(conn, recording, publication, extent[0], checks)
+                    copy_quality_results(recording.path, conn)
+                    trust = annotate_trust(
+                        conn,
+                        restatements.built_catalogue(build_warehouse),
+                        publication.publication_id,
+                        recording.run_id,
+                        extent[0],
+                    )
             conn.execute("checkpoint")
         finally:
             conn.close()
@@ -128,6 +140,7 @@ def publish_marts(
         recorded_late=tuple(recorded_late),
         history_seconds=history_seconds,
         alerts_raised=tuple(raised),
+        trust=trust,
     )
 
 
@@ -187,19 +200,18 @@ def _raise_alerts(
     conditions = [
         *alerts.threshold_conditions(conn),
         *alerts.restatement_conditions(
-            conn.execute(
+            _rows(
+                conn,
                 "select * from main.kpi_restatements where publication_id = ?",
                 [publication.publication_id],
-            )
-            .fetchdf()
-            .to_dict("records"),
+            ),
             labels,
         ),
         *alerts.check_conditions(checks),
     ]
-    if as_of_date and table_exists(conn, "kpi_anomalies"):
+    if as_of_date:
         conditions += alerts.anomaly_conditions(
-            conn.execute("select * from main.kpi_anomalies").fetchdf().to_dict("records"),
+            _rows(conn, "select * from main.kpi_anomalies"),
             since=as_of_date - timedelta(days=ANOMALY_ALERT_DAYS),
             labels=labels,
         )
@@ -209,6 +221,13 @@ def _raise_alerts(
         )
         alerts.copy_alerts(history, conn)
     return raised
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    """The rows of a query as dicts of Python values (dates as dates, not pandas')."""
+    cursor = conn.execute(sql, params or [])
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _wal_of(database: Path) -> Path:

@@ -260,6 +260,26 @@ def _manifest(build_warehouse: Path) -> Mapping[str, Any] | None:
     return None
 
 
+def _model_nodes(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+
+
+def _catalogue_of(nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    kpis = (nodes.get("kpi_catalogue") or {}).get("config", {}).get("meta", {}).get("kpis", [])
+    return {kpi["id"]: kpi for kpi in kpis}
+
+
+def built_catalogue(build_warehouse: Path) -> dict[str, Mapping[str, Any]]:
+    """The KPI catalogue entries the warehouse was last built with, by KPI id."""
+    manifest = _manifest(build_warehouse)
+    return {} if manifest is None else _catalogue_of(_model_nodes(manifest))
+
+
+def kpi_facts(catalogue: Mapping[str, Mapping], kpi_id: str) -> set[str]:
+    """The facts a KPI's values are computed from (for a combination, its inputs')."""
+    return {source.fact for source, _ in _sources(catalogue, kpi_id)}
+
+
 def _sources(
     catalogue: Mapping[str, Mapping], kpi_id: str, previous: bool = False
 ) -> list[tuple[_Source, bool]]:
@@ -311,9 +331,8 @@ def attribute(
     manifest = _manifest(build_warehouse)
     if not restatements or manifest is None or loaded_since is None:
         return []
-    nodes = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    kpis = (nodes.get("kpi_catalogue") or {}).get("config", {}).get("meta", {}).get("kpis", [])
-    catalogue = {kpi["id"]: kpi for kpi in kpis}
+    nodes = _model_nodes(manifest)
+    catalogue = _catalogue_of(nodes)
     rates_until = max(row[-1] for row in restatements)
     causes: list[tuple] = []
     with duckdb.connect(str(build_warehouse), read_only=True) as connection:

@@ -44,9 +44,7 @@ def _guarding_checks(published: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
 
 _published = _published_tables()
 kpi_anomalies = build_anomalies_asset(dg.AssetKey(["marts", "kpi_values"]))
-published_mart = build_publication_asset(
-    [*_published, ANOMALIES_KEY], _guarding_checks(_published)
-)
+published_mart = build_publication_asset([*_published, ANOMALIES_KEY], _guarding_checks(_published))
 
 defs = dg.Definitions(
     assets=[

@@ -120,7 +120,7 @@ def test_first_response_time_is_a_median_per_grain(published_once):
     }
 
 
-def test_the_mart_carries_the_kpi_anomalies_and_the_alerts_of_its_thresholds(published_once):
+def test_the_mart_carries_anomalies_alerts_and_the_trust_of_each_value(published_once):
     workspace, result = published_once
     with duckdb.connect(str(workspace.published), read_only=True) as conn:
         key_kpis = {
@@ -130,39 +130,37 @@ def test_the_mart_carries_the_kpi_anomalies_and_the_alerts_of_its_thresholds(pub
             ).fetchall()
         }
         judged = conn.execute("select distinct kpi_id, grain from kpi_anomalies").fetchall()
-        statuses = conn.execute(
-            "select kpi_id, grain, period_start, dimension, dimension_value, status "
-            "from kpi_values where is_complete_period and status is not null"
-        ).fetchall()
-        raised = conn.execute("select alert_key, kind, severity, state from alerts").fetchall()
+        raised = conn.execute("select kind from alerts").fetchall()
         revenue_january = conn.execute(
-            "select is_complete_period, missing_source_days from kpi_values "
-            "where kpi_id = 'revenue' and grain = 'month' and period_start = '2026-01-01' "
-            "and dimension = 'all'"
+            "select is_complete_period, missing_source_days, trust_status, trust_reasons "
+            "from kpi_values where kpi_id = 'revenue' and grain = 'month' "
+            "and period_start = '2026-01-01' and dimension = 'all'"
         ).fetchone()
+        trust = conn.execute(
+            "select is_complete_period, trust_status, trust_reasons is null, count(*) "
+            "from kpi_values group by all order by all"
+        ).fetchall()
     # Only key KPIs, at day and week grain, are judged.
     assert judged and {kpi for kpi, _ in judged} <= key_kpis
     assert {grain for _, grain in judged} <= {"day", "week"}
-    # A threshold alert for each KPI, grain and slice whose latest complete period is at
-    # risk (warning) or off track (critical), found here from kpi_values by another route.
-    latest = {}
-    for kpi, grain, start, dimension, value, status in statuses:
-        series = (kpi, grain, dimension, value)
-        latest[series] = max(latest.get(series, (start, status)), (start, status))
-    severity = {"at_risk": "warning", "off_track": "critical"}
-    expected = {
-        f"threshold|{kpi}|{grain}|{start}|{dimension}|{value}": severity[status]
-        for (kpi, grain, dimension, value), (start, status) in latest.items()
-        if status in severity
-    }
     # The fixture delivers the CRM on 3 days of January, the web on 2, the support desk on 2
     # (then on 2 February): no period with a target is complete, so none raises a threshold
-    # alert, and kpi_values says why. The sample, delivered every day, raises them
-    # (tests/test_kpi_mart_sample.py).
-    assert expected == {}
-    assert revenue_january == (False, "crm 24 days (first 2026-01-06)")
-    assert {key: level for key, kind, level, _ in raised if kind == "threshold"} == expected
-    assert {state for *_, state in raised} <= {"open"}
+    # alert (the sample, delivered every day, raises them: tests/test_kpi_mart_sample.py),
+    # and each value says why it cannot be trusted yet. No check failed (the raw days, with
+    # no regular history, were not judged): an incomplete period is incomplete, a complete
+    # one trusted unless a reason of its own (an anomaly, a restatement) makes it a warning.
+    assert ("threshold",) not in raised
+    assert revenue_january == (
+        False,
+        "crm 24 days (first 2026-01-06)",
+        "incomplete",
+        "missing source days: crm 24 days (first 2026-01-06)",
+    )
+    assert {(complete, status, unexplained) for complete, status, unexplained, _ in trust} <= {
+        (False, "incomplete", False),
+        (True, "trusted", True),
+        (True, "warning", False),
+    }
     assert (f"Alerts raised ({len(raised)}; see the table alerts):" in result.stdout) == bool(
         raised
     )

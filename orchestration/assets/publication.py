@@ -27,9 +27,10 @@ class PublicationRefused(dg.Failure):
 def run_check_results(
     instance: dg.DagsterInstance, run_id: str, required: Sequence[dg.AssetCheckKey]
 ) -> list[alerts.CheckResult]:
-    """How each check in `required` ended in the run `run_id`: passed, failed (blocking when
-    of ERROR severity: a WARN failure, dbt tests of severity warn that found rows, blocks
-    nothing), or could not run (it did not run in this run, or an expectation could not)."""
+    """How each check in `required`, then each other check the run `run_id` evaluated (the
+    raw checks' warnings), ended: passed, failed (blocking when of ERROR severity: a WARN
+    failure, dbt tests of severity warn that found rows, blocks nothing), or could not run
+    (a required one did not run in this run, or an expectation could not)."""
     evaluations = {}
     records = instance.get_records_for_run(
         run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
@@ -38,7 +39,7 @@ def run_check_results(
         evaluation = record.event_log_entry.dagster_event.event_specific_data
         evaluations[evaluation.asset_check_key] = evaluation
     results = []
-    for key in required:
+    for key in [*required, *(key for key in evaluations if key not in set(required))]:
         label = f"{key.name} on {key.asset_key.to_user_string()}"
         evaluation = evaluations.get(key)
         if evaluation is None:
@@ -149,6 +150,7 @@ def build_publication_asset(
                 "restated_values": dg.MetadataValue.md(
                     "\n".join(f"- {line}" for line in restated) or "none"
                 ),
+                "trust_status": dg.MetadataValue.json(published.trust),
                 "alerts_raised": len(published.alerts_raised),
                 "alerts": dg.MetadataValue.md(
                     "\n".join(
@@ -194,13 +196,7 @@ def raise_check_alerts(
 def alert_on_failed_checks(context: dg.HookContext) -> None:
     """A blocking check that fails fails its step, and the run stops before the publication:
     the alerts of the checks the run evaluated are raised here."""
-    evaluated = [
-        record.event_log_entry.dagster_event.event_specific_data.asset_check_key
-        for record in context.instance.get_records_for_run(
-            context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-        ).records
-    ]
-    checks = run_check_results(context.instance, context.run_id, evaluated)
+    checks = run_check_results(context.instance, context.run_id, required=())
     if any(check.status != "passed" for check in checks):
         raise_check_alerts(context.log, context.resources.settings.get(), context.run_id, checks)
 
