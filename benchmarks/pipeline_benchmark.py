@@ -20,6 +20,7 @@ own Dagster instance; the project's own data and run history are not touched.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The part of the publication step that keeps the history and detects restatements.
 HISTORY = "history and restatements"
+# The part of the dbt step spent in data tests (the sum of their node times).
+DBT_TESTS = "dbt tests"
+ANOMALIES_STEP = "marts__kpi_anomalies"
+SUITES_STEP = "great_expectations_suites"
 
 
 def parse_args() -> argparse.Namespace:
@@ -328,14 +333,15 @@ def timed_run(*args: str) -> tuple[float, str, dict[str, float]]:
     """`boussole run` as a user times it (the whole process), its output, and the time of the
     steps of the Dagster run it started, if any, by kind (ingestion, dbt, suites, publication;
     skipped steps count nothing), with the part of the publication that recorded the history
-    and detected restatements (HISTORY)."""
+    and detected restatements (HISTORY) and the part of the dbt step in data tests
+    (DBT_TESTS, from the run results of the dbt invocation it made)."""
     import subprocess
 
     from dagster import DagsterEventType, DagsterInstance
 
     with DagsterInstance.get() as instance:
         runs_before = {run.run_id for run in instance.get_runs()}
-    began = time.perf_counter()
+    began, started_at = time.perf_counter(), time.time()
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "boussole"), "run", *args],
         capture_output=True,
@@ -360,6 +366,13 @@ def timed_run(*args: str) -> tuple[float, str, dict[str, float]]:
                 metadata = record.asset_materialization.metadata
                 if "history_seconds" in metadata:
                     steps[HISTORY] = steps.get(HISTORY, 0.0) + metadata["history_seconds"].value
+    for results in (Path(os.environ["BOUSSOLE_DATA_DIR"]) / "dbt").glob("*/*/run_results.json"):
+        if results.stat().st_mtime >= started_at:
+            steps[DBT_TESTS] = steps.get(DBT_TESTS, 0.0) + sum(
+                node["execution_time"]
+                for node in json.loads(results.read_text())["results"]
+                if node["unique_id"].startswith("test.")
+            )
     return seconds, completed.stdout, steps
 
 
@@ -374,11 +387,15 @@ def benchmark_whole_runs(landing: Path, next_day: Path) -> None:
         raise RuntimeError(f"the daily run read other dates:\n{daily_output[-3000:]}")
     if "Nothing new" not in idle_output:
         raise RuntimeError(f"the run with nothing new did something:\n{idle_output[-3000:]}")
-    kinds = ("ingestion", "dbt_models", "great_expectations_suites", "published_mart")
+    kinds = ("ingestion", "dbt_models", SUITES_STEP, ANOMALIES_STEP, "published_mart")
+    parts = {"dbt_models": DBT_TESTS, "published_mart": HISTORY}
     runs = ((full, full_steps), (daily, daily_steps), (idle, idle_steps))
-    rows = [(kind, *(steps.get(kind, 0.0) for _, steps in runs)) for kind in kinds]
-    rows.append((f"  of which {HISTORY}", *(steps.get(HISTORY, 0.0) for _, steps in runs)))
-    other = [total - sum(s for k, s in steps.items() if k != HISTORY) for total, steps in runs]
+    rows = []
+    for kind in kinds:
+        rows.append((kind, *(steps.get(kind, 0.0) for _, steps in runs)))
+        if kind in parts:
+            rows.append((f"  of which {parts[kind]}", *(s.get(parts[kind], 0.0) for _, s in runs)))
+    other = [total - sum(s for k, s in steps.items() if k in kinds) for total, steps in runs]
     rows.append(("start-up, Dagster, other", *other))
     rows.append(("whole boussole run", full, daily, idle))
     print("\n  whole `boussole run`, as a user times it (process start to exit, in seconds; the")
@@ -389,6 +406,15 @@ def benchmark_whole_runs(landing: Path, next_day: Path) -> None:
         f"  {HISTORY}: {daily_steps.get(HISTORY, 0.0) / daily:.1%} of the daily run "
         "(recording the publication, comparing with the last one, naming causes)"
     )
+    for label, total, steps in (
+        ("full refresh", full, full_steps),
+        ("daily run", daily, daily_steps),
+    ):
+        checks = sum(steps.get(kind, 0.0) for kind in (DBT_TESTS, SUITES_STEP, ANOMALIES_STEP))
+        print(
+            f"  all checks (dbt tests' node time, the suites, the KPI anomalies): {checks:.2f} s, "
+            f"{checks / total:.1%} of the {label}"
+        )
 
 
 def main() -> int:
