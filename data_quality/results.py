@@ -127,7 +127,7 @@ def copy_quality_results(history_path: Path, mart_conn: duckdb.DuckDBPyConnectio
     mart_conn.execute(QUALITY_RESULTS_DDL)
     if not Path(history_path).exists():
         return 0
-    mart_conn.execute(f"attach '{Path(history_path).as_posix()}' as quality_history (read_only)")
+    mart_conn.execute("attach ? as quality_history (read_only)", [Path(history_path).as_posix()])
     try:
         has_table = mart_conn.execute(
             "select count(*) from duckdb_tables() where database_name = 'quality_history' "
