@@ -418,23 +418,11 @@ def _own_rows(
     if fact is None:
         return ()
     key = list(fact.get("primary_key") or [])
-    row = _row_columns(source)
-    own: tuple[_Row, ...] = ()
     try:
-        lineages = _record_models(conn, manifest, fact, key)
+        lineages = [(key, lineage) for lineage in _record_models(conn, manifest, fact, key)]
     except duckdb.Error:
         return ()
-    for lineage in lineages:
-        if lineage is fact:
-            own += _rows(
-                conn,
-                f"select distinct f._source_file, f._record_number, {row} "
-                f"from {_relation(fact)} as f where list_contains(?, f._source_file)",
-                [new_files],
-            )
-        else:
-            own += _rows(conn, _joined(fact, lineage, key, row), [new_files])
-    return own
+    return _rows_through(conn, fact, source, lineages, new_files)
 
 
 def _slice_rows(
@@ -451,14 +439,33 @@ def _slice_rows(
     column = dict(source.slices).get(dimension)
     if fact is None or column is None:
         return ()
-    row = _row_columns(source)
-    found: tuple[_Row, ...] = ()
     try:
         models = _slice_models(conn, manifest, fact, column)
     except duckdb.Error:
         return ()
-    for key, lineage in models:
-        found += _rows(conn, _joined(fact, lineage, key, row), [new_files])
+    return _rows_through(conn, fact, source, models, new_files)
+
+
+def _rows_through(
+    conn: _Warehouse,
+    fact: Mapping[str, Any],
+    source: _Source,
+    lineages: list[tuple[list[str], Mapping[str, Any]]],
+    new_files: list[str],
+) -> tuple[_Row, ...]:
+    """The fact's rows whose record in each (key, lineage model) came in one of `new_files`:
+    read on the fact itself when it carries the lineage, else joined to the model on key."""
+    row = _row_columns(source)
+    found: tuple[_Row, ...] = ()
+    for key, lineage in lineages:
+        if lineage is fact:
+            sql = (
+                f"select distinct f._source_file, f._record_number, {row} "
+                f"from {_relation(fact)} as f where list_contains(?, f._source_file)"
+            )
+        else:
+            sql = _joined(fact, lineage, key, row)
+        found += _rows(conn, sql, [new_files])
     return found
 
 
