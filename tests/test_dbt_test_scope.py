@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from boussole.audit_scope import ALL_ROWS, TEST_SCOPE_VARIABLE, THIS_RUN, TestScope
+from orchestration.assets.transformation import with_broken_rules
 from tests.conftest import load_landing, run_dbt
 
 LANDING = Path(__file__).resolve().parent / "fixtures" / "web_incremental"
@@ -61,6 +62,17 @@ def dbt(warehouse: Path, *args: str, scope: str | None) -> dict[str, str]:
         for r in results
         if r["unique_id"].startswith("test.") and r["status"] not in ("pass", "success")
     }
+
+
+def broken_rules(warehouse: Path) -> dict[str, str]:
+    """The rules broken by the rows of each column_values test that failed in the last dbt
+    invocation on `warehouse`, as the Dagster step reports them."""
+    target = warehouse.parent / "target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    run_results = json.loads((target / "run_results.json").read_text())
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        results = with_broken_rules(conn, manifest, run_results)["results"]
+    return {r["unique_id"].split(".")[2]: r["broken_rules"] for r in results if "broken_rules" in r}
 
 
 def build(warehouse: Path, *args: str, scope: str | None) -> dict[str, str]:
@@ -107,8 +119,12 @@ def test_a_bad_row_written_by_a_daily_build_fails_its_tests(daily, tmp_path):
     failed = build(warehouse, scope=THIS_RUN)
 
     # The session the build wrote: its tests fail and the models built from it are skipped.
-    assert failed["not_negative_int_web__sessions_engagement_time_msec"] == "fail"
+    assert failed["int_web__sessions_column_values"] == "fail"
     assert {status for status in failed.values()} <= {"fail", "skipped"}
+    # The model's column rules are one test: the step names the rule the row breaks.
+    assert broken_rules(warehouse)["int_web__sessions_column_values"] == (
+        "engagement_time_msec is negative: 1 row"
+    )
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute(
             "select session_key from intermediate.int_web__sessions "
@@ -150,14 +166,17 @@ def test_the_scope_is_the_rows_of_the_last_write_and_keys_over_the_whole_table(d
     # Without it (a full refresh, the first build, or the one after a failed build), every row.
     assert dbt(warehouse, *tests, scope=None) == {
         **scoped,
-        "not_negative_fct_web_sessions_duration_s": "fail",
+        "fct_web_sessions_column_values": "fail",
     }
+    assert broken_rules(warehouse)["fct_web_sessions_column_values"] == (
+        "duration_s is negative: 1 row"
+    )
 
 
 def test_a_full_refresh_tests_every_row_whatever_the_scope(daily, tmp_path):
     warehouse = copy_of(daily, tmp_path / "full")
     target = warehouse.parent / "target"
-    tests = ("not_negative_fct_web_sessions_duration_s", "unique_stg_web__events_event_key")
+    tests = ("fct_web_sessions_column_values", "unique_stg_web__events_event_key")
     for full_refresh, scoped in ((False, True), (True, False)):
         shutil.rmtree(target / "compiled", ignore_errors=True)
         flags = ["--full-refresh"] if full_refresh else []

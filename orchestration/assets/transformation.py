@@ -206,6 +206,7 @@ def dbt_build(
     # DuckDB has one writer: the row counts are read once dbt has exited and released the file.
     with warehouse.connect(read_only=True) as conn:
         row_counts = table_row_counts(conn)
+        run_results = with_broken_rules(conn, built_manifest, run_results)
     events = built_outputs(context, built_manifest, run_results, row_counts)
     if build.reuse.dbt_args:
         reused = reused_nodes(built_manifest, run_results)
@@ -335,6 +336,7 @@ def _outcome(result: Mapping[str, Any]) -> str:
     rows = result.get("failures")
     return (
         f"{'failed' if result['status'] == 'fail' else 'warned'} on {rows} row{'s' * (rows != 1)}"
+        + (f" ({result['broken_rules']})" if result.get("broken_rules") else "")
     )
 
 
@@ -342,9 +344,36 @@ def build_errors(manifest: Mapping[str, Any], run_results: Mapping[str, Any]) ->
     """The nodes that failed, with dbt's message."""
     return "; ".join(
         f"{manifest['nodes'].get(r['unique_id'], {}).get('name', r['unique_id'])}: {r['message']}"
+        + (f" ({r['broken_rules']})" if r.get("broken_rules") else "")
         for r in run_results["results"]
         if r["status"] in FAILED_STATUSES
     )
+
+
+def with_broken_rules(
+    conn: duckdb.DuckDBPyConnection, manifest: Mapping[str, Any], run_results: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """The run results, where a column_values test found rows, with the rules those rows break
+    (`broken_rules`: "amount is negative: 2 rows"): one test holds all the column rules of a
+    model (dbt_project/tests/generic/column_values.sql), so its name alone does not say which."""
+    results = []
+    for result in run_results["results"]:
+        test = manifest["nodes"].get(result["unique_id"], {})
+        if result["status"] in ("fail", "warn") and (
+            test.get("test_metadata", {}).get("name") == "column_values"
+        ):
+            counted = conn.execute(
+                f"select failed_rules, count(*) from ({result['compiled_code']}) "
+                "group by all order by 2 desc, 1"
+            ).fetchall()
+            result = {
+                **result,
+                "broken_rules": "; ".join(
+                    f"{rules}: {rows} row{'s' * (rows != 1)}" for rules, rows in counted
+                ),
+            }
+        results.append(result)
+    return {**run_results, "results": results}
 
 
 def with_reused_outputs(
