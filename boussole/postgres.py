@@ -9,6 +9,7 @@ incremental there, as on DuckDB.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Mapping
 from contextlib import closing
@@ -32,7 +33,98 @@ POSTGRES_TYPES = {
     "DOUBLE": "double precision",
     "BOOLEAN": "boolean",
     "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "TIMESTAMP": "timestamp",
+    "SMALLINT": "smallint",
+    "FLOAT": "real",
+    # Wider than bigint: numeric holds them exactly.
+    "HUGEINT": "numeric",
+    "UBIGINT": "numeric",
 }
+
+
+def postgres_type(duckdb_type: str) -> str | None:
+    """The PostgreSQL counterpart of a DuckDB column type (decimals and lists included), or
+    None when there is none."""
+    if duckdb_type in POSTGRES_TYPES:
+        return POSTGRES_TYPES[duckdb_type]
+    if decimal := re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", duckdb_type):
+        return f"numeric({decimal[1]},{decimal[2]})"
+    if duckdb_type.endswith("[]"):
+        element = postgres_type(duckdb_type.removesuffix("[]"))
+        return element and f"{element}[]"
+    return None
+
+
+def postgres_columns(
+    duck: duckdb.DuckDBPyConnection, schema: str, relation: str
+) -> list[tuple[str, str, str]]:
+    """(name, PostgreSQL type, DuckDB expression writing it as PostgreSQL reads it from CSV) of
+    each column of a DuckDB table or view; raises when a type has no counterpart."""
+    columns = duck.execute(
+        "select column_name, data_type from duckdb_columns() "
+        "where schema_name = ? and table_name = ? and database_name = current_database() "
+        "order by column_index",
+        [schema, relation],
+    ).fetchall()
+    unknown = [f"{name} {kind}" for name, kind in columns if postgres_type(kind) is None]
+    if unknown:
+        raise ValueError(f"{schema}.{relation}: no PostgreSQL type for {unknown}")
+    return [(name, postgres_type(kind), _csv_expression(name, kind)) for name, kind in columns]
+
+
+def _csv_expression(name: str, duckdb_type: str) -> str:
+    column = quote_identifier(name)
+    if not duckdb_type.endswith("[]"):
+        return column
+    # DuckDB writes a list as [a, b]; PostgreSQL reads arrays as {"a","b"}, elements quoted
+    # and escaped, NULL bare.
+    escaped = r"""replace(replace(x::varchar, '\', '\\'), '"', '\"')"""
+    element = f"""coalesce('"' || {escaped} || '"', 'NULL')"""
+    return (
+        f"case when {column} is not null then "
+        f"'{{' || array_to_string(list_transform({column}, lambda x: {element}), ',') || '}}' end"
+    )
+
+
+def create_table(cursor, target: sql.Composable, columns: list[tuple[str, str, str]]) -> None:
+    cursor.execute(
+        sql.SQL("create table if not exists {} ({})").format(
+            target,
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))
+                for name, kind, _ in columns
+            ),
+        )
+    )
+
+
+def copy_rows(
+    duck: duckdb.DuckDBPyConnection,
+    cursor,
+    source: str,
+    columns: list[tuple[str, str, str]],
+    target: sql.Composable,
+    csv_path: Path,
+    params: list | None = None,
+    freeze: bool = False,
+) -> int:
+    """Copies the rows of the DuckDB query `source` (bound `params`) into the PostgreSQL table
+    `target` through a CSV file at `csv_path`; returns how many. With `freeze` (a table made in
+    this transaction), the rows are written frozen: visible to every snapshot once committed,
+    even those taken before."""
+    select = ", ".join(expression for _, _, expression in columns)
+    duck.execute(
+        f"copy (select {select} from ({source})) to ? (format csv, header true)",
+        [*(params or []), str(csv_path)],
+    )
+    with csv_path.open(encoding="utf-8") as csv_file:
+        cursor.copy_expert(
+            sql.SQL("copy {} from stdin with (format csv, header true, freeze {})").format(
+                target, sql.SQL("true" if freeze else "false")
+            ),
+            csv_file,
+        )
+    return cursor.rowcount
 
 
 def ingested_tables(duck: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
@@ -63,41 +155,22 @@ def copy_ingested_tables(duck: duckdb.DuckDBPyConnection, dsn: str) -> dict[str,
         connection.cursor() as cursor,
     ):
         for schema, table in ingested_tables(duck):
-            columns = duck.execute(
-                "select column_name, data_type from duckdb_columns() "
-                "where schema_name = ? and table_name = ? order by column_index",
-                [schema, table],
-            ).fetchall()
-            unknown = [f"{name} {kind}" for name, kind in columns if kind not in POSTGRES_TYPES]
-            if unknown:
-                raise ValueError(f"{schema}.{table}: no PostgreSQL type for {unknown}")
+            columns = postgres_columns(duck, schema, table)
             target = sql.Identifier(schema, table)
-            names = {name for name, _ in columns}
+            names = {name for name, _, _ in columns}
             cursor.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
             if "_file_sha256" not in names:
                 cursor.execute(sql.SQL("drop table if exists {}").format(target))
-            cursor.execute(
-                sql.SQL("create table if not exists {} ({})").format(
-                    target,
-                    sql.SQL(", ").join(
-                        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(POSTGRES_TYPES[kind]))
-                        for name, kind in columns
-                    ),
-                )
-            )
+            create_table(cursor, target, columns)
             rows = f"select * from {quote_identifier(schema, table)}"
             held = []
             if "_file_sha256" in names:
                 held = [_files_held_alike(duck, cursor, schema, table)]
                 rows += " where _file_sha256 not in (select unnest(?::varchar[]))"
             csv_path = Path(folder) / f"{schema}.{table}.csv"
-            duck.execute(f"copy ({rows}) to ? (format csv, header true)", [*held, str(csv_path)])
-            with csv_path.open(encoding="utf-8") as csv_file:
-                cursor.copy_expert(
-                    sql.SQL("copy {} from stdin with (format csv, header true)").format(target),
-                    csv_file,
-                )
-            copied[f"{schema}.{table}"] = cursor.rowcount
+            copied[f"{schema}.{table}"] = copy_rows(
+                duck, cursor, rows, columns, target, csv_path, held
+            )
     return copied
 
 

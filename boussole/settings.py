@@ -7,7 +7,7 @@ import math
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +28,10 @@ ALLOW_DEVELOPMENT_KEY_VARIABLE = "BOUSSOLE_ALLOW_DEVELOPMENT_KEY"
 REFUSE_KEY_RESTATEMENTS_VARIABLE = "BOUSSOLE_REFUSE_KEY_RESTATEMENTS"
 # Where new alerts are posted (a Slack or Teams incoming webhook; boussole/alerts.py).
 ALERT_WEBHOOK_VARIABLE = "BOUSSOLE_ALERT_WEBHOOK_URL"
+# The published mart is also loaded into PostgreSQL (boussole/postgres_publication.py) when on.
+POSTGRES_PUBLISH_VARIABLE = "BOUSSOLE_PG_PUBLISH"
+POSTGRES_PASSWORD_VARIABLE = "BOUSSOLE_PG_PASSWORD"
+POSTGRES_READER_PASSWORD_VARIABLE = "BOUSSOLE_PG_READER_PASSWORD"
 MINIMUM_PII_KEY_LENGTH = 16
 MINIMUM_PII_KEY_BITS = 64
 NEW_PII_KEY_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -99,6 +103,58 @@ def _flag(env: os._Environ[str] | dict[str, str], variable: str) -> bool:
 
 
 @dataclass(frozen=True)
+class PostgresPublishing:
+    """Where the published mart is loaded in PostgreSQL, and the role BI tools read it as."""
+
+    host: str
+    port: str
+    user: str
+    dbname: str
+    # The schema readers query; each publication replaces it whole.
+    schema: str = "published"
+    reader_role: str = "boussole_reader"
+    password: str = field(default="", repr=False)
+    # Unset: the role keeps the password it has (or logs in another way, set by the DBA).
+    reader_password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str]) -> PostgresPublishing | None:
+        if not _flag(env, POSTGRES_PUBLISH_VARIABLE):
+            return None
+        # The same connection variables as `boussole postgres` (imported here: that module
+        # imports this one).
+        from boussole.dbt_invocation import postgres_connection
+
+        names = {}
+        for variable, default in (
+            ("BOUSSOLE_PG_SCHEMA", "published"),
+            ("BOUSSOLE_PG_READER_ROLE", "boussole_reader"),
+        ):
+            names[variable] = env.get(variable) or default
+            if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", names[variable]):
+                raise SettingsError(
+                    f"{variable}={names[variable]!r} is not a lower-case PostgreSQL name "
+                    "(letters, digits and underscores)"
+                )
+        return cls(
+            **postgres_connection(env),
+            schema=names["BOUSSOLE_PG_SCHEMA"],
+            reader_role=names["BOUSSOLE_PG_READER_ROLE"],
+            reader_password=env.get(POSTGRES_READER_PASSWORD_VARIABLE) or None,
+        )
+
+    def connection_parameters(self) -> dict[str, str]:
+        """For psycopg2.connect (libpq's keywords)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.dbname,
+        }
+
+
+@dataclass(frozen=True)
 class Settings:
     landing_dir: Path
     data_dir: Path
@@ -111,6 +167,7 @@ class Settings:
     allow_development_key: bool = False
     refuse_key_restatements: bool = False
     alert_webhook_url: str | None = None
+    postgres_publishing: PostgresPublishing | None = None
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -153,6 +210,7 @@ class Settings:
             allow_development_key=_flag(env, ALLOW_DEVELOPMENT_KEY_VARIABLE),
             refuse_key_restatements=_flag(env, REFUSE_KEY_RESTATEMENTS_VARIABLE),
             alert_webhook_url=env.get(ALERT_WEBHOOK_VARIABLE) or None,
+            postgres_publishing=PostgresPublishing.from_env(env),
         )
 
     @property

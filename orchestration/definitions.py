@@ -3,6 +3,7 @@
 landing files -> ingestion (raw_*) -> dbt staging -> intermediate -> marts
               -> Great Expectations + dbt tests (blocking checks), kpi_anomalies (audit)
               -> published_mart (history, restatements, alerts)
+              -> postgres_mart (the same tables in PostgreSQL, when BOUSSOLE_PG_PUBLISH is on)
 
 The settings are read from the environment here, once: what the definitions are made of (the
 extract-date partitions, the schedule's time zone) takes them from this read, and the steps,
@@ -16,6 +17,7 @@ from boussole.ingestion.contracts import SOURCES
 from boussole.settings import Settings
 from orchestration.assets.audit import ANOMALIES_KEY, build_anomalies_asset
 from orchestration.assets.ingestion import build_ingestion_asset, load_manifest
+from orchestration.assets.postgres_publication import postgres_mart
 from orchestration.assets.publication import build_publication_asset
 from orchestration.assets.transformation import build_dbt_models
 from orchestration.automation import build_daily_schedule, landing_files_sensor, pipeline_job
@@ -53,6 +55,7 @@ defs = dg.Definitions(
         dbt_models,
         kpi_anomalies,
         published_mart,
+        *([postgres_mart] if settings.postgres_publishing else []),
     ],
     asset_checks=[great_expectations_suites],
     jobs=[pipeline_job],

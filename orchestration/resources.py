@@ -11,7 +11,14 @@ import dagster as dg
 import duckdb
 
 from boussole.ingestion.contracts import PlausibleDates
-from boussole.settings import ALERT_WEBHOOK_VARIABLE, PII_KEY_VARIABLE, Settings
+from boussole.settings import (
+    ALERT_WEBHOOK_VARIABLE,
+    PII_KEY_VARIABLE,
+    POSTGRES_PASSWORD_VARIABLE,
+    POSTGRES_READER_PASSWORD_VARIABLE,
+    PostgresPublishing,
+    Settings,
+)
 
 
 class SettingsResource(dg.ConfigurableResource):
@@ -30,6 +37,15 @@ class SettingsResource(dg.ConfigurableResource):
     allow_development_key: bool
     refuse_key_restatements: bool = False
     alert_webhook_url: str | None = None
+    # The PostgreSQL publication (boussole/postgres_publication.py); off without a host.
+    postgres_host: str | None = None
+    postgres_port: str = ""
+    postgres_user: str = ""
+    postgres_password: str = ""
+    postgres_database: str = ""
+    postgres_schema: str = ""
+    postgres_reader_role: str = ""
+    postgres_reader_password: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SettingsResource:
@@ -55,6 +71,7 @@ class SettingsResource(dg.ConfigurableResource):
             alert_webhook_url=(
                 dg.EnvVar(ALERT_WEBHOOK_VARIABLE) if settings.alert_webhook_url else None
             ),
+            **_postgres_fields(settings.postgres_publishing),
         )
 
     def get(self) -> Settings:
@@ -73,7 +90,39 @@ class SettingsResource(dg.ConfigurableResource):
             allow_development_key=self.allow_development_key,
             refuse_key_restatements=self.refuse_key_restatements,
             alert_webhook_url=self.alert_webhook_url,
+            postgres_publishing=(
+                PostgresPublishing(
+                    host=self.postgres_host,
+                    port=self.postgres_port,
+                    user=self.postgres_user,
+                    password=self.postgres_password,
+                    dbname=self.postgres_database,
+                    schema=self.postgres_schema,
+                    reader_role=self.postgres_reader_role,
+                    reader_password=self.postgres_reader_password,
+                )
+                if self.postgres_host is not None
+                else None
+            ),
         )
+
+
+def _postgres_fields(publishing: PostgresPublishing | None) -> dict:
+    if publishing is None:
+        return {}
+    return {
+        "postgres_host": publishing.host,
+        "postgres_port": publishing.port,
+        "postgres_user": publishing.user,
+        # Secrets: the UI shows the variables' names, each step reads them.
+        "postgres_password": (dg.EnvVar(POSTGRES_PASSWORD_VARIABLE) if publishing.password else ""),
+        "postgres_database": publishing.dbname,
+        "postgres_schema": publishing.schema,
+        "postgres_reader_role": publishing.reader_role,
+        "postgres_reader_password": (
+            dg.EnvVar(POSTGRES_READER_PASSWORD_VARIABLE) if publishing.reader_password else None
+        ),
+    }
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -10,6 +10,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from boussole.dbt_invocation import DbtInvocation
+from boussole.history import Recording
 from boussole.ingestion.contracts import SOURCES, extract_dates, landed_files
 from boussole.ingestion.loader import FileLoad, latest_extract_date, load_files
 from boussole.publication import publish_marts
@@ -202,6 +204,51 @@ def _build_sample_history(root: Path) -> SampleHistory:
             warehouses[last] = root / f"warehouse-{last}.duckdb"
             shutil.copy(workspace.data / "build" / "warehouse.duckdb", warehouses[last])
     return SampleHistory(workspace, warehouses)
+
+
+@dataclass(frozen=True)
+class TwoPublications:
+    """The published mart of the landing_small run (`first`, as of 2026-02-02), and the mart of
+    a second publication a day later (`second`) whose build differs in one value: January's
+    company revenue, 1,000 more (RESTATED), a restatement, so its kpi_value_history holds both
+    versions. `data` is the second's data folder (build warehouse, history, published mart)."""
+
+    first: Path
+    second: Path
+    data: Path
+
+
+RESTATED = {"kpi_id": "revenue", "grain": "month", "period_start": "2026-01-01"}
+
+
+@pytest.fixture(scope="session")
+def two_publications(small_pipeline) -> TwoPublications:
+    """Built once per test run by the project's publication (no Dagster run: about a second)."""
+    return built_once("two_publications", lambda root: _publish_again(small_pipeline[0], root))
+
+
+def _publish_again(workspace: Workspace, root: Path) -> TwoPublications:
+    data = root / "data"
+    shutil.copytree(workspace.data, data, ignore=shutil.ignore_patterns("dbt", "logs"))
+    first = root / "first.duckdb"
+    shutil.copy(workspace.published, first)
+    with duckdb.connect(str(first), read_only=True) as conn:
+        first_published_at = conn.execute("select max(published_at) from publications").fetchone()
+    build = data / "build" / "warehouse.duckdb"
+    with duckdb.connect(str(build)) as conn:
+        conn.execute(
+            "update marts.kpi_values set value = value + 1000 where kpi_id = $kpi_id "
+            "and grain = $grain and period_start = $period_start and dimension = 'all'",
+            RESTATED,
+        )
+    recording = Recording(
+        data / "history" / "publications.duckdb",
+        "second-publication",
+        published_at=first_published_at[0] + timedelta(days=1),
+    )
+    second = publish_marts(build, data / "published" / "boussole.duckdb", recording, checks=[])
+    assert second.restatements == 1
+    return TwoPublications(first, second.path, data)
 
 
 # The longest test groups, longest first (measured: the time per test file at the end of a

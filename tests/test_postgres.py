@@ -3,18 +3,12 @@
 The same models, data tests and unit tests pass there, a daily run stays incremental, and
 the KPI mart holds exactly the figures of the DuckDB build of the same extracts.
 
-The server is a throwaway cluster of the machine's PostgreSQL (Debian's postgresql package,
-installed by this module when it is missing and the tests run as root, as in CI).
+The server is a throwaway cluster of the machine's PostgreSQL (tests/postgres_server.py).
 """
 
-import glob
-import os
 import shutil
-import socket
 import subprocess
-import tempfile
 from contextlib import closing
-from pathlib import Path
 
 import duckdb
 import psycopg2
@@ -23,6 +17,7 @@ import pytest
 from boussole.ingestion.loader import ensure_ingestion_tables
 from boussole.postgres import copy_ingested_tables
 from tests.conftest import BOUSSOLE, make_workspace
+from tests.postgres_server import running_server
 
 # Builds on the sample's DuckDB runs, shared with tests/test_kpi_mart_sample.py (conftest).
 pytestmark = pytest.mark.e2e
@@ -34,67 +29,11 @@ KPI_FIGURES = (
 )  # fmt: skip
 
 
-def postgres_bin_dir() -> Path:
-    """The server binaries, installed from Debian's packages when missing."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        if os.geteuid() != 0:
-            pytest.fail("PostgreSQL is not installed: apt-get install postgresql (as root)")
-        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-        ):
-            subprocess.run(command, env=apt, check=True, capture_output=True, timeout=900)
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_env():
     """A running server with an empty database; yields the BOUSSOLE_PG_* variables."""
-    bin_dir = postgres_bin_dir()
-    # Not under pytest's folder, which only its owner may enter: the server refuses to run
-    # as root, so as root it runs as Debian's postgres user and owns this folder.
-    root = Path(tempfile.mkdtemp(prefix="boussole-postgres-"))
-    as_server_user = []
-    if os.geteuid() == 0:
-        shutil.chown(root, user="postgres")
-        as_server_user = ["runuser", "-u", "postgres", "--"]
-    data = root / "data"
-    port = free_port()
-    server = [*as_server_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
-    subprocess.run(
-        [*as_server_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "boussole",
-         "--auth=trust", "-E", "UTF8"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    subprocess.run(
-        [*server, "-l", str(root / "server.log"), "-w", "start",
-         "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root}"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    try:
-        subprocess.run(
-            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "boussole",
-             "boussole"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        yield {
-            "BOUSSOLE_PG_HOST": "127.0.0.1",
-            "BOUSSOLE_PG_PORT": str(port),
-            "BOUSSOLE_PG_USER": "boussole",
-            "BOUSSOLE_PG_DATABASE": "boussole",
-        }
-    finally:
-        subprocess.run([*server, "-m", "fast", "stop"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    with running_server() as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
