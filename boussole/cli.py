@@ -443,6 +443,40 @@ def command_postgres(args: argparse.Namespace, settings: Settings) -> int:
     return build_on_postgres(settings, dbt_args, os.environ)
 
 
+# --- kpi / semantic layer --------------------------------------------------------------------
+
+
+def command_kpi(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.kpi_catalogue import KpiCatalogue
+    from boussole.kpis import render_list, render_show
+
+    if args.kpi_command == "list":
+        print(render_list(KpiCatalogue.load(settings), args.lang))
+        return 0
+    try:
+        print(render_show(settings, args.kpi_id, args.lang, args.grain))
+    except KeyError:
+        known = ", ".join(kpi["id"] for kpi in KpiCatalogue.load(settings).kpis)
+        print(f"unknown KPI {args.kpi_id!r}; the catalogue holds: {known}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def command_semantic_layer(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.kpi_catalogue import KpiCatalogue
+    from boussole.semantic_layer import GENERATED_FILE, write_semantic_layer
+
+    written = write_semantic_layer(KpiCatalogue.from_project_files())
+    print(f"{GENERATED_FILE} {'written' if written else 'already matches the catalogue'}")
+    return 0
+
+
+def command_mf(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.semantic_layer import run_metricflow
+
+    return run_metricflow(settings, args.mf_args).returncode
+
+
 # --- prepare / ui -----------------------------------------------------------------------------
 
 
@@ -600,6 +634,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     accept.add_argument("--reason", required=True, help="why the restated values are right")
     accept.set_defaults(handler=command_accept_restatements)
+
+    kpi = commands.add_parser(
+        "kpi",
+        help="a KPI's definition, compiled SQL, checks and latest values",
+        description="`kpi list`: the KPIs of the catalogue by category, with labels and units. "
+        "`kpi show ID`: the KPI's definition (labels, formula, unit, direction, grains, slices, "
+        "sources, targets), its compiled SQL, the checks that guard it and its latest values "
+        "in the published mart, with status and trust.",
+    )
+    kpi.add_argument("--lang", choices=("fr", "en"), default="en", help="labels (default en)")
+    kpi_commands = kpi.add_subparsers(dest="kpi_command", required=True, metavar="ACTION")
+    kpi_commands.add_parser("list", help="the KPIs by category")
+    kpi_show = kpi_commands.add_parser("show", help="one KPI")
+    kpi_show.add_argument("kpi_id", metavar="ID", help="a KPI id, e.g. win_rate")
+    kpi_show.add_argument(
+        "--grain", default="month", help="grain of the latest values (default month)"
+    )
+    kpi.set_defaults(handler=command_kpi)
+
+    semantic = commands.add_parser(
+        "semantic-layer",
+        help="write the MetricFlow semantic layer again from the KPI catalogue",
+        description="Generate dbt_project/models/semantic/_semantic__kpis.yml (MetricFlow "
+        "semantic models and metrics) from the KPI catalogue; run after changing it.",
+    )
+    semantic.set_defaults(handler=command_semantic_layer)
+
+    mf = commands.add_parser(
+        "mf",
+        help="MetricFlow's `mf` on the build warehouse",
+        description="Run MetricFlow's `mf` with the arguments given, on the build warehouse of "
+        "the settings, e.g. `boussole mf query --metrics revenue --group-by metric_time__month`.",
+    )
+    mf.add_argument("mf_args", nargs=argparse.REMAINDER, metavar="ARGS", help="mf's arguments")
+    mf.set_defaults(handler=command_mf)
 
     prepare = commands.add_parser(
         "prepare",

@@ -1,0 +1,87 @@
+"""The KPI catalogue as the dbt manifest holds it: the entries of the model whose meta carries
+`kpis`, found by that meta rather than by a file path, so that the catalogue may move or be
+split without its readers (`boussole kpi`, the semantic layer) changing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from boussole.dbt_manifest import ensure_manifest
+from boussole.settings import DBT_PROJECT_DIR, Settings
+
+PROJECT_NAME = "boussole"
+
+
+@dataclass(frozen=True)
+class KpiCatalogue:
+    """The parsed dbt manifest and the catalogue entries it holds, in catalogue order."""
+
+    manifest: dict[str, Any]
+    kpis: list[dict[str, Any]]
+    # The unique ids of the models whose meta holds entries (one today).
+    catalogue_nodes: list[str]
+    # Where the manifest was read from (None: built from the project's YAML files).
+    manifest_path: Path | None = None
+
+    @classmethod
+    def from_manifest(
+        cls, manifest: dict[str, Any], manifest_path: Path | None = None
+    ) -> KpiCatalogue:
+        kpis, holders = [], []
+        for unique_id, node in manifest["nodes"].items():
+            entries = node.get("config", {}).get("meta", {}).get("kpis")
+            if node["resource_type"] == "model" and entries:
+                kpis.extend(entries)
+                holders.append(unique_id)
+        if not kpis:
+            raise LookupError("no model of the dbt manifest carries meta.kpis")
+        return cls(manifest, kpis, holders, manifest_path)
+
+    @classmethod
+    def from_project_files(cls) -> KpiCatalogue:
+        """The catalogue read from the dbt project's YAML files themselves, without dbt: for
+        what dbt's parse depends on (the generated semantic layer), which must be written
+        even when the project does not parse."""
+        models = []
+        for path in sorted((DBT_PROJECT_DIR / "models").rglob("*.yml")):
+            document = yaml.safe_load(path.read_text()) or {}
+            for model in document.get("models") or []:
+                relative = path.relative_to(DBT_PROJECT_DIR)
+                models.append((f"model.{PROJECT_NAME}.{model['name']}", model, relative))
+        manifest = {
+            "nodes": {
+                unique_id: {
+                    "resource_type": "model",
+                    "config": model.get("config", {}),
+                    "patch_path": f"{PROJECT_NAME}://{path}",
+                }
+                for unique_id, model, path in models
+            }
+        }
+        return cls.from_manifest(manifest)
+
+    @classmethod
+    def load(cls, settings: Settings) -> KpiCatalogue:
+        """The catalogue of the current project (dbt parses it first when it changed)."""
+        path = ensure_manifest(settings)
+        return cls.from_manifest(json.loads(path.read_text()), path)
+
+    def kpi(self, kpi_id: str) -> dict[str, Any]:
+        for entry in self.kpis:
+            if entry["id"] == kpi_id:
+                return entry
+        raise KeyError(kpi_id)
+
+    def source_files(self) -> list[Path]:
+        """The YAML files the entries are written in (relative to the dbt project)."""
+        return sorted(
+            {
+                Path(self.manifest["nodes"][node]["patch_path"].split("://")[-1])
+                for node in self.catalogue_nodes
+            }
+        )
