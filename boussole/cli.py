@@ -443,6 +443,24 @@ def command_postgres(args: argparse.Namespace, settings: Settings) -> int:
     return build_on_postgres(settings, dbt_args, os.environ)
 
 
+def command_publish_postgres(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.postgres_publication import publish_to_postgres
+    from boussole.settings import POSTGRES_PUBLISH_VARIABLE, PostgresPublishing
+
+    if not settings.published_mart_path.exists():
+        print(f"No published mart at {settings.published_mart_path}: run `boussole run` first")
+        return EXIT_USAGE
+    # On demand, whether or not each publication does it.
+    target = PostgresPublishing.from_env({**os.environ, POSTGRES_PUBLISH_VARIABLE: "1"})
+    published = publish_to_postgres(settings.published_mart_path, target)
+    print(
+        f"Served {len(published.row_counts)} tables ({sum(published.row_counts.values()):,} rows) "
+        f"in PostgreSQL {target.host}:{target.port}/{target.dbname}, schema {published.schema}, "
+        f"read by the role {target.reader_role}, in {published.seconds:.1f} s"
+    )
+    return 0
+
+
 # --- kpi / semantic layer --------------------------------------------------------------------
 
 
@@ -591,6 +609,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh", action="store_true", help="rebuild the incremental models in full"
     )
     postgres.set_defaults(handler=command_postgres)
+
+    publish_postgres = commands.add_parser(
+        "publish-postgres",
+        help="load the published mart into PostgreSQL now, for BI tools",
+        description="Load every table of the published mart into a new PostgreSQL schema and "
+        "swap it in for the served one (BOUSSOLE_PG_SCHEMA, default published) in one "
+        "transaction; ensure the read-only role BI tools log in as (BOUSSOLE_PG_READER_ROLE, "
+        "default boussole_reader; password from BOUSSOLE_PG_READER_PASSWORD). Connection from "
+        "BOUSSOLE_PG_HOST, _PORT, _USER, _PASSWORD and _DATABASE. Each `boussole run` does it "
+        "after publishing when BOUSSOLE_PG_PUBLISH=1.",
+    )
+    publish_postgres.set_defaults(handler=command_publish_postgres)
 
     quarantine = commands.add_parser(
         "quarantine",

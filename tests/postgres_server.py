@@ -88,7 +88,8 @@ def running_server(password_users: tuple[str, ...] = ()) -> Iterator[dict[str, s
             "BOUSSOLE_PG_DATABASE": "boussole",
         }
     finally:
-        subprocess.run([*server, "-m", "fast", "stop"], capture_output=True)
+        # Immediate: a throwaway cluster needs no shutdown checkpoint (seconds saved).
+        subprocess.run([*server, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
