@@ -132,15 +132,33 @@ def ensure_reader_role(cursor, target: PostgresPublishing) -> None:
             target.reader_password, target.reader_role, cursor.connection, "scram-sha-256"
         )
         cursor.execute(sql.SQL("alter role {} password {}").format(role, sql.Literal(verifier)))
+    # Only what is missing: a role made beforehand by a DBA needs no more rights from us.
     cursor.execute(
-        sql.SQL("alter role {} set search_path = {}").format(role, sql.Identifier(target.schema))
+        "select coalesce(setconfig, '{}') from pg_roles left join pg_db_role_setting "
+        "on setrole = pg_roles.oid and setdatabase = 0 where rolname = %s",
+        [target.reader_role],
     )
-    cursor.execute(sql.SQL("alter role {} set default_transaction_read_only = on").format(role))
+    configured = cursor.fetchone()[0]
+    # As PostgreSQL keeps them (the schema's name needs no quotes: settings.py checks it).
+    for name, value in {
+        "search_path": target.schema,
+        "default_transaction_read_only": "on",
+    }.items():
+        if f"{name}={value}" not in configured:
+            cursor.execute(
+                sql.SQL("alter role {} set {} = {}").format(
+                    role, sql.Identifier(name), sql.Identifier(value)
+                )
+            )
     cursor.execute(
-        sql.SQL("grant connect on database {} to {}").format(
-            sql.Identifier(cursor.connection.info.dbname), role
+        "select has_database_privilege(%s, current_database(), 'connect')", [target.reader_role]
+    )
+    if not cursor.fetchone()[0]:
+        cursor.execute(
+            sql.SQL("grant connect on database {} to {}").format(
+                sql.Identifier(cursor.connection.info.dbname), role
+            )
         )
-    )
     # PostgreSQL 15 grants nothing there to PUBLIC any more; older servers and DBAs might have.
     cursor.execute(sql.SQL("revoke create on schema public from {}").format(role))
 

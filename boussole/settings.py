@@ -131,10 +131,11 @@ class PostgresPublishing:
             ("BOUSSOLE_PG_READER_ROLE", "boussole_reader"),
         ):
             names[variable] = env.get(variable) or default
-            if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", names[variable]):
+            # Up to 50 characters: the publication adds __loading and __previous to the schema's.
+            if not re.fullmatch(r"[a-z_][a-z0-9_]{0,49}", names[variable]):
                 raise SettingsError(
                     f"{variable}={names[variable]!r} is not a lower-case PostgreSQL name "
-                    "(letters, digits and underscores)"
+                    "(letters, digits and underscores, 50 at most)"
                 )
         return cls(
             **postgres_connection(env),
