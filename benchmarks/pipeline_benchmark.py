@@ -170,11 +170,8 @@ def run_pipeline(settings: Settings, only_ingestion: bool) -> tuple[float, dict[
 
 
 def layer_of(node: dict) -> str:
-    """staging, intermediate, marts or kpi (the KPI layer: models/intermediate/kpi and
-    models/marts/kpi, which kpi_values ends)."""
+    """staging, intermediate, marts or kpi (the folder of models/ the node is in)."""
     path = node["original_file_path"].replace("\\", "/")
-    if path.startswith(("models/intermediate/kpi/", "models/marts/kpi/")):
-        return "kpi"
     return path.split("/")[1] if path.startswith("models/") else node["resource_type"]
 
 

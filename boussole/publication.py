@@ -28,7 +28,9 @@ from boussole.sql import quote_identifier
 from boussole.trust import annotate_trust
 from data_quality.results import copy_quality_results
 
-PUBLISHED_SCHEMAS = ("marts",)
+# The facts and dimensions, and the KPI layer but its steps (int_ tables: periods, source days,
+# KPI rows before kpi_values).
+PUBLISHED_SCHEMAS = ("marts", "kpi")
 # An anomaly raises an alert while its period started within this many days of the as-of
 # date: the latest complete weeks and days; older ones close as the window moves on.
 ANOMALY_ALERT_DAYS = 14
@@ -76,7 +78,7 @@ def publish_marts(
             tables = conn.execute(
                 "select table_schema, table_name from information_schema.tables "
                 "where table_catalog = 'build' and list_contains(?, table_schema) "
-                "order by table_name",
+                "and not starts_with(table_name, 'int_') order by table_name",
                 [list(PUBLISHED_SCHEMAS)],
             ).fetchall()
             for schema, table in tables:

@@ -1,6 +1,6 @@
 """The Boussole code location: one Definitions object for the whole pipeline.
 
-landing files -> ingestion (raw_*) -> dbt staging -> intermediate -> marts
+landing files -> ingestion (raw_*) -> dbt staging -> intermediate -> marts -> kpi
               -> Great Expectations + dbt tests (blocking checks), kpi_anomalies (audit)
               -> published_mart (history, restatements, alerts)
               -> postgres_mart (the same tables in PostgreSQL, when BOUSSOLE_PG_PUBLISH is on)
@@ -25,7 +25,8 @@ from orchestration.checks.quality import great_expectations_suites
 from orchestration.partitions import extract_date_partitions
 from orchestration.resources import LandingResource, SettingsResource, WarehouseResource
 
-MART_GROUP = "marts"
+# The dbt groups whose tables are published, but the steps (int_) of the KPI layer.
+PUBLISHED_GROUPS = ("marts", "kpi")
 
 settings = Settings.from_env()
 # Parses only when the manifest is missing or older than the dbt project (an mtime check
@@ -35,7 +36,11 @@ partitions = extract_date_partitions(settings)
 
 
 def _published_tables() -> list[dg.AssetKey]:
-    return [spec.key for spec in dbt_models.specs if spec.group_name == MART_GROUP]
+    return [
+        spec.key
+        for spec in dbt_models.specs
+        if spec.group_name in PUBLISHED_GROUPS and not spec.key.path[-1].startswith("int_")
+    ]
 
 
 def _guarding_checks(published: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
@@ -45,7 +50,7 @@ def _guarding_checks(published: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
 
 
 _published = _published_tables()
-kpi_anomalies = build_anomalies_asset(dg.AssetKey(["marts", "kpi_values"]))
+kpi_anomalies = build_anomalies_asset(dg.AssetKey(["kpi", "kpi_values"]))
 published_mart = build_publication_asset([*_published, ANOMALIES_KEY], _guarding_checks(_published))
 
 defs = dg.Definitions(

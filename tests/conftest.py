@@ -237,7 +237,7 @@ def _publish_again(workspace: Workspace, root: Path) -> TwoPublications:
     build = data / "build" / "warehouse.duckdb"
     with duckdb.connect(str(build)) as conn:
         conn.execute(
-            "update marts.kpi_values set value = value + 1000 where kpi_id = $kpi_id "
+            "update kpi.kpi_values set value = value + 1000 where kpi_id = $kpi_id "
             "and grain = $grain and period_start = $period_start and dimension = 'all'",
             RESTATED,
         )

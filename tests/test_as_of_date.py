@@ -9,7 +9,7 @@ import duckdb
 from tests.conftest import run_dbt
 
 JANUARY = (
-    "select days_elapsed, is_complete_period from intermediate.int_kpi__periods "
+    "select days_elapsed, is_complete_period from kpi.int_kpi__periods "
     "where grain = 'month' and period_start = date '2026-01-01'"
 )
 

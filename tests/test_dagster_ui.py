@@ -63,7 +63,7 @@ def test_dagster_dev_shows_the_asset_graph(workspace):
         assert by_key["raw/crm/deals"]["groupName"] == "ingestion"
         assert by_key["published_mart"]["groupName"] == "publication"
         published_inputs = {"/".join(d["path"]) for d in by_key["published_mart"]["dependencyKeys"]}
-        assert "marts/kpi_values" in published_inputs
+        assert "kpi/kpi_values" in published_inputs
         staging_inputs = {
             "/".join(d["path"]) for d in by_key["staging/stg_crm__deal_versions"]["dependencyKeys"]
         }

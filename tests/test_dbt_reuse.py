@@ -25,14 +25,14 @@ pytestmark = pytest.mark.apart
 MARK = "set between the two runs"
 REUSABLE = {
     ("marts", "dim_date"): "table",
-    ("marts", "kpi_catalogue"): "table",
+    ("kpi", "kpi_catalogue"): "table",
     ("staging", "stg_crm__calls"): "view",
-    ("marts", "kpi_sales"): "view",
+    ("kpi", "kpi_sales"): "view",
 }
 # Tables of data, and the periods, which depend on the as-of date.
 REBUILT = {
     ("marts", "fct_tickets"): "table",
-    ("intermediate", "int_kpi__periods"): "table",
+    ("kpi", "int_kpi__periods"): "table",
 }
 
 

@@ -38,16 +38,16 @@ def test_every_landing_object_is_an_ingestion_asset_and_a_dbt_source():
 def test_lineage_runs_from_landing_to_published_mart():
     asset_graph = graph()
     upstream = asset_graph.get(dg.AssetKey("published_mart")).parent_keys
-    assert dg.AssetKey(["marts", "kpi_values"]) in upstream
+    assert dg.AssetKey(["kpi", "kpi_values"]) in upstream
     # raw -> staging -> intermediate -> marts for each of the three KPIs' sources
     chain = [
         dg.AssetKey(["raw", "support", "ticket_metrics"]),
         dg.AssetKey(["staging", "stg_support__ticket_metrics"]),
         dg.AssetKey(["marts", "fct_tickets"]),
-        dg.AssetKey(["intermediate", "int_kpi__service"]),
-        dg.AssetKey(["intermediate", "int_kpi__base_values"]),
-        dg.AssetKey(["intermediate", "int_kpi__combined_values"]),
-        dg.AssetKey(["marts", "kpi_values"]),
+        dg.AssetKey(["kpi", "int_kpi__values_from_rebuilt_facts"]),
+        dg.AssetKey(["kpi", "int_kpi__values_from_facts"]),
+        dg.AssetKey(["kpi", "int_kpi__all_values"]),
+        dg.AssetKey(["kpi", "kpi_values"]),
     ]
     for parent, child in itertools.pairwise(chain):
         assert parent in asset_graph.get(child).parent_keys, (parent, child)
@@ -58,7 +58,8 @@ def test_assets_are_grouped_by_layer():
     assert groups[dg.AssetKey(["raw", "web", "events"])] == "ingestion"
     assert groups[dg.AssetKey(["staging", "stg_web__events"])] == "staging"
     assert groups[dg.AssetKey(["intermediate", "int_web__sessions"])] == "intermediate"
-    assert groups[dg.AssetKey(["marts", "kpi_values"])] == "marts"
+    assert groups[dg.AssetKey(["marts", "fct_deals"])] == "marts"
+    assert groups[dg.AssetKey(["kpi", "kpi_values"])] == "kpi"
     assert groups[dg.AssetKey("published_mart")] == "publication"
 
 
@@ -66,13 +67,13 @@ def test_great_expectations_and_dbt_tests_are_blocking_checks_on_the_marts():
     check_specs = {
         spec.key: spec for assets_def in graph().assets_defs for spec in assets_def.check_specs
     }
-    kpi_values = dg.AssetKey(["marts", "kpi_values"])
+    kpi_values = dg.AssetKey(["kpi", "kpi_values"])
     for suite, table in (
-        ("gx_kpi_value_bounds", "kpi_values"),
-        ("gx_fct_tickets", "fct_tickets"),
-        ("gx_fct_deals", "fct_deals"),
+        ("gx_kpi_value_bounds", ["kpi", "kpi_values"]),
+        ("gx_fct_tickets", ["marts", "fct_tickets"]),
+        ("gx_fct_deals", ["marts", "fct_deals"]),
     ):
-        assert check_specs[dg.AssetCheckKey(dg.AssetKey(["marts", table]), suite)].blocking
+        assert check_specs[dg.AssetCheckKey(dg.AssetKey(table), suite)].blocking
     # The dbt tests of a model report as one blocking check on it: one for each model or seed
     # that the manifest gives a test.
     manifest = json.loads(MANIFEST_PATH.read_text())

@@ -37,8 +37,8 @@ def differing_kpi_rows(first: Path, second: Path) -> list[tuple]:
         return conn.execute(
             f"""
             select {KPI_KEY}, a.value, b.value
-            from first_build.marts.kpi_values as a
-            full join second_build.marts.kpi_values as b using ({KPI_KEY})
+            from first_build.kpi.kpi_values as a
+            full join second_build.kpi.kpi_values as b using ({KPI_KEY})
             where a.kpi_id is null or b.kpi_id is null
                 or a.status is distinct from b.status
                 or a.is_complete_period is distinct from b.is_complete_period
@@ -64,7 +64,7 @@ def differing_kpi_rows(first: Path, second: Path) -> list[tuple]:
 def kpi_row_count(warehouse: Path) -> int:
     conn = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return conn.execute("select count(*) from marts.kpi_values").fetchone()[0]
+        return conn.execute("select count(*) from kpi.kpi_values").fetchone()[0]
     finally:
         conn.close()
 

@@ -56,9 +56,9 @@ def test_run_publishes_and_prints_the_mart(published_once):
     # dbt's node-by-node log goes to the run's log file, not between the bar and the summary.
     step_output = workspace.data / "logs"
     assert f"Step output (dbt's log and others): {step_output}" in result.stdout
-    assert "model marts.kpi_values" not in result.stdout
+    assert "model kpi.kpi_values" not in result.stdout
     (log_file,) = step_output.glob("*.log")
-    assert "model marts.kpi_values" in log_file.read_text()
+    assert "model kpi.kpi_values" in log_file.read_text()
     # The progress bar counts the run's eight steps (four ingestions, dbt, GX, the KPIs'
     # anomalies, publication).
     assert "8/8" in result.stderr and "published_mart" in result.stderr
@@ -181,7 +181,7 @@ def test_failed_check_refuses_publication_and_keeps_the_mart(
     # priority = normal fall below zero: -15 minutes on 5 January).
     assert set(reported_checks(refused.stderr)) == {
         ("gx_fct_tickets", "marts/fct_tickets"),
-        ("gx_kpi_value_bounds", "marts/kpi_values"),
+        ("gx_kpi_value_bounds", "kpi/kpi_values"),
     }
     assert "first_reply_minutes_not_negative failed (1 unexpected)" in refused.stderr
     assert "counts_money_durations_not_negative failed (" in refused.stderr
@@ -358,14 +358,16 @@ def test_a_check_that_could_not_run_refuses_publication(published_once, tmp_path
 PUBLISH_ALONE = """
 import json, sys
 import dagster as dg
-from orchestration.definitions import defs
+from orchestration.definitions import PUBLISHED_GROUPS, defs
 
 graph = defs.resolve_asset_graph()
 guarding = sorted(
     f"{spec.key.name} on {spec.asset_key.to_user_string()}"
     for assets_def in graph.assets_defs
     for spec in assets_def.check_specs
-    if spec.blocking and graph.get(spec.asset_key).group_name == "marts"
+    if spec.blocking
+    and graph.get(spec.asset_key).group_name in PUBLISHED_GROUPS
+    and not spec.asset_key.path[-1].startswith("int_")
 )
 job = defs.resolve_job_def("boussole_pipeline")
 with dg.DagsterInstance.get() as instance:

@@ -53,8 +53,8 @@ WEB_INCREMENTAL_MODELS = [
     "marts.fct_web_page_days",
     "marts.fct_web_sessions",
     "marts.fct_web_transactions",
-    "intermediate.int_kpi__web",
-    "intermediate.int_kpi__web_members",
+    "kpi.int_kpi__web",
+    "kpi.int_kpi__web_members",
     "intermediate.int_web__sessions",
     "staging.stg_web__events",
 ]

@@ -104,7 +104,7 @@ def test_the_daily_run_on_postgres_is_incremental(built_on_both, postgres_env):
 def test_kpi_values_on_postgres_equal_the_duckdb_build(built_on_both, postgres_env):
     workspace, _ = built_on_both
     columns = ", ".join((*KPI_KEY, *KPI_FIGURES, "status", "is_complete_period"))
-    query = f"select {columns} from marts.kpi_values"
+    query = f"select {columns} from kpi.kpi_values"
     on_postgres = {row[:5]: row[5:] for row in postgres_rows(postgres_env, query)}
     on_duckdb = {row[:5]: row[5:] for row in duckdb_rows(workspace, query)}
     assert len(on_duckdb) > 1000

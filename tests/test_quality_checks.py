@@ -160,7 +160,7 @@ def suite(name):
 
 def test_a_negative_amount_refuses_and_a_far_outlier_warns(runner):
     conn = duckdb.connect()
-    conn.execute("create schema marts")
+    conn.execute("create schema kpi")
     conn.execute(
         "create table marts.fct_deals as select range::varchar as deal_id, "
         "1000.0 + 100 * range as amount_reporting, 'EUR' as currency_original, "
@@ -182,7 +182,7 @@ def test_a_negative_amount_refuses_and_a_far_outlier_warns(runner):
 
 def catalogue_units() -> dict[str, str]:
     catalogue = yaml.safe_load(
-        (PROJECT_ROOT / "dbt_project/models/marts/kpi/kpi_catalogue.yml").read_text()
+        (PROJECT_ROOT / "dbt_project/models/kpi/kpi_catalogue.yml").read_text()
     )
     return {kpi["id"]: kpi["unit"] for kpi in catalogue["models"][0]["config"]["meta"]["kpis"]}
 
@@ -190,9 +190,9 @@ def catalogue_units() -> dict[str, str]:
 def test_kpi_values_out_of_their_units_bounds_refuse_publication(runner):
     units = catalogue_units()
     conn = duckdb.connect()
-    conn.execute("create schema marts")
-    conn.execute("create table marts.kpi_catalogue (kpi_id varchar, unit varchar)")
-    conn.executemany("insert into marts.kpi_catalogue values (?, ?)", list(units.items()))
+    conn.execute("create schema kpi")
+    conn.execute("create table kpi.kpi_catalogue (kpi_id varchar, unit varchar)")
+    conn.executemany("insert into kpi.kpi_catalogue values (?, ?)", list(units.items()))
     good = {
         "win_rate": 0.4,
         "csat": 80.0,
@@ -202,13 +202,13 @@ def test_kpi_values_out_of_their_units_bounds_refuse_publication(runner):
         "pages_per_session": 3.0,
         "first_response_time_min": 12.0,
     }
-    conn.execute("create table marts.kpi_values (kpi_id varchar, value double)")
-    conn.executemany("insert into marts.kpi_values values (?, ?)", list(good.items()))
+    conn.execute("create table kpi.kpi_values (kpi_id varchar, value double)")
+    conn.executemany("insert into kpi.kpi_values values (?, ?)", list(good.items()))
     assert runner.run(conn, suite("kpi_value_bounds")).passed
     bad = {"win_rate": 1.2, "csat": 101.0, "nps": -120.0, "revenue": -5.0}
-    conn.executemany("insert into marts.kpi_values values (?, ?)", list(bad.items()))
-    conn.execute("insert into marts.kpi_catalogue values ('widgets', 'widget')")
-    conn.execute("insert into marts.kpi_values values ('widgets', 1)")
+    conn.executemany("insert into kpi.kpi_values values (?, ?)", list(bad.items()))
+    conn.execute("insert into kpi.kpi_catalogue values ('widgets', 'widget')")
+    conn.execute("insert into kpi.kpi_values values ('widgets', 1)")
     outcome = runner.run(conn, suite("kpi_value_bounds"))
     assert {(o.name, tuple(o.unexpected_sample)) for o in outcome.failed} == {
         ("shares_at_most_one", ("win_rate: 1.2",)),
@@ -305,5 +305,5 @@ def test_the_pipeline_keeps_results_and_links_its_data_docs(small_pipeline, monk
     }
     raw_check = evaluations[("gx_raw_quality", "raw/web/events")]
     assert raw_check.passed and re.search(r"days of history|not judged", raw_check.description)
-    bounds = evaluations[("gx_kpi_value_bounds", "marts/kpi_values")]
+    bounds = evaluations[("gx_kpi_value_bounds", "kpi/kpi_values")]
     assert bounds.passed and bounds.metadata["data_docs"].value == str(docs)

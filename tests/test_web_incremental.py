@@ -38,7 +38,7 @@ INCREMENTAL_MODELS = (
     "marts.fct_page_views",
     "marts.fct_web_transactions",
     "marts.fct_web_page_days",
-    "intermediate.int_kpi__web",
+    "kpi.int_kpi__web",
 )
 DAY_1, DAY_2 = date(2026, 1, 5), date(2026, 1, 6)
 
@@ -191,7 +191,7 @@ def test_the_daily_run_recomputes_only_the_sessions_it_touches(warehouses):
 def test_web_kpis_follow_a_session_to_its_new_day(warehouses):
     conn, *_ = warehouses
     day_sessions = conn.execute(
-        "select period_start, value from intermediate.int_kpi__web where kpi_id = 'sessions' "
+        "select period_start, value from kpi.int_kpi__web where kpi_id = 'sessions' "
         "and grain = 'day' and dimension = 'all' order by period_start"
     ).fetchall()
     # 5 January: u1/100, u2/200, u3/301 (day 1), and u3/300 (delivered on day 2). 6 January:
@@ -199,7 +199,7 @@ def test_web_kpis_follow_a_session_to_its_new_day(warehouses):
     assert day_sessions == [(date(2026, 1, 5), 4.0), (date(2026, 1, 6), 3.0)]
     # The ISO week of 5 January holds all seven sessions and five users (u1, u2, u3, u5, u6).
     assert conn.execute(
-        "select kpi_id, value from intermediate.int_kpi__web where grain = 'week' "
+        "select kpi_id, value from kpi.int_kpi__web where grain = 'week' "
         "and dimension = 'all' and kpi_id in ('sessions', 'users') order by kpi_id"
     ).fetchall() == [("sessions", 7.0), ("users", 5.0)]
 
@@ -210,15 +210,15 @@ def test_the_daily_run_updates_users_from_the_changed_members(warehouses):
     # build; rows the run removed stay, marked, until their day is rewritten.
     assert_same_rows(
         conn,
-        "intermediate.int_kpi__web_members",
-        "intermediate.int_kpi__web_members",
-        "full_build.intermediate.int_kpi__web_members",
+        "kpi.int_kpi__web_members",
+        "kpi.int_kpi__web_members",
+        "full_build.kpi.int_kpi__web_members",
         where="membership_change <> 'removed'",
     )
     # u6/600 moved from the 7th to the 6th: its 8 rows (all and 7 slices) of the 7th are
     # removed, those of the 6th added.
     assert conn.execute(
-        "select period_start, membership_change, count(*) from intermediate.int_kpi__web_members "
+        "select period_start, membership_change, count(*) from kpi.int_kpi__web_members "
         "where member = 'u6' group by all order by period_start"
     ).fetchall() == [(date(2026, 1, 6), "added", 8), (date(2026, 1, 7), "removed", 8)]
     # The members day 2 changed: u2 (u2/201 adds it to the 6th), u3 (u3/300 adds its slices to
@@ -229,5 +229,5 @@ def test_the_daily_run_updates_users_from_the_changed_members(warehouses):
 def test_members_out_of_step_recount_users_from_the_facts(out_of_step):
     conn, daily_output = out_of_step
     assert "int_kpi__web: distinct counts recounted from the facts" in daily_output
-    model = "intermediate.int_kpi__web"
+    model = "kpi.int_kpi__web"
     assert_same_rows(conn, model, f"out_of_step.{model}", f"full_build.{model}")

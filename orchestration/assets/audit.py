@@ -9,7 +9,7 @@ from boussole.anomalies import kpi_anomalies as judge_key_kpis
 from orchestration.assets.ingestion import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource
 
-ANOMALIES_KEY = dg.AssetKey(["marts", "kpi_anomalies"])
+ANOMALIES_KEY = dg.AssetKey(["kpi", "kpi_anomalies"])
 # Rows listed in the materialisation's preview: the latest anomalies first.
 PREVIEW_ROWS = 20
 
@@ -29,9 +29,9 @@ def build_anomalies_asset(kpi_values: dg.AssetKey) -> dg.AssetsDefinition:
     )
     def kpi_anomalies(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.connect() as conn:
-            # kpi_values and kpi_catalogue are read, and the table written, in the marts schema.
-            conn.execute("use marts")
-            judged = judge_key_kpis(conn, table="marts.kpi_anomalies")
+            # kpi_values and kpi_catalogue are read, and the table written, in the kpi schema.
+            conn.execute("use kpi")
+            judged = judge_key_kpis(conn, table="kpi.kpi_anomalies")
         flagged = judged[judged["severity"].isin(SEVERITIES[1:])]
         counts = judged["severity"].value_counts().to_dict()
         latest = flagged.sort_values("period_start", ascending=False).head(PREVIEW_ROWS)

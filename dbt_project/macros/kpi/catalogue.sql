@@ -1,5 +1,5 @@
 {#-
-    The KPI catalogue is the meta of the kpi_catalogue model (models/marts/kpi/kpi_catalogue.yml).
+    The KPI catalogue is the meta of the kpi_catalogue model (models/kpi/kpi_catalogue.yml).
     These macros read it; every KPI model, the kpi_catalogue table and the wide views are
     generated from it, so a KPI's definition is written once.
 -#}
@@ -17,7 +17,7 @@
     {%- for kpi in kpi_catalogue() if kpi.id == kpi_id -%}
         {{ return(kpi) }}
     {%- endfor -%}
-    {{ exceptions.raise_compiler_error("KPI '" ~ kpi_id ~ "' is not in the catalogue (models/marts/kpi/kpi_catalogue.yml)") }}
+    {{ exceptions.raise_compiler_error("KPI '" ~ kpi_id ~ "' is not in the catalogue (models/kpi/kpi_catalogue.yml)") }}
 {%- endmacro %}
 
 {#- The grains of a KPI: its own list, else every grain of var('kpi_grains'). -#}

@@ -1,8 +1,8 @@
 {#-
     Completeness of a KPI's periods (issue 17, item 5): a period is complete for a KPI once it
     ended before the as-of date and every source system of the KPI's catalogue entry
-    (source_systems) landed on every day of it: models intermediate/kpi/int_kpi__source_days
-    (the days each source landed, from the load manifest) and marts/kpi/kpi_values.
+    (source_systems) landed on every day of it: models kpi/int_kpi__source_days
+    (the days each source landed, from the load manifest) and kpi/kpi_values.
 -#}
 
 {#- Every source system of the catalogue, sorted (empty while dbt parses). -#}
@@ -29,7 +29,7 @@
             {%- for source in input_kpi.source_systems if source not in kpi.source_systems -%}
                 {{ exceptions.raise_compiler_error(
                     "KPI '" ~ kpi.id ~ "' is made of '" ~ input_kpi.id ~ "', which reads the source system '"
-                    ~ source ~ "': add it to its source_systems (models/marts/kpi/kpi_catalogue.yml)") }}
+                    ~ source ~ "': add it to its source_systems (models/kpi/kpi_catalogue.yml)") }}
             {%- endfor -%}
         {%- endfor -%}
     {%- endif -%}

@@ -1,35 +1,26 @@
 {#-
     Exact distinct counts (users: count(distinct user_pseudo_id)) do not add up over time, so
     a run that adds one day would recount the whole year, quarter and month around it from
-    the facts. Instead, an incremental family can keep the members of its distinct counts by
+    the facts. Instead, an incremental model can keep the members of its distinct counts by
     day and slice (kpi_distinct_member_rows), each row telling whether the last run added,
     kept or removed it. A changed period's count is then its stored count, minus the members
     whose membership changed as they were counted before, plus the same members as they are
     now (kpi_distinct_delta_select): only the rows of the members that changed are read.
 -#}
 
-{#- The column a KPI counts the distinct values of (numerator count(distinct column) and nothing else), or none. -#}
-{% macro kpi_distinct_member(kpi) -%}
-    {%- set computation = kpi.computation -%}
-    {%- set counted = modules.re.match('^count\\(\\s*distinct\\s+(\\w+)\\s*\\)$', (computation.numerator or '') | trim) -%}
-    {%- if computation.type != 'aggregate' or not counted or computation.denominator
-        or computation.value or computation.secondary_value -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {{ return(counted.group(1)) }}
-{%- endmacro %}
-
 {#-
-    The members of the distinct counts of the given categories by day and slice: kpi_id,
-    grain ('day'), period_start, dimension, dimension_value, member, membership_change
-    (added, kept or removed by the run that wrote the row), _previous_run_at (the model's
-    last run before it; null for a full build) and _transformed_at. Incremental
+    The members of the distinct counts (rollup distinct_members) of the flows over
+    incremental facts, by day and slice: kpi_id, grain ('day'), period_start, dimension,
+    dimension_value, member, membership_change (added, kept or removed by the run that wrote
+    the row), _previous_run_at (the model's last run before it; null for a full build) and
+    _transformed_at. Incremental
     (replace_kpi_periods): a run rewrites the days holding a changed fact row, comparing
     their members with the stored ones.
 -#}
-{% macro kpi_distinct_member_rows(categories) -%}
+{% macro kpi_distinct_member_rows() -%}
+    {%- do kpi_fact_refs() -%}
     {%- set kpis = [] -%}
-    {%- for kpi in kpi_family_kpis(categories) if kpi_distinct_member(kpi) -%}
+    {%- for kpi in kpi_fact_kpis(over_incremental_facts=true) if kpi_rollup(kpi) == 'distinct_members' -%}
         {%- do kpis.append(kpi) -%}
     {%- endfor -%}
     {%- set changed_only = is_incremental() -%}
@@ -57,7 +48,7 @@
             facts.{{ kpi.computation.date }} as period_start,
             kpi_dimensions.dimension,
             {{ kpi_dimension_value(slices, 'facts') }} as dimension_value,
-            cast(facts.{{ kpi_distinct_member(kpi) }} as {{ dbt.type_string() }}) as member
+            cast(facts.{{ kpi.computation.members }} as {{ dbt.type_string() }}) as member
         from {{ kpi_fact_rows(kpi) }} as facts
         {%- if changed_only %}
         inner join kpi_changed_periods on facts.{{ kpi.computation.date }} = kpi_changed_periods.period_start

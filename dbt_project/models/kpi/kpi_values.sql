@@ -3,7 +3,7 @@
 -- dimension_value = 'all'.
 
 with kpi_rows as (
-    select * from {{ ref('int_kpi__combined_values') }}
+    select * from {{ ref('int_kpi__all_values') }}
 ),
 
 periods as (

@@ -1,14 +1,11 @@
--- The KPIs computed from facts, every family together. An additive KPI (a sum or count)
+-- The KPIs computed from facts, every category together. An additive KPI (a sum or count)
 -- also gets a zero company-wide row for each period without data, from its first period
 -- to the as-of date, so that previous-period comparisons never skip an empty period.
 
 with computed as (
-    {%- for family in ['sales', 'marketing', 'web', 'service'] %}
-        select {{ kpi_row_columns() }} from {{ ref('int_kpi__' ~ family) }}
-        {%- if not loop.last %}
-            union all
-        {%- endif %}
-    {%- endfor %}
+    select {{ kpi_row_columns() }} from {{ ref('int_kpi__values_from_rebuilt_facts') }}
+    union all
+    select {{ kpi_row_columns() }} from {{ ref('int_kpi__web') }}
 ),
 
 first_periods as (

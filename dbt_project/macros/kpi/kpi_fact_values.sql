@@ -1,39 +1,54 @@
 {#-
-    The rows of the KPIs of the given catalogue categories that are computed from facts, for
-    every grain and slice, in the shape kpi_id, grain, period_start, dimension,
+    The rows of the KPIs computed from facts (computation type aggregate or at_period_end),
+    for every grain and slice, in the shape kpi_id, grain, period_start, dimension,
     dimension_value, numerator, denominator, value, secondary_value, _transformed_at.
-    Company-wide rows have dimension and dimension_value 'all'.
+    Company-wide rows have dimension and dimension_value 'all'. Each KPI is one CTE named
+    kpi_<id>, headed by its label and definition, so that the compiled model reads KPI by KPI.
 
-    A ratio is a ratio of sums and a median a true median at every grain (see
-    kpi_rolls_up_from_days for the flows that add up over time). In an incremental model,
-    only the periods in kpi_changed_periods are recomputed. distinct_members: the model of
-    the family's distinct counts' members by day (kpi_distinct_member_rows), which lets a run
-    update those counts from the members that changed (kpi_distinct_delta_select).
+    over_incremental_facts: the flows (aggregate) over incremental facts, whose model is
+    incremental too and recomputes only the periods in kpi_changed_periods; otherwise every
+    other KPI computed from facts, rebuilt in full. A ratio is a ratio of sums and a median a
+    true median at every grain; the catalogue entry's rollup says how longer grains are
+    computed (kpi_rollup_select). distinct_members: the model of the distinct counts' members
+    by day (kpi_distinct_member_rows), which lets a run update those counts from the members
+    that changed (kpi_distinct_delta_select).
 -#}
-{% macro kpi_family_rows(categories, distinct_members=none) -%}
-    {%- set kpis = kpi_family_kpis(categories) -%}
+{% macro kpi_fact_values(over_incremental_facts, distinct_members=none) -%}
+    {%- do kpi_fact_refs() -%}
+    {%- set kpis = kpi_fact_kpis(over_incremental_facts) -%}
     {%- set changed_only = is_incremental() -%}
     {%- set from_members = changed_only and distinct_members is not none
         and kpi_distinct_members_in_step(distinct_members) -%}
-    {%- set selects = [] -%}
-    {%- for kpi in kpis -%}
-        {%- if from_members and kpi_distinct_member(kpi) -%}
-            {%- do selects.append(kpi_distinct_delta_select(kpi, distinct_members)) -%}
-        {%- elif kpi_rolls_up_from_days(kpi) -%}
-            {%- do selects.append(kpi_rolled_up_select(kpi, changed_only)) -%}
-        {%- else -%}
-            {%- do selects.append(kpi_fact_select(kpi, kpi_grains(kpi), changed_only)) -%}
-        {%- endif -%}
-    {%- endfor -%}
     with
     {%- if changed_only %}
     kpi_changed_periods as (
         {{ kpi_changed_periods(kpis) }}
     ),
     {%- endif %}
+    {%- for kpi in kpis %}
+
+    {{ kpi_definition_comment(kpi) }}
+    kpi_{{ kpi.id }} as (
+        {%- if from_members and kpi_rollup(kpi) == 'distinct_members' %}
+        {{ kpi_distinct_delta_select(kpi, distinct_members) }}
+        {%- elif kpi_rollup(kpi) == 'sum_of_days' %}
+        {{ kpi_rolled_up_select(kpi, changed_only) }}
+        {%- else %}
+        {{ kpi_fact_select(kpi, kpi_grains(kpi), changed_only) }}
+        {%- endif %}
+    ),
+    {%- endfor %}
 
     kpi_rows as (
-        {{ selects | join('\nunion all\n') if selects else kpi_empty_rows() }}
+        {%- for kpi in kpis %}
+        select {{ kpi_row_columns() }} from kpi_{{ kpi.id }}
+        {%- if not loop.last %}
+        union all
+        {%- endif %}
+        {%- endfor %}
+        {%- if not kpis %}
+        {{ kpi_empty_rows() }}
+        {%- endif %}
     )
 
     select
@@ -50,38 +65,51 @@
 {%- endmacro %}
 
 {#-
-    The KPIs of the given catalogue categories computed from facts (aggregate and
-    at_period_end), checked by kpi_check_incremental_family in an incremental model.
+    The KPIs computed from facts, in catalogue order: the flows (aggregate) over an
+    incremental fact, or all the others. A stock (at_period_end) depends on the as-of date,
+    so it is rebuilt in full whatever its fact.
 -#}
-{% macro kpi_family_kpis(categories) -%}
+{% macro kpi_fact_kpis(over_incremental_facts) -%}
     {%- set kpis = [] -%}
-    {%- for kpi in kpi_catalogue() if kpi.category in categories and kpi.computation.type in ('aggregate', 'at_period_end') -%}
-        {%- do kpis.append(kpi) -%}
+    {%- for kpi in kpi_catalogue() if kpi.computation.type in ('aggregate', 'at_period_end') -%}
+        {%- set fact = graph.nodes.get('model.' ~ project_name ~ '.' ~ kpi.computation.fact) -%}
+        {%- set is_incremental_flow = kpi.computation.type == 'aggregate'
+            and fact is not none and fact.config.materialized == 'incremental' -%}
+        {%- if is_incremental_flow == over_incremental_facts -%}
+            {%- do kpis.append(kpi) -%}
+        {%- endif -%}
     {%- endfor -%}
-    {%- if is_incremental() -%}
-        {%- do kpi_check_incremental_family(kpis) -%}
-    {%- endif -%}
     {{ return(kpis) }}
 {%- endmacro %}
 
 {#-
-    An incremental family recomputes only the periods its facts' changed rows touch, which
-    holds for flows (aggregate) over incremental facts. A stock (at_period_end) depends on the
-    as-of date, and a fact rebuilt in full has no changed rows to go by.
+    dbt must see a model's refs when it parses, before the catalogue (the meta of the
+    kpi_catalogue model) can be read: the models KPIs read are declared once, in the var
+    kpi_fact_models (dbt_project.yml), and each is a ref of the KPI models. When they run, a
+    catalogue entry naming a fact missing from it fails here, naming it.
 -#}
-{% macro kpi_check_incremental_family(kpis) -%}
-    {%- for kpi in kpis -%}
-        {%- set fact = graph.nodes.get('model.' ~ project_name ~ '.' ~ kpi.computation.get('fact')) -%}
-        {%- if kpi.computation.type != 'aggregate' or fact is none or fact.config.materialized != 'incremental' -%}
-            {{ exceptions.raise_compiler_error(
-                this.identifier ~ " is incremental, but KPI '" ~ kpi.id ~ "' is not a flow over an "
-                ~ "incremental fact: make the model a table, or its fact incremental") }}
-        {%- endif -%}
+{% macro kpi_fact_refs() -%}
+    {%- for model in var('kpi_fact_models') -%}
+        {%- do ref(model) -%}
+    {%- endfor -%}
+    {%- do ref('int_kpi__periods') -%}
+    {%- for kpi in kpi_catalogue() if kpi.computation.get('fact') not in [none] + var('kpi_fact_models') -%}
+        {{ exceptions.raise_compiler_error(
+            "KPI '" ~ kpi.id ~ "' reads '" ~ kpi.computation.fact ~ "': add it to the var kpi_fact_models "
+            ~ "in dbt_project.yml, so that dbt knows the KPI models read it when it parses them") }}
     {%- endfor -%}
 {%- endmacro %}
 
+{#- A SQL comment heading a KPI's CTE: its label and its definition from the catalogue. -#}
+{% macro kpi_definition_comment(kpi) -%}
+    -- {{ kpi.id }}: {{ kpi.label_en }} ({{ kpi.label_fr }}), {{ kpi.unit }}, {{ kpi.computation.type }}
+    {%- if kpi.computation.get('rollup') %}, rollup {{ kpi.computation.rollup }}{% endif %}
+    -- {{ (kpi.description | string | replace('\n', ' ')) | wordwrap(88, wrapstring='\n    -- ') }}
+    -- formula: {{ kpi.formula }}
+{%- endmacro %}
+
 {#-
-    The periods, at every grain of the family (or only_grain), that hold a date of a fact row
+    The periods, at every grain of the KPIs (or only_grain), that hold a date of a fact row
     changed since the model's last run. A fact may declare in its meta (kpi_date_ranges:
     {date column: through column}) how far a change of a row can have moved that date, so
     that the period the row left is recomputed as well as the one it joined.
@@ -173,7 +201,7 @@
         from (
             {%- if changed_only %}
             -- Each fact row once per changed period that holds its date (a flow: see
-            -- kpi_check_incremental_family), instead of once per grain and then filtered.
+            -- kpi_fact_kpis), instead of once per grain and then filtered.
             select
                 kpi_changed_periods.grain,
                 kpi_changed_periods.period_start,
@@ -210,24 +238,36 @@
 {%- endmacro %}
 
 {#-
-    A flow whose numerator and denominator are plain sums or counts adds up over time: its
-    longer grains are the sums of its days' numerators and denominators (still a ratio of
-    sums), which costs one pass over the facts instead of one per grain. Distinct counts,
-    medians and custom value expressions are computed from the facts at every grain.
+    How a KPI computed from facts gets its longer grains: the entry's computation.rollup.
+      sum_of_days       a flow of plain sums or counts: a week, month... is the sum of its
+                        days' numerators and denominators (still a ratio of sums), one pass
+                        over the facts instead of one per grain.
+      distinct_members  a count of distinct computation.members: recounted from the facts at
+                        every grain, or, in an incremental model, updated from the members
+                        that changed (kpi_distinct_member_rows).
+      from_facts        (default) computed from the facts at every grain: medians, means of
+                        a value expression, stocks.
 -#}
-{% macro kpi_rolls_up_from_days(kpi) -%}
+{% macro kpi_rollup(kpi) -%}
     {%- set computation = kpi.computation -%}
-    {%- if computation.type != 'aggregate' or computation.value or computation.secondary_value
-        or 'day' not in kpi_grains(kpi) -%}
-        {{ return(false) }}
+    {%- set rollup = computation.get('rollup', 'from_facts') -%}
+    {%- if rollup == 'sum_of_days' and (computation.type != 'aggregate' or computation.value
+        or computation.secondary_value or 'day' not in kpi_grains(kpi)) -%}
+        {{ exceptions.raise_compiler_error(
+            "KPI '" ~ kpi.id ~ "': rollup sum_of_days needs a flow (aggregate) at day grain whose "
+            ~ "value is numerator / denominator, with no value or secondary_value expression") }}
     {%- endif -%}
-    {%- for expression in [computation.numerator, computation.denominator] if expression -%}
-        {%- set aggregates = modules.re.findall('\\b(?:sum|count|avg|min|max|percentile_cont)\\(', expression) -%}
-        {%- if aggregates | length != 1 or not modules.re.match('^(sum|count)\\((?!\\s*distinct\\b).*\\)$', expression.strip()) -%}
-            {{ return(false) }}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ return(true) }}
+    {%- if rollup == 'distinct_members' and (computation.type != 'aggregate' or computation.denominator
+        or computation.value or computation.secondary_value
+        or (computation.numerator | replace(' ', '')) != 'count(distinct' ~ computation.members ~ ')') -%}
+        {{ exceptions.raise_compiler_error(
+            "KPI '" ~ kpi.id ~ "': rollup distinct_members needs a flow (aggregate) whose numerator "
+            ~ "is count(distinct <members>), with no denominator, value or secondary_value") }}
+    {%- endif -%}
+    {%- if rollup not in ('sum_of_days', 'distinct_members', 'from_facts') -%}
+        {{ exceptions.raise_compiler_error("KPI '" ~ kpi.id ~ "': unknown rollup '" ~ rollup ~ "'") }}
+    {%- endif -%}
+    {{ return(rollup) }}
 {%- endmacro %}
 
 {#-

@@ -1,0 +1,120 @@
+"""Adding a KPI is adding a catalogue entry (issue 18, item 4): in a copy of the dbt project,
+one new entry, in a category no KPI had, on a fact other entries read; nothing else edited.
+dbt builds it on the hand-made CRM fixture (tests/fixtures/kpi_sales, see
+tests/test_kpi_sales.py) and kpi_values holds its hand-worked values.
+
+The new KPI is the amount of the deals lost, by close date: 104 (Delta, EUR 500, owner 501
+of team Paris) lost on 01-26 and 110 (Epsilon, EUR 600, owner 503 of team Paris) lost on
+02-25; none in March, a zero (additive) up to the as-of date 2026-03-31."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from boussole.dbt_invocation import DbtInvocation
+from boussole.settings import DBT_PROJECT_DIR, PII_KEY_VARIABLE, Settings
+from tests.conftest import FIXTURES, load_landing
+
+AS_OF = "2026-03-31"
+LOST_DEAL_AMOUNT = {
+    "id": "lost_deal_amount",
+    "label_fr": "Montant des affaires perdues",
+    "label_en": "Lost deal amount",
+    "description": "Amount of the deals lost, by close date, in the reporting currency.",
+    "formula": "sum(amount of deals lost), by close date",
+    "unit": "currency",
+    "direction": "lower_is_better",
+    "category": "deal_risk",
+    "kind": "operational",
+    "indicator_type": "lagging",
+    "tier": "supporting",
+    "owner_team": "sales",
+    "source_systems": ["crm"],
+    "additive": True,
+    "computation": {
+        "type": "aggregate",
+        "rollup": "sum_of_days",
+        "fact": "fct_deals",
+        "date": "close_date",
+        "numerator": "sum(amount_reporting)",
+        "where": "is_lost",
+        "slices": {"team": "team_name"},
+    },
+}
+
+
+def dbt_on_project(project: Path, *args: str, warehouse: Path, target: Path):
+    """dbt as the pipeline invokes it (DbtInvocation), on the project folder `project`."""
+    invocation = DbtInvocation(
+        Settings.from_env({PII_KEY_VARIABLE: "test-key-for-boussole-tests"}),
+        as_of_date=AS_OF,
+        warehouse=warehouse,
+    )
+    command = invocation.command(*args, target_path=target)
+    for option in ("--project-dir", "--profiles-dir"):
+        command[command.index(option) + 1] = str(project)
+    return subprocess.run(
+        command, env={**os.environ, **invocation.env()}, capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("kpi_added")
+    project = root / "dbt_project"
+    shutil.copytree(
+        DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages")
+    )
+    catalogue_path = next(project.rglob("kpi_catalogue.yml"))
+    catalogue = yaml.safe_load(catalogue_path.read_text())
+    catalogue["models"][0]["config"]["meta"]["kpis"].append(LOST_DEAL_AMOUNT)
+    catalogue_path.write_text(yaml.safe_dump(catalogue, allow_unicode=True, sort_keys=False))
+
+    warehouse = root / "warehouse.duckdb"
+    load_landing(warehouse, FIXTURES / "kpi_sales")
+    target = root / "target"
+    # The KPI mart and what it reads, without the data tests (the fixture's are elsewhere).
+    result = dbt_on_project(
+        project,
+        *("build", "--select", "+kpi_values"),
+        *("--exclude", "resource_type:test", "resource_type:unit_test"),
+        warehouse=warehouse,
+        target=target,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    return warehouse, target
+
+
+def test_a_new_entry_is_in_kpi_values_with_its_hand_worked_values(built):
+    warehouse, _ = built
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        monthly = conn.execute(
+            "select period_start::varchar, dimension, dimension_value, value from kpi.kpi_values "
+            "where kpi_id = 'lost_deal_amount' and grain = 'month' order by all"
+        ).fetchall()
+        category = conn.execute(
+            "select category from kpi.kpi_catalogue where kpi_id = 'lost_deal_amount'"
+        ).fetchone()
+    assert monthly == [
+        ("2026-01-01", "all", "all", 500.0),
+        ("2026-01-01", "team", "Paris", 500.0),
+        ("2026-02-01", "all", "all", 600.0),
+        ("2026-02-01", "team", "Paris", 600.0),
+        ("2026-03-01", "all", "all", 0.0),
+    ]
+    assert category == ("deal_risk",)
+
+
+def test_its_compiled_sql_is_a_named_block_with_its_definition(built):
+    _, target = built
+    compiled = next(target.rglob("int_kpi__values_from_rebuilt_facts.sql")).read_text()
+    block = compiled[compiled.index("-- lost_deal_amount: Lost deal amount") :]
+    assert block.splitlines()[1].strip() == (
+        "-- Amount of the deals lost, by close date, in the reporting currency."
+    )
+    assert "kpi_lost_deal_amount as (" in block
