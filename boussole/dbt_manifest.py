@@ -60,7 +60,7 @@ def ensure_manifest(settings: Settings, force: bool = False) -> Path:
 
 
 def kpi_catalogue() -> list[dict]:
-    """The KPI catalogue entries (dbt_project/models/marts/kpi/kpi_catalogue.yml), as dbt
+    """The KPI catalogue entries (dbt_project/models/kpi/kpi_catalogue.yml), as dbt
     parsed them into the manifest: the one definition the models and checks share."""
     manifest = json.loads(MANIFEST_PATH.read_text())
     return manifest["nodes"]["model.boussole.kpi_catalogue"]["config"]["meta"]["kpis"]

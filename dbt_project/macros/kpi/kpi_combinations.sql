@@ -18,6 +18,8 @@
     )
     {%- for kpi in ordered %},
 
+    {{ kpi_definition_comment(kpi) }}
+    -- inputs: {% for name, input in kpi.computation.inputs.items() %}{{ name }} = {{ input }}{{ ', ' if not loop.last }}{% endfor %}
     kpi_{{ kpi.id }}_inputs as (
         {%- set inputs = kpi.computation.inputs.items() | list %}
         {%- set driver_kpi = inputs[0][1] %}
@@ -61,7 +63,7 @@
             period_start,
             dimension,
             dimension_value,
-            {{ kpi_measure_columns(kpi.computation) }}
+            {{ kpi_measure_columns(kpi.computation) | indent(8) }}
         from kpi_{{ kpi.id }}_inputs
     )
     {%- endfor %}

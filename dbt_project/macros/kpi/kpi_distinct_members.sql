@@ -47,7 +47,7 @@
             '{{ kpi.id }}' as kpi_id,
             facts.{{ kpi.computation.date }} as period_start,
             kpi_dimensions.dimension,
-            {{ kpi_dimension_value(slices, 'facts') }} as dimension_value,
+            {{ kpi_dimension_value(slices, 'facts') | indent(8) }} as dimension_value,
             cast(facts.{{ kpi.computation.members }} as {{ dbt.type_string() }}) as member
         from {{ kpi_fact_rows(kpi) }} as facts
         {%- if changed_only %}

@@ -30,11 +30,11 @@
     {{ kpi_definition_comment(kpi) }}
     kpi_{{ kpi.id }} as (
         {%- if from_members and kpi_rollup(kpi) == 'distinct_members' %}
-        {{ kpi_distinct_delta_select(kpi, distinct_members) }}
+        {{ kpi_distinct_delta_select(kpi, distinct_members) | indent(4) }}
         {%- elif kpi_rollup(kpi) == 'sum_of_days' %}
-        {{ kpi_rolled_up_select(kpi, changed_only) }}
+        {{ kpi_rolled_up_select(kpi, changed_only) | indent(4) }}
         {%- else %}
-        {{ kpi_fact_select(kpi, kpi_grains(kpi), changed_only) }}
+        {{ kpi_fact_select(kpi, kpi_grains(kpi), changed_only) | indent(4) }}
         {%- endif %}
     ),
     {%- endfor %}
@@ -192,12 +192,12 @@
         period_start,
         dimension,
         dimension_value,
-        {{ kpi_measure_columns(computation) }}
+        {{ kpi_measure_columns(computation) | indent(4) }}
     from (
         select
             fact_periods.*,
             kpi_dimensions.dimension,
-            {{ kpi_dimension_value(slices, 'fact_periods') }} as dimension_value
+            {{ kpi_dimension_value(slices, 'fact_periods') | indent(8) }} as dimension_value
         from (
             {%- if changed_only %}
             -- Each fact row once per changed period that holds its date (a flow: see
@@ -206,7 +206,7 @@
                 kpi_changed_periods.grain,
                 kpi_changed_periods.period_start,
                 facts.*
-            from {{ kpi_fact_rows(kpi) }} as facts
+            from {{ kpi_fact_rows(kpi) | indent(4) }} as facts
             inner join kpi_changed_periods
                 on
                     facts.{{ computation.date }} >= kpi_changed_periods.period_start
@@ -226,7 +226,7 @@
                 facts.kpi_period_start as period_start,
                 {%- endif %}
                 facts.*
-            from {{ kpi_fact_rows(kpi) }} as facts
+            from {{ kpi_fact_rows(kpi) | indent(4) }} as facts
             {%- if computation.type == 'aggregate' %}
             cross join ({{ kpi_literal_rows('grain', grains) }}) as kpi_grains
             {%- endif %}
@@ -304,7 +304,7 @@
             kpi_days.numerator,
             kpi_days.denominator
         from (
-            {{ kpi_fact_select(kpi, ['day'], changed_only) }}
+            {{ kpi_fact_select(kpi, ['day'], changed_only) | indent(8) }}
             {%- if changed_only %}
             union all
             select {{ kpi_row_columns() }}
