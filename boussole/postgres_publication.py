@@ -6,11 +6,14 @@ renamed away, the new one renamed in, the old one dropped. A reader's query sees
 publication or the next, never a mix and never an error: it resolves its names when it runs
 (a prepared statement is planned again), and a reader holding the old tables (a query
 running, a transaction that read them) makes the swap wait for it and try again, rather than
-the reader fail. Views of the DuckDB mart (kpi_value_history) are loaded as tables: their rows
-as published, not a second copy of their SQL.
+the reader fail. The rows are written frozen, so a repeatable-read transaction that began
+before the swap and first reads after it sees the new tables full, not empty. Views of the
+DuckDB mart (kpi_value_history) are loaded as tables: their rows as published, not a second
+copy of their SQL.
 
 A role for BI tools (`boussole_reader` by default) is ensured on the way: it may log in, read
-the served schema (its search path, so `select * from kpi_values` works) and nothing else.
+the served schema (its search path, so `select * from kpi_values` works) and nothing else. The
+publishing user needs CREATE on the database and, to make or change that role, CREATEROLE.
 """
 
 from __future__ import annotations
@@ -159,8 +162,15 @@ def ensure_reader_role(cursor, target: PostgresPublishing) -> None:
                 sql.Identifier(cursor.connection.info.dbname), role
             )
         )
-    # PostgreSQL 15 grants nothing there to PUBLIC any more; older servers and DBAs might have.
-    cursor.execute(sql.SQL("revoke create on schema public from {}").format(role))
+    # A right to create in the public schema granted to the role is taken back (one granted to
+    # PUBLIC, which PostgreSQL 15 no longer makes by default, is the DBA's to take back).
+    cursor.execute(
+        "select case when to_regnamespace('public') is not null "
+        "then has_schema_privilege(%s, 'public', 'create') end",
+        [target.reader_role],
+    )
+    if cursor.fetchone()[0]:
+        cursor.execute(sql.SQL("revoke create on schema public from {}").format(role))
 
 
 def grant_reading(cursor, schema: str, reader_role: str) -> None:
