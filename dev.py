@@ -5,13 +5,15 @@
     python3 dev.py test    # create .venv, install the lock, lint and run the whole test suite
     python3 dev.py lock    # re-resolve requirements.lock from pyproject.toml (maintainers)
 
-The virtual environment is re-installed only when requirements.lock or pyproject.toml change.
+The virtual environment is re-installed only when requirements.lock or pyproject.toml change,
+and the dashboard's npm packages (dashboard/node_modules) only when its package-lock.json does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".boussole-install-stamp"
 INSTALL_INPUTS = ("requirements.lock", "pyproject.toml")
+DASHBOARD = ROOT / "dashboard"
+DASHBOARD_STAMP = DASHBOARD / "node_modules" / ".boussole-install-stamp"
 
 
 def _say(message: str) -> None:
@@ -61,6 +65,25 @@ def ensure_environment() -> None:
     STAMP.write_text(fingerprint)
 
 
+def ensure_dashboard_packages() -> None:
+    """Install the dashboard's locked npm packages (Evidence) when package-lock.json changed.
+    Without Node.js, say so and go on: the pipeline runs without its dashboard."""
+    if shutil.which("npm") is None:
+        _say("warning: npm not found, the KPI dashboard cannot be built (install Node.js 20)")
+        return
+    fingerprint = hashlib.sha256((DASHBOARD / "package-lock.json").read_bytes()).hexdigest()
+    if DASHBOARD_STAMP.exists() and DASHBOARD_STAMP.read_text() == fingerprint:
+        return
+    _say("installing the dashboard's locked npm packages (first time: a minute or two)")
+    # `npm ci` runs the project's postinstall, the patch that makes Evidence work offline.
+    completed = subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=DASHBOARD
+    )
+    if completed.returncode != 0:
+        sys.exit(completed.returncode)
+    DASHBOARD_STAMP.write_text(fingerprint)
+
+
 def _tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -70,7 +93,10 @@ def _tool_env() -> dict[str, str]:
 
 def command_run(extra: list[str]) -> None:
     ensure_environment()
+    ensure_dashboard_packages()
     env = _tool_env()
+    # The run ends by building the KPI dashboard from what it published (boussole dashboard).
+    env.setdefault("BOUSSOLE_DASHBOARD", "1")
     _run(BIN / "boussole", "generate", "--if-empty", env=env)
     _run(BIN / "boussole", "run", *extra, env=env)
 
@@ -80,6 +106,7 @@ def command_test(extra: list[str]) -> None:
     tests/conftest.py keeps each module in one worker, and builds the shared runs once).
     sqlfluff runs beside pytest, whose slowest test group decides the end anyway."""
     ensure_environment()
+    ensure_dashboard_packages()
     env = _tool_env()
     started = time.monotonic()
     _say("ruff")

@@ -516,6 +516,39 @@ def command_ui(args: argparse.Namespace, settings: Settings) -> int:
     return 0  # not reached: exec replaces this process
 
 
+def command_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.dashboard import (
+        DashboardBuildFailed,
+        DashboardUnavailable,
+        build_dashboard,
+        needs_build,
+        serve,
+        site_path,
+    )
+
+    site = site_path(settings.data_dir)
+    if not settings.published_mart_path.exists():
+        print(f"No published mart yet ({settings.published_mart_path}): run `boussole run` first.")
+        return EXIT_USAGE
+    if args.rebuild or needs_build(settings.published_mart_path, site):
+        print("Building the dashboard from the published mart...")
+        try:
+            built = build_dashboard(settings.published_mart_path, site)
+        except (DashboardUnavailable, DashboardBuildFailed) as problem:
+            print(f"dashboard not built: {problem}", file=sys.stderr)
+            return EXIT_REFUSED
+        print(f"Built {built.pages} pages in {built.seconds:.0f} s: {built.site}")
+    server = serve(site, args.port)
+    print(f"Dashboard on http://localhost:{args.port}/ (Ctrl+C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -715,6 +748,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui.add_argument("--port", type=int, default=3000, help="web port (default 3000)")
     ui.set_defaults(handler=command_ui)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="build the KPI dashboard if needed and serve it on localhost",
+        description="Build the Evidence dashboard (dashboard/) from the published mart when it "
+        "is missing or older than the mart or the project, then serve it on localhost.",
+    )
+    dashboard.add_argument("--port", type=int, default=8080, help="web port (default 8080)")
+    dashboard.add_argument("--rebuild", action="store_true", help="build even when up to date")
+    dashboard.set_defaults(handler=command_dashboard)
     return parser
 
 

@@ -4,6 +4,7 @@ landing files -> ingestion (raw_*) -> dbt staging -> intermediate -> marts -> kp
               -> Great Expectations + dbt tests (blocking checks), kpi_anomalies (audit)
               -> published_mart (history, restatements, alerts)
               -> postgres_mart (the same tables in PostgreSQL, when BOUSSOLE_PG_PUBLISH is on)
+              -> kpi_dashboard (the static Evidence site, when BOUSSOLE_DASHBOARD is on)
 
 The settings are read from the environment here, once: what the definitions are made of (the
 extract-date partitions, the schedule's time zone) takes them from this read, and the steps,
@@ -12,10 +13,12 @@ the sensor and the checks from the resources built with it.
 
 import dagster as dg
 
+from boussole.dashboard import dashboard_enabled
 from boussole.dbt_manifest import ensure_manifest
 from boussole.ingestion.contracts import SOURCES
 from boussole.settings import Settings
 from orchestration.assets.audit import ANOMALIES_KEY, build_anomalies_asset
+from orchestration.assets.dashboard import kpi_dashboard
 from orchestration.assets.ingestion import build_ingestion_asset, load_manifest
 from orchestration.assets.postgres_publication import postgres_mart
 from orchestration.assets.publication import build_publication_asset
@@ -61,6 +64,7 @@ defs = dg.Definitions(
         kpi_anomalies,
         published_mart,
         *([postgres_mart] if settings.postgres_publishing else []),
+        *([kpi_dashboard] if dashboard_enabled() else []),
     ],
     asset_checks=[great_expectations_suites],
     jobs=[pipeline_job],
