@@ -221,7 +221,7 @@ def _swap(cursor, served: str, loading: str) -> int:
             if time.monotonic() > deadline:
                 raise
             # Random, growing pauses: a steady stream of readers leaves a gap sooner or later.
-            time.sleep(random.uniform(0.5, 1.0) * min(2.0, 0.05 * 2**attempt))
+            time.sleep(random.uniform(0.5, 1.0) * min(1.0, 0.05 * 2**attempt))
 
 
 def _served_relations(cursor, served: str) -> list[str]:

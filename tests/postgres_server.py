@@ -20,6 +20,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+# A cluster deleted after the tests needs no durability: nothing waits for the disk.
+THROWAWAY = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
 
 def postgres_bin_dir() -> Path:
     """The server binaries, installed from Debian's packages when missing."""
@@ -61,7 +64,7 @@ def running_server(password_users: tuple[str, ...] = ()) -> Iterator[dict[str, s
     server = [*as_server_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
     subprocess.run(
         [*as_server_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "boussole",
-         "--auth=trust", "-E", "UTF8"],
+         "--auth=trust", "-E", "UTF8", "--no-sync"],
         check=True, capture_output=True,
     )  # fmt: skip
     hba = data / "pg_hba.conf"
@@ -72,7 +75,7 @@ def running_server(password_users: tuple[str, ...] = ()) -> Iterator[dict[str, s
     )
     subprocess.run(
         [*server, "-l", str(root / "server.log"), "-w", "start",
-         "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root}"],
+         "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root} {THROWAWAY}"],
         check=True, capture_output=True,
     )  # fmt: skip
     try:
