@@ -17,7 +17,7 @@ How a catalogue entry maps to MetricFlow:
 - `at_period_end` (stocks counted from the state spells of records on each period's last
   day) has no MetricFlow equivalent: MetricFlow aggregates rows by one time dimension, and
   a spell counts in every period whose end it covers. Those KPIs, and the combinations
-  that read them, are listed in UNEXPRESSED_FILE's header with the reason.
+  that read them, are listed in the generated file's header with the reason.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ HEADER = """\
 #
 # KPIs MetricFlow cannot express, and why:
 """
-# The slice of the previous period that a `kpi@previous` input reads.
+# The offset of a `kpi@previous` input: MetricFlow's offsets are fixed windows.
 PREVIOUS_PERIOD_WINDOW = "1 month"
 GRAIN_ORDER = ("day", "week", "month", "quarter", "year")
 
@@ -72,12 +72,7 @@ class Measure:
     agg_time_dimension: str
 
     def as_yaml(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "agg": self.agg,
-            "expr": self.expr,
-            "agg_time_dimension": self.agg_time_dimension,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -286,7 +281,13 @@ def _combination_metric(kpi: dict[str, Any], expressed: list[str]) -> dict[str, 
     if not value:
         numerator, denominator = computation["numerator"], computation.get("denominator")
         value = f"({numerator}) / nullif({denominator}, 0)" if denominator else numerator
-    return _metric(kpi, "derived", {"expr": value, "metrics": inputs})
+    metric = _metric(kpi, "derived", {"expr": value, "metrics": inputs})
+    if any("offset_window" in metric_input for metric_input in inputs):
+        metric["description"] += (
+            f" Here the previous period is {PREVIOUS_PERIOD_WINDOW} before, whatever the grain "
+            "asked for: query it by month."
+        )
+    return metric
 
 
 def build_semantic_layer(kpis: list[dict[str, Any]]) -> SemanticLayer:
