@@ -263,7 +263,15 @@ def _run_pipeline(
         )
     _print_ingestion_report(settings, started)
     if not result.success:
-        print("\nPublication refused: the published mart is unchanged.", file=sys.stderr)
+        if _published_in(result):
+            # Only a step after the publication failed, such as the PostgreSQL load.
+            print(
+                f"\nPublished mart: {settings.published_mart_path}, but a step after the "
+                "publication failed (the PostgreSQL load: once fixed, boussole publish-postgres):",
+                file=sys.stderr,
+            )
+        else:
+            print("\nPublication refused: the published mart is unchanged.", file=sys.stderr)
         for line in _failure_report(result):
             print(f"  - {line}", file=sys.stderr)
         _print_alerts(settings, result.run_id, file=sys.stderr)
