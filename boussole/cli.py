@@ -264,10 +264,10 @@ def _run_pipeline(
     _print_ingestion_report(settings, started)
     if not result.success:
         if _published_in(result):
-            # Only a step after the publication failed, such as the PostgreSQL load.
+            # Only a step after the publication failed (the PostgreSQL load, the dashboard).
             print(
                 f"\nPublished mart: {settings.published_mart_path}, but a step after the "
-                "publication failed (the PostgreSQL load: once fixed, boussole publish-postgres):",
+                "publication failed (postgres_mart: once fixed, boussole publish-postgres):",
                 file=sys.stderr,
             )
         else:
