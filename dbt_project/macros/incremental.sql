@@ -25,7 +25,7 @@
 {%- endmacro %}
 
 {#-
-    The incremental strategy replace_kpi_periods, of the KPI families that recompute only the
+    The incremental strategy replace_kpi_periods, of the KPI models that recompute only the
     periods new data touches. The new rows hold every row of each recomputed period plus one
     marker row per period (kpi_id null). Every stored row of those periods (unique_key: grain,
     period_start) is deleted, also when a period has no row left, then the new rows but the
