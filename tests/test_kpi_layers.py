@@ -6,9 +6,10 @@ of it, never one downstream, so that the Dagster graph reads left to right."""
 import json
 
 import dagster as dg
+import yaml
 
-from boussole.dbt_manifest import ensure_manifest
-from boussole.settings import Settings
+from boussole.dbt_manifest import ensure_manifest, kpi_catalogue
+from boussole.settings import DBT_PROJECT_DIR, Settings
 
 LAYERS = ("staging", "intermediate", "marts", "kpi", "semantic")
 
@@ -50,3 +51,12 @@ def test_the_kpi_layer_has_its_own_schema_and_dagster_group():
     kpi_models = [name for name, (layer, _) in models_and_parents().items() if layer == "kpi"]
     assert {"kpi_values", "kpi_catalogue", "int_kpi__all_values"} <= set(kpi_models)
     assert {groups[dg.AssetKey(["kpi", name])] for name in kpi_models} == {"kpi"}
+
+
+def test_the_kpi_models_ref_exactly_the_models_the_catalogue_reads():
+    """dbt needs a model's refs when it parses it, before the catalogue can be read: the var
+    kpi_fact_models declares them (a missing one fails the build; none is left over)."""
+    ensure_manifest(Settings.from_env())
+    read = {kpi["computation"]["fact"] for kpi in kpi_catalogue() if "fact" in kpi["computation"]}
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert sorted(project["vars"]["kpi_fact_models"]) == sorted(read)
