@@ -56,6 +56,7 @@ HEADINGS = {
         "anomaly_judged": "judged at {grains} grain (tier key), boussole/anomalies.py",
         "anomaly_not_judged": "not judged: only the key KPIs are (this one is {tier})",
         "list_title": "KPIs by category",
+        "list_columns": ["id", "label", "unit", "tier"],
     },
     "fr": {
         "definition": "Définition",
@@ -79,6 +80,7 @@ HEADINGS = {
         "anomaly_judged": "jugé au grain {grains} (niveau key), boussole/anomalies.py",
         "anomaly_not_judged": "non jugé : seuls les KPI key le sont (celui-ci est {tier})",
         "list_title": "KPI par catégorie",
+        "list_columns": ["id", "libellé", "unité", "niveau"],
     },
 }
 
@@ -408,7 +410,7 @@ def render_list(catalogue: KpiCatalogue, lang: str) -> str:
         kpis = [kpi for kpi in catalogue.kpis if kpi["category"] == category]
         lines += _section(f"{category} ({len(kpis)})")
         lines += _table(
-            ["id", "label", "unit", "tier"],
+            headings["list_columns"],
             [[k["id"], label(k, lang), k["unit"], k.get("tier", "")] for k in kpis],
         )
     return "\n".join(lines)
