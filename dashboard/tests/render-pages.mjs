@@ -2,7 +2,8 @@
 // playwright-core) with every host but localhost unreachable, and reports what they show.
 // Used by tests/test_dashboard.py:
 //   node render-pages.mjs '{"chromium": "/usr/bin/chromium", "profile": "...",
-//                           "pages": [{"url": "...", "screenshot": "...png"}]}'
+//                           "pages": [{"url": "...", "screenshot": "...png", "waitFor": ".kpi-card",
+//                                      "fullPage": true}]}'
 // prints one JSON object: per page, the KPI cards (id, status, value text, colour), the
 // requests to other hosts (which must be none) and the page's console errors.
 import { chromium } from 'playwright-core';
@@ -60,7 +61,9 @@ for (const target of options.pages) {
 		}))
 	);
 	const text = await page.evaluate(() => document.body.innerText);
-	if (target.screenshot) await page.screenshot({ path: target.screenshot, fullPage: true });
+	if (target.screenshot) {
+		await page.screenshot({ path: target.screenshot, fullPage: target.fullPage ?? true });
+	}
 	results.push({ url: target.url, cards, text, errors });
 	await page.close();
 }

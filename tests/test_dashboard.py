@@ -1,0 +1,254 @@
+"""The KPI dashboard in a real browser: built once through its Dagster asset from the published
+mart of small_pipeline, served on localhost, and opened in Debian's headless Chromium with every
+other host unreachable (dashboard/tests/render-pages.mjs, playwright-core)."""
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from boussole.dashboard import (
+    DASHBOARD_PROJECT,
+    EVIDENCE_STORAGE_VERSION,
+    export_for_evidence,
+    missing_requirements,
+    serve,
+    site_path,
+)
+from boussole.settings import PII_KEY_VARIABLE, Settings
+from orchestration.assets.dashboard import kpi_dashboard
+from orchestration.resources import SettingsResource
+from tests.conftest import Workspace
+
+CHROMIUM = Path("/usr/bin/chromium")
+RENDER_PAGES = DASHBOARD_PROJECT / "tests" / "render-pages.mjs"
+# dashboard/components/format.js, as Chromium reports a computed colour.
+STATUS_RGB = {
+    "on_track": "rgb(21, 128, 61)",
+    "at_risk": "rgb(217, 119, 6)",
+    "off_track": "rgb(185, 28, 28)",
+    "none": "rgb(156, 163, 175)",
+}
+OVERVIEW_MARKER = ".kpi-card"
+
+
+def ensure_chromium() -> Path:
+    """Debian's Chromium, installed with apt-get when missing (the tests run as root)."""
+    if not CHROMIUM.exists():
+        if os.geteuid() != 0:
+            pytest.fail("Chromium is not installed: apt-get install chromium (as root)")
+        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        ):
+            subprocess.run(command, env=apt, check=True, capture_output=True, timeout=900)
+    return CHROMIUM
+
+
+@dataclass
+class RenderedPages:
+    site: Path
+    materialization: dg.AssetMaterialization
+    pages: dict[str, dict]
+    outside_requests: list[str]
+    published: Path
+    screenshots: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def rendered(
+    small_pipeline: tuple[Workspace, subprocess.CompletedProcess],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> RenderedPages:
+    """The site built once by the kpi_dashboard asset from a copy of small_pipeline's
+    published mart, and the overview and one KPI page in French and English, each opened once."""
+    problem = missing_requirements()
+    assert problem is None, problem
+    chromium = ensure_chromium()
+    workspace, _ = small_pipeline
+    root = tmp_path_factory.mktemp("dashboard")
+    data = root / "data"
+    (data / "published").mkdir(parents=True)
+    published = shutil.copy(workspace.published, data / "published" / "boussole.duckdb")
+    # The dashboard reads no personal data: the development key keeps the resource's config
+    # free of an environment variable that dg.materialize would have to find.
+    environment = {k: v for k, v in workspace.env.items() if k != PII_KEY_VARIABLE}
+    settings = Settings.from_env({**environment, "BOUSSOLE_DATA_DIR": str(data)})
+    result = dg.materialize(
+        [kpi_dashboard], resources={"settings": SettingsResource.from_settings(settings)}
+    )
+    materialization = result.asset_materializations_for_node("kpi_dashboard")[0]
+    site = site_path(data)
+
+    server = serve(site, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://localhost:{server.server_address[1]}"
+    screenshots = {
+        f"{page}-{lang}": root / f"{page}-{lang}.png"
+        for page in ("overview", "kpi-revenue")
+        for lang in ("fr", "en")
+    }
+    targets = {
+        "overview-fr": f"{base}/fr/",
+        "overview-en": f"{base}/en/",
+        "kpi-revenue-fr": f"{base}/fr/kpi/revenue/",
+        "kpi-revenue-en": f"{base}/en/kpi/revenue/",
+        "quality-fr": f"{base}/fr/quality/",
+        "root": f"{base}/",
+    }
+    request = {
+        "chromium": str(chromium),
+        "profile": str(root / "chromium-profile"),
+        "pages": [
+            {
+                "url": url,
+                "screenshot": str(screenshots[name]) if name in screenshots else None,
+                "waitFor": OVERVIEW_MARKER if name.startswith("overview") else None,
+            }
+            for name, url in targets.items()
+        ],
+    }
+    try:
+        completed = subprocess.run(
+            ["node", str(RENDER_PAGES), json.dumps(request)],
+            cwd=DASHBOARD_PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    pages = dict(zip(targets, report["pages"], strict=True))
+    return RenderedPages(
+        site, materialization, pages, report["outside_requests"], Path(published), screenshots
+    )
+
+
+def _latest_month_values(published: Path) -> dict[str, tuple[float | None, str | None, str]]:
+    """{kpi_id: (value, status, unit)} of the company's latest month, read from kpi_values."""
+    with duckdb.connect(str(published), read_only=True) as conn:
+        rows = conn.execute(
+            "select v.kpi_id, v.value, v.status, c.unit from kpi_values v "
+            "join kpi_catalogue c using (kpi_id) "
+            "where v.grain = 'month' and v.dimension = 'all' and v.period_start = (select "
+            "max(period_start) from kpi_values where grain = 'month' and dimension = 'all')"
+        ).fetchall()
+    return {kpi_id: (value, status, unit) for kpi_id, value, status, unit in rows}
+
+
+def _displayed_number(text: str, lang: str) -> float:
+    """The number a card shows ('1 234,5 %' in French, '1,234.5%' in English), unit dropped
+    (Intl.NumberFormat groups French digits with narrow no-break spaces, signs with U+2212)."""
+    digits = text.replace("\u2212", "-").replace(",", "." if lang == "fr" else "")
+    return float("".join(c for c in digits if c.isdigit() or c in ".-"))
+
+
+def test_the_asset_builds_every_page_of_the_site(rendered):
+    with duckdb.connect(str(rendered.published), read_only=True) as conn:
+        kpis, categories = conn.execute(
+            "select count(*), count(distinct category) from kpi_catalogue"
+        ).fetchone()
+    metadata = rendered.materialization.metadata
+    # The root page, then in each language the overview, the quality page, each category's
+    # and each KPI's.
+    assert metadata["pages"].value == 1 + 2 * (2 + categories + kpis)
+    assert metadata["path"].value == str(rendered.site)
+    assert metadata["seconds"].value > 0
+    assert (rendered.site / "fr" / "kpi" / "revenue" / "index.html").exists()
+
+
+def test_the_pages_load_with_the_network_off_and_ask_no_other_host(rendered):
+    assert rendered.outside_requests == []
+    for name, page in rendered.pages.items():
+        assert "Failed to fetch" not in page["text"], name
+        # DuckDB-WASM would log its failed download of an extension here.
+        assert not [e for e in page["errors"] if "extension" in e.lower()], (name, page["errors"])
+    assert len(rendered.pages["overview-fr"]["cards"]) > 0
+
+
+def test_the_overview_shows_the_values_of_kpi_values(rendered):
+    expected = _latest_month_values(rendered.published)
+    for lang in ("fr", "en"):
+        cards = rendered.pages[f"overview-{lang}"]["cards"]
+        shown = [card for card in cards if expected[card["kpi_id"]][0] is not None]
+        assert len(shown) >= 3, cards
+        for card in shown:
+            value, _, unit = expected[card["kpi_id"]]
+            scaled = value * 100 if unit == "ratio" else value
+            decimals = 0 if unit in ("currency", "count") else 1
+            assert _displayed_number(card["value"], lang) == pytest.approx(
+                round(scaled, decimals), abs=10**-decimals / 2
+            ), (lang, card)
+
+
+def test_a_status_colour_matches_the_status_in_kpi_values(rendered):
+    expected = _latest_month_values(rendered.published)
+    for card in rendered.pages["overview-fr"]["cards"]:
+        status = expected[card["kpi_id"]][1] or "none"
+        assert card["status"] == status, card
+        assert card["colour"] == STATUS_RGB[status], card
+    statuses = {card["status"] for card in rendered.pages["overview-fr"]["cards"]}
+    assert statuses - {"none"}, "no card with a target to colour"
+
+
+def test_labels_come_from_the_catalogue_in_french_by_default_and_in_english(rendered):
+    with duckdb.connect(str(rendered.published), read_only=True) as conn:
+        labels = dict(
+            (kpi_id, (fr, en))
+            for kpi_id, fr, en in conn.execute(
+                "select kpi_id, label_fr, label_en from kpi_catalogue"
+            ).fetchall()
+        )
+    for lang, index in (("fr", 0), ("en", 1)):
+        for card in rendered.pages[f"overview-{lang}"]["cards"]:
+            assert card["label"] == labels[card["kpi_id"]][index]
+    assert "Indicateurs clés" in rendered.pages["overview-fr"]["text"]
+    assert "Key indicators" in rendered.pages["overview-en"]["text"]
+    assert labels["revenue"][0] in rendered.pages["kpi-revenue-fr"]["text"]
+    assert labels["revenue"][1] in rendered.pages["kpi-revenue-en"]["text"]
+    assert "Tendance et objectif" in rendered.pages["kpi-revenue-fr"]["text"]
+    assert "As-of history" in rendered.pages["kpi-revenue-en"]["text"]
+    # The root page sends a reader to the French overview.
+    assert "Indicateurs clés" in rendered.pages["root"]["text"]
+
+
+def test_the_quality_page_lists_the_latest_checks(rendered):
+    text = rendered.pages["quality-fr"]["text"]
+    assert "Derniers contrôles" in text
+    with duckdb.connect(str(rendered.published), read_only=True) as conn:
+        # The first row the page lists: the latest result of each expectation, those that did
+        # not pass first.
+        (expectation,) = conn.execute(
+            "select expectation from quality_results qualify row_number() over ("
+            "  partition by suite, expectation, table_name order by checked_at desc) = 1 "
+            "order by status = 'passed', severity = 'warning', table_name, expectation limit 1"
+        ).fetchone()
+    assert expectation in text
+
+
+def test_screenshots_of_the_overview_and_a_kpi_page_in_both_languages(rendered):
+    for name, path in rendered.screenshots.items():
+        # A page with its cards and charts, not a blank one.
+        assert path.stat().st_size > 30_000, name
+
+
+def test_the_export_is_in_a_storage_format_evidence_reads(rendered, tmp_path):
+    target = tmp_path / "evidence.duckdb"
+    export_for_evidence(rendered.published, target)
+    with duckdb.connect(str(target), read_only=True) as conn:
+        (storage,) = conn.execute(
+            "select tags['storage_version'] from duckdb_databases() where database_name = ?",
+            [target.stem],
+        ).fetchone()
+    assert storage.startswith(EVIDENCE_STORAGE_VERSION[:4])
