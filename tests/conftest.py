@@ -261,6 +261,7 @@ LONGEST_GROUPS = (
     "tests/test_crash_recovery.py::test_runs_killed_during_ingestion_dbt_and_publication_are_"
     "recovered",  # builds small_pipeline at its end
     "tests.test_postgres",
+    "tests.test_dashboard",  # an Evidence build (over 2 minutes of CPU) and Chromium
     "tests/test_pipeline_end_to_end.py::test_two_runs_at_once_never_write_the_warehouse_together",
     "tests/test_restatement_runs.py::test_a_restated_key_kpi_is_refused_then_accepted_then_"
     "published_through_dagster",  # two runs on a copy of small_pipeline
