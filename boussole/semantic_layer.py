@@ -235,6 +235,12 @@ def _aggregate_metrics(kpi: dict[str, Any], model: SemanticModel) -> list[dict[s
     ]
     model.measures.extend(measures)
     model.time_dimensions.setdefault(date, _finest_grain(kpi))
+    # Rows without the date are in no period of kpi_values (open deals have no close date):
+    # without this filter MetricFlow would answer for a period of null time as well.
+    dated = {
+        "filter": f"{{{{ TimeDimension('{model.entity}__{date}', "
+        f"'{model.time_dimensions[date]}') }}}} is not null"
+    }
     for slice_name, column in (computation.get("slices") or {}).items():
         # The same slice name on one fact names the same column throughout the catalogue.
         model.slices.setdefault(slice_name, column)
@@ -244,9 +250,9 @@ def _aggregate_metrics(kpi: dict[str, Any], model: SemanticModel) -> list[dict[s
             # A sum or count is zero in a period without rows, as in kpi_values (the
             # combinations that read it, resolution_rate, see 0 solved tickets, not null).
             measure["fill_nulls_with"] = 0
-        return [_metric(kpi, "simple", {"measure": measure})]
+        return [_metric(kpi, "simple", {"measure": measure}) | dated]
     helpers = [
-        _helper_metric(measure.name, kpi["id"], part)
+        _helper_metric(measure.name, kpi["id"], part) | dated
         for measure, part in zip(measures, parts, strict=True)
     ]
     if value:
