@@ -46,6 +46,7 @@ HEADINGS = {
         "slices": "Slices",
         "sources": "Sources",
         "computation": "Computation",
+        "defined_in": "Defined in",
         "targets": "Targets",
         "no_targets": "no target in kpi_targets",
         "sql": "Compiled SQL",
@@ -70,6 +71,7 @@ HEADINGS = {
         "slices": "Découpages",
         "sources": "Sources",
         "computation": "Calcul",
+        "defined_in": "Défini dans",
         "targets": "Objectifs",
         "no_targets": "aucun objectif dans kpi_targets",
         "sql": "SQL compilé",
@@ -156,16 +158,28 @@ def compiled_kpi_models(settings: Settings, catalogue: KpiCatalogue) -> dict[str
     return compiled
 
 
+def _index_or_end(text: str, needle: str, start: int) -> int:
+    found = text.find(needle, start)
+    return len(text) if found < 0 else found
+
+
 def _cte(sql: str, name: str) -> str | None:
     """The text of the CTE `name` in `sql` (`name as (...)`, with its comments just above)."""
     found = re.search(rf"(?m)^([ \t]*(--[^\n]*\n[ \t]*)*){name}\s+as\s*\(", sql)
     if not found:
         return None
+    # The parenthesis that closes it, ignoring those in comments and string literals.
     depth, position = 0, found.end() - 1
-    for position in range(found.end() - 1, len(sql)):
-        depth += {"(": 1, ")": -1}.get(sql[position], 0)
-        if depth == 0:
-            break
+    while position < len(sql):
+        if sql.startswith("--", position):
+            position = _index_or_end(sql, "\n", position)
+        elif sql[position] == "'":
+            position = _index_or_end(sql, "'", position + 1)
+        else:
+            depth += {"(": 1, ")": -1}.get(sql[position], 0)
+            if depth == 0:
+                break
+        position += 1
     return textwrap.dedent(sql[found.start() : position + 1])
 
 
@@ -175,7 +189,9 @@ def kpi_sql(kpi_id: str, compiled: dict[str, str]) -> KpiSql | None:
     for model, sql in compiled.items():
         cte = _cte(sql, f"kpi_{kpi_id}")
         if cte:
-            return KpiSql(model, cte, is_cte=True)
+            # A combination reads its inputs from a CTE of its own, shown first.
+            inputs = _cte(sql, f"kpi_{kpi_id}_inputs")
+            return KpiSql(model, f"{inputs},\n\n{cte}" if inputs else cte, is_cte=True)
     for model, sql in compiled.items():
         if f"'{kpi_id}'" in sql:
             return KpiSql(model, sql, is_cte=False)
@@ -187,8 +203,8 @@ def kpi_sql(kpi_id: str, compiled: dict[str, str]) -> KpiSql | None:
 
 @dataclass(frozen=True)
 class Check:
-    """One check of the pipeline: `kind` dbt test, GX suite or anomaly detection, on a
-    relation, with what it checks."""
+    """A dbt test or a Great Expectations suite (`kind`) on a relation, with its severity or
+    its expectations (`detail`)."""
 
     kind: str
     relation: str
@@ -335,6 +351,7 @@ def render_definition(catalogue: KpiCatalogue, kpi: dict[str, Any], lang: str) -
         (headings["slices"], ", ".join(slices) or "-"),
         (headings["sources"], ", ".join(kpi["source_systems"])),
         (headings["computation"], f"{computation['type']}: {detail}"),
+        (headings["defined_in"], ", ".join(f"dbt_project/{p}" for p in catalogue.source_files())),
     ]
     lines = [f"{kpi['id']}: {label(kpi, lang)} ({label(kpi, other)})", ""]
     for name, value in fields:

@@ -115,10 +115,13 @@ def test_show_prints_the_compiled_sql_that_computes_the_kpi(shown, kpi_id):
     sql = section(shown[kpi_id], "Compiled SQL")
     note = sql.splitlines()[0]
     if note.startswith(f"-- CTE kpi_{kpi_id} of the compiled model "):
-        # The CTE, after the comments that precede it.
+        # The CTE after the comments that precede it, for a combination after the CTE of its
+        # inputs.
         lines = [line.strip() for line in sql.splitlines()[1:]]
-        header = lines.index(f"kpi_{kpi_id} as (")
-        assert all(line.startswith("--") for line in lines[:header])
+        headers = [f"kpi_{kpi_id}_inputs as (", f"kpi_{kpi_id} as ("]
+        first = min(lines.index(header) for header in headers if header in lines)
+        assert all(line.startswith("--") for line in lines[:first])
+        assert f"kpi_{kpi_id} as (" in lines[first:]
         assert lines[-1] == ")"
     else:
         # Before the KPI layer names a CTE per KPI: the model computing it, whole.
