@@ -160,7 +160,7 @@ def suite(name):
 
 def test_a_negative_amount_refuses_and_a_far_outlier_warns(runner):
     conn = duckdb.connect()
-    conn.execute("create schema kpi")
+    conn.execute("create schema marts")
     conn.execute(
         "create table marts.fct_deals as select range::varchar as deal_id, "
         "1000.0 + 100 * range as amount_reporting, 'EUR' as currency_original, "
