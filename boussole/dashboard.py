@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -188,24 +188,23 @@ def build_dashboard(
     return BuiltDashboard(site=site, pages=pages, seconds=time.perf_counter() - began)
 
 
-def needs_build(published: Path, site: Path) -> bool:
+def needs_build(published: Path, site: Path, project: Path = DASHBOARD_PROJECT) -> bool:
     """True when the site is missing or older than the published mart or the project."""
     index = site / "index.html"
     if not index.exists():
         return True
     built_at = index.stat().st_mtime
-    sources = [published, *(p for p in DASHBOARD_PROJECT.rglob("*") if _is_project_file(p))]
-    return any(path.stat().st_mtime > built_at for path in sources if path.exists())
+    return any(path.stat().st_mtime > built_at for path in [published, *_project_files(project)])
 
 
-def _is_project_file(path: Path) -> bool:
-    relative = path.relative_to(DASHBOARD_PROJECT).parts
-    return (
-        bool(relative)
-        and relative[0] in PROJECT_ENTRIES
-        and path.is_file()
-        and path.suffix != ".duckdb"
-    )
+def _project_files(project: Path) -> Iterator[Path]:
+    """The files a build copies (not node_modules, nor a local copy of the mart)."""
+    for entry in PROJECT_ENTRIES:
+        path = project / entry
+        if path.is_dir():
+            yield from (p for p in path.rglob("*") if p.is_file() and p.suffix != ".duckdb")
+        elif path.exists():
+            yield path
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -19,6 +19,7 @@ from boussole.dashboard import (
     EVIDENCE_STORAGE_VERSION,
     export_for_evidence,
     missing_requirements,
+    needs_build,
     serve,
     site_path,
 )
@@ -252,3 +253,10 @@ def test_the_export_is_in_a_storage_format_evidence_reads(rendered, tmp_path):
             [target.stem],
         ).fetchone()
     assert storage.startswith(EVIDENCE_STORAGE_VERSION[:4])
+
+
+def test_boussole_dashboard_rebuilds_only_after_a_new_publication(rendered, tmp_path):
+    assert not needs_build(rendered.published, rendered.site)
+    newer = shutil.copy(rendered.published, tmp_path / "boussole.duckdb")
+    os.utime(newer, ((rendered.site / "index.html").stat().st_mtime + 60,) * 2)
+    assert needs_build(Path(newer), rendered.site)
