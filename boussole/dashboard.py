@@ -5,9 +5,11 @@ Evidence reads its data through @duckdb/node-api 1.4, which cannot open a file w
 DuckDB 2.0 (the mart's: "version number 999, we can only read versions between 64 and 67").
 So each build first copies the tables the dashboard reads into a file written in the storage
 format of DuckDB 1.4, in a private copy of the project, then runs `evidence sources` (the
-source queries, into Parquet) and `evidence build` (the static site) there, and swaps the new
-site over the served one. The site loads nothing from the network: the charts, DuckDB-WASM and
-the data are all in it, and Evidence's usage statistics are off (evidence.settings.json).
+source queries, into the files the site loads) and `evidence build` (the static site) there, and
+swaps the new site over the served one. The site loads nothing from the network: the charts,
+DuckDB-WASM and the data are all in it (dashboard/offline-patch.mjs keeps DuckDB-WASM from
+downloading its Parquet reader), and Evidence's usage statistics are off
+(dashboard/evidence.settings.json, which its CLI reads from the project folder).
 """
 
 from __future__ import annotations
@@ -140,7 +142,6 @@ def _evidence(work: Path, command: str) -> None:
         # Evidence's own binaries first: `evidence build` calls `npx vite build`, which must
         # find the locked vite rather than ask the registry.
         "PATH": f"{work / 'node_modules' / '.bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-        "SEND_ANONYMOUS_USAGE_STATS": "no",
         "NODE_OPTIONS": "--max-old-space-size=2048",
     }
     completed = subprocess.run(

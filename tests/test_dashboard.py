@@ -38,6 +38,8 @@ STATUS_RGB = {
     "none": "rgb(156, 163, 175)",
 }
 OVERVIEW_MARKER = ".kpi-card"
+# dashboard/components/format.js: the other ratios show as percentages.
+RATIOS_SHOWN_AS_MULTIPLES = {"ltv_to_cac", "pages_per_session"}
 
 
 def ensure_chromium() -> Path:
@@ -186,8 +188,9 @@ def test_the_overview_shows_the_values_of_kpi_values(rendered):
         assert len(shown) >= 3, cards
         for card in shown:
             value, _, unit = expected[card["kpi_id"]]
-            scaled = value * 100 if unit == "ratio" else value
-            decimals = 0 if unit in ("currency", "count") else 1
+            multiple = card["kpi_id"] in RATIOS_SHOWN_AS_MULTIPLES
+            scaled = value * 100 if unit == "ratio" and not multiple else value
+            decimals = 2 if multiple else 0 if unit in ("currency", "count") else 1
             assert _displayed_number(card["value"], lang) == pytest.approx(
                 round(scaled, decimals), abs=10**-decimals / 2
             ), (lang, card)

@@ -37,8 +37,13 @@ export function formatPercent(share, lang) {
 	return `${formatNumber(share * 100, 1, lang)}${lang === 'en' ? '%' : ' %'}`;
 }
 
-export function formatKpi(value, unit, lang) {
+// Ratios that are multiples, not parts of a whole (the catalogue's unit says `ratio` for both):
+// 7,37 reads better than 737 %.
+const MULTIPLES = new Set(['ltv_to_cac', 'pages_per_session']);
+
+export function formatKpi(value, unit, lang, kpiId) {
 	if (value === null || value === undefined) return '–';
+	if (unit === 'ratio' && MULTIPLES.has(kpiId)) return formatNumber(value, 2, lang);
 	if (unit === 'ratio') return formatPercent(value, lang);
 	const decimals = unit === 'currency' || unit === 'count' ? 0 : 1;
 	const suffixes = UNIT_SUFFIXES[lang === 'en' ? 'en' : 'fr'];
