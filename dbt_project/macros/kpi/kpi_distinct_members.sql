@@ -18,7 +18,7 @@
     their members with the stored ones.
 -#}
 {% macro kpi_distinct_member_rows() -%}
-    {%- do kpi_fact_refs() -%}
+    {%- do kpi_fact_refs(over_incremental_facts=true) -%}
     {%- set kpis = [] -%}
     {%- for kpi in kpi_fact_kpis(over_incremental_facts=true) if kpi_rollup(kpi) == 'distinct_members' -%}
         {%- do kpis.append(kpi) -%}

@@ -14,7 +14,7 @@
     that changed (kpi_distinct_delta_select).
 -#}
 {% macro kpi_fact_values(over_incremental_facts, distinct_members=none) -%}
-    {%- do kpi_fact_refs() -%}
+    {%- do kpi_fact_refs(over_incremental_facts) -%}
     {%- set kpis = kpi_fact_kpis(over_incremental_facts) -%}
     {%- set changed_only = is_incremental() -%}
     {%- set from_members = changed_only and distinct_members is not none
@@ -83,20 +83,23 @@
 {%- endmacro %}
 
 {#-
-    dbt must see a model's refs when it parses, before the catalogue (the meta of the
-    kpi_catalogue model) can be read: the models KPIs read are declared once, in the var
-    kpi_fact_models (dbt_project.yml), and each is a ref of the KPI models. When they run, a
-    catalogue entry naming a fact missing from it fails here, naming it.
+    dbt must see a model's refs when it parses it, before the catalogue (the meta of the
+    kpi_catalogue model) can be read: the models KPIs read are declared in the var
+    kpi_fact_models (dbt_project.yml), one list for the flows over incremental facts and one
+    for the KPIs rebuilt in full, and each model of a list is a ref of the KPI models that
+    compute those KPIs. When they run, a KPI reading a model its list lacks fails here.
 -#}
-{% macro kpi_fact_refs() -%}
-    {%- for model in var('kpi_fact_models') -%}
+{% macro kpi_fact_refs(over_incremental_facts) -%}
+    {%- set list_name = 'incremental_flows' if over_incremental_facts else 'rebuilt_in_full' -%}
+    {%- set declared = var('kpi_fact_models')[list_name] -%}
+    {%- for model in declared -%}
         {%- do ref(model) -%}
     {%- endfor -%}
     {%- do ref('int_kpi__periods') -%}
-    {%- for kpi in kpi_catalogue() if kpi.computation.get('fact') not in [none] + var('kpi_fact_models') -%}
+    {%- for kpi in kpi_fact_kpis(over_incremental_facts) if kpi.computation.fact not in declared -%}
         {{ exceptions.raise_compiler_error(
-            "KPI '" ~ kpi.id ~ "' reads '" ~ kpi.computation.fact ~ "': add it to the var kpi_fact_models "
-            ~ "in dbt_project.yml, so that dbt knows the KPI models read it when it parses them") }}
+            "KPI '" ~ kpi.id ~ "' reads '" ~ kpi.computation.fact ~ "': add it to the var kpi_fact_models."
+            ~ list_name ~ " in dbt_project.yml, so that dbt knows the KPI models read it when it parses them") }}
     {%- endfor -%}
 {%- endmacro %}
 
