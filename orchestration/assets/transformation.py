@@ -1,7 +1,7 @@
-"""dbt models as Dagster assets: staging, intermediate and marts groups. The dbt tests of each
-model report as one blocking asset check on it (DBT_TESTS_CHECK), which names the tests that
-failed. The step runs dbt itself (boussole/dbt_invocation.py) and reads what it built and
-tested from its run results."""
+"""dbt models as Dagster assets: staging, intermediate, marts, kpi (and semantic) groups. The
+dbt tests of each model report as one blocking asset check on it (DBT_TESTS_CHECK), which names
+the tests that failed. The step runs dbt itself (boussole/dbt_invocation.py) and reads what it
+built and tested from its run results."""
 
 import json
 from collections import defaultdict
@@ -63,7 +63,7 @@ class BoussoleDbtTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "seed":
             return "reference_data"
         fqn = dbt_resource_props.get("fqn", [])
-        # fqn = [project, layer, ...]: staging, intermediate or marts
+        # fqn = [project, layer, ...]: staging, intermediate, marts, kpi or semantic
         return fqn[1] if len(fqn) > 2 else "dbt"
 
     def get_asset_check_spec(
