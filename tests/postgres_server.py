@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
-import pytest
+
+from tests.debian_packages import install_debian_package
 
 # A cluster deleted after the tests needs no durability: nothing waits for the disk.
 THROWAWAY = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -28,14 +29,7 @@ def postgres_bin_dir() -> Path:
     """The server binaries, installed from Debian's packages when missing."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
-        if os.geteuid() != 0:
-            pytest.fail("PostgreSQL is not installed: apt-get install postgresql (as root)")
-        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
-        ):
-            subprocess.run(command, env=apt, check=True, capture_output=True, timeout=900)
+        install_debian_package("postgresql")
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent
 

@@ -27,6 +27,7 @@ from boussole.settings import PII_KEY_VARIABLE, Settings
 from orchestration.assets.dashboard import kpi_dashboard
 from orchestration.resources import SettingsResource
 from tests.conftest import Workspace
+from tests.debian_packages import install_debian_package
 
 CHROMIUM = Path("/usr/bin/chromium")
 RENDER_PAGES = DASHBOARD_PROJECT / "tests" / "render-pages.mjs"
@@ -45,14 +46,7 @@ RATIOS_SHOWN_AS_MULTIPLES = {"ltv_to_cac", "pages_per_session"}
 def ensure_chromium() -> Path:
     """Debian's Chromium, installed with apt-get when missing (the tests run as root)."""
     if not CHROMIUM.exists():
-        if os.geteuid() != 0:
-            pytest.fail("Chromium is not installed: apt-get install chromium (as root)")
-        apt = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-        ):
-            subprocess.run(command, env=apt, check=True, capture_output=True, timeout=900)
+        install_debian_package("chromium")
     return CHROMIUM
 
 
