@@ -50,6 +50,11 @@ COMMANDS = [
     "quarantine",
     "accept-restatements",
     "postgres",
+    "publish-postgres",
+    "kpi",
+    "semantic-layer",
+    "mf",
+    "dashboard",
     "prepare",
     "ui",
 ]
