@@ -68,15 +68,7 @@
     )
     {%- endfor %}
 
-    {%- for kpi in ordered %}
-    select {{ kpi_row_columns() }} from kpi_{{ kpi.id }}
-        {%- if not loop.last %}
-    union all
-        {%- endif %}
-    {%- endfor %}
-    {%- if not ordered %}
-    {{ kpi_empty_rows() }}
-    {%- endif %}
+    {{- kpi_rows_of(ordered) }}
 {%- endmacro %}
 
 {#- The relation holding a KPI's rows: the base rows, or the CTE of a combination. -#}

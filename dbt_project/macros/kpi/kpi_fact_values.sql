@@ -40,15 +40,7 @@
     {%- endfor %}
 
     kpi_rows as (
-        {%- for kpi in kpis %}
-        select {{ kpi_row_columns() }} from kpi_{{ kpi.id }}
-        {%- if not loop.last %}
-        union all
-        {%- endif %}
-        {%- endfor %}
-        {%- if not kpis %}
-        {{ kpi_empty_rows() }}
-        {%- endif %}
+        {{- kpi_rows_of(kpis) | indent(4) }}
     )
 
     select
@@ -441,6 +433,19 @@
         {%- endfor %}
         {{ dbt.current_timestamp() }} as _transformed_at
     from kpi_changed_periods
+{%- endmacro %}
+
+{#- The rows of the CTEs kpi_<id> of `kpis`, one after the other (none without KPIs). -#}
+{% macro kpi_rows_of(kpis) -%}
+    {%- for kpi in kpis %}
+    select {{ kpi_row_columns() }} from kpi_{{ kpi.id }}
+        {%- if not loop.last %}
+    union all
+        {%- endif %}
+    {%- endfor %}
+    {%- if not kpis %}
+    {{ kpi_empty_rows() }}
+    {%- endif %}
 {%- endmacro %}
 
 {% macro kpi_empty_rows() -%}
