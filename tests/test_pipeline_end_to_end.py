@@ -440,12 +440,19 @@ def test_two_runs_at_once_never_write_the_warehouse_together(published_once, tmp
     workspace = copy_workspace(published_once[0], tmp_path)
     land_web_event(workspace, "2026-02-03", session=900)
     command = [str(BOUSSOLE), "run", "--start", "2026-02-03", "--end", "2026-02-03"]
-    quiet = {"env": workspace.env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    first = subprocess.Popen(command, **quiet)
-    time.sleep(5)
-    second = subprocess.Popen(command, **quiet)
-    assert first.wait(timeout=900) == 0
-    assert second.wait(timeout=900) == 0
+    outputs = [tmp_path / "first.out", tmp_path / "second.out"]
+    processes = []
+    for output in outputs:
+        with output.open("w") as written:
+            processes.append(
+                subprocess.Popen(
+                    command, env=workspace.env, stdout=written, stderr=subprocess.STDOUT
+                )
+            )
+        time.sleep(5)
+    for process, output in zip(processes, outputs, strict=True):
+        # What the run printed, to tell why it failed.
+        assert process.wait(timeout=900) == 0, output.read_text()[-3000:]
 
     # Every step that opens the DuckDB file sits in the duckdb_warehouse pool (limit 1):
     # the steps of the two runs take turns, none overlaps another run's step.
