@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,10 +42,6 @@ PROJECT_ENTRIES = (
     "sources",
 )
 SOURCE_NAME = "boussole"
-# Whether the pipeline rebuilds the dashboard after each publication: on with 1 (`python3
-# dev.py run` turns it on); off by default, so that the tests' and the benchmark's runs, which
-# have no use for a site, do not pay for a Node build.
-DASHBOARD_VARIABLE = "BOUSSOLE_DASHBOARD"
 # The published tables the source queries (dashboard/sources/boussole/*.sql) read.
 DASHBOARD_TABLES = (
     "kpi_values",
@@ -75,10 +71,6 @@ class BuiltDashboard:
     site: Path
     pages: int
     seconds: float
-
-
-def dashboard_enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    return (environ.get(DASHBOARD_VARIABLE) or "0").strip().lower() in ("1", "true", "yes")
 
 
 def site_path(data_dir: Path) -> Path:

@@ -30,6 +30,7 @@ REFUSE_KEY_RESTATEMENTS_VARIABLE = "BOUSSOLE_REFUSE_KEY_RESTATEMENTS"
 ALERT_WEBHOOK_VARIABLE = "BOUSSOLE_ALERT_WEBHOOK_URL"
 # The published mart is also loaded into PostgreSQL (boussole/postgres_publication.py) when on.
 POSTGRES_PUBLISH_VARIABLE = "BOUSSOLE_PG_PUBLISH"
+DASHBOARD_VARIABLE = "BOUSSOLE_DASHBOARD"
 POSTGRES_PASSWORD_VARIABLE = "BOUSSOLE_PG_PASSWORD"
 POSTGRES_READER_PASSWORD_VARIABLE = "BOUSSOLE_PG_READER_PASSWORD"
 MINIMUM_PII_KEY_LENGTH = 16
@@ -169,6 +170,10 @@ class Settings:
     refuse_key_restatements: bool = False
     alert_webhook_url: str | None = None
     postgres_publishing: PostgresPublishing | None = None
+    # Rebuild the Evidence dashboard after each publication (the kpi_dashboard asset): on with
+    # BOUSSOLE_DASHBOARD=1 (`python3 dev.py run` sets it); off by default, so that runs with no
+    # use for a site (the tests', the benchmark's) do not pay for a Node build.
+    build_dashboard: bool = False
 
     @classmethod
     def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> Settings:
@@ -212,6 +217,7 @@ class Settings:
             refuse_key_restatements=_flag(env, REFUSE_KEY_RESTATEMENTS_VARIABLE),
             alert_webhook_url=env.get(ALERT_WEBHOOK_VARIABLE) or None,
             postgres_publishing=PostgresPublishing.from_env(env),
+            build_dashboard=_flag(env, DASHBOARD_VARIABLE),
         )
 
     @property

@@ -13,7 +13,6 @@ the sensor and the checks from the resources built with it.
 
 import dagster as dg
 
-from boussole.dashboard import dashboard_enabled
 from boussole.dbt_manifest import ensure_manifest
 from boussole.ingestion.contracts import SOURCES
 from boussole.settings import Settings
@@ -64,7 +63,7 @@ defs = dg.Definitions(
         kpi_anomalies,
         published_mart,
         *([postgres_mart] if settings.postgres_publishing else []),
-        *([kpi_dashboard] if dashboard_enabled() else []),
+        *([kpi_dashboard] if settings.build_dashboard else []),
     ],
     asset_checks=[great_expectations_suites],
     jobs=[pipeline_job],

@@ -19,6 +19,9 @@ def test_defaults(tmp_path):
     assert settings.build_warehouse_path == tmp_path / "build" / "warehouse.duckdb"
     assert settings.published_mart_path == tmp_path / "published" / "boussole.duckdb"
     assert settings.pii_key == DEVELOPMENT_PII_KEY and settings.uses_development_pii_key
+    # The dashboard and the PostgreSQL publication are asked for, not assumed.
+    assert not settings.build_dashboard and settings.postgres_publishing is None
+    assert Settings.from_env({"BOUSSOLE_DASHBOARD": "1"}).build_dashboard
 
 
 @pytest.mark.parametrize(
@@ -28,6 +31,7 @@ def test_defaults(tmp_path):
         ("BOUSSOLE_REPORTING_CURRENCY", "euro"),
         ("BOUSSOLE_FIRST_EXTRACT_DATE", "21/11/2026"),
         ("BOUSSOLE_PII_KEY", "k"),
+        ("BOUSSOLE_DASHBOARD", "maybe"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value):
