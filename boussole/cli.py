@@ -497,6 +497,15 @@ def command_semantic_layer(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def command_dbt(args: argparse.Namespace, settings: Settings) -> int:
+    from boussole.dbt_invocation import DbtInvocation
+
+    invocation = DbtInvocation(settings)
+    target_path = invocation.new_target_path(lane="by-hand")
+    print(f"dbt's artifacts and log: {target_path}", file=sys.stderr)
+    return invocation.run(*args.dbt_args, target_path=target_path).returncode
+
+
 def command_mf(args: argparse.Namespace, settings: Settings) -> int:
     from boussole.semantic_layer import run_metricflow
 
@@ -740,6 +749,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mf.add_argument("mf_args", nargs=argparse.REMAINDER, metavar="ARGS", help="mf's arguments")
     mf.set_defaults(handler=command_mf)
+
+    dbt = commands.add_parser(
+        "dbt",
+        help="dbt on the build warehouse, with the pipeline's vars and environment",
+        description="Run dbt with the arguments given as the pipeline runs it (profile, vars, "
+        "environment; artifacts under the data folder), e.g. `boussole dbt build --select "
+        "kpi_values`. Figures are as of today unless BOUSSOLE_AS_OF_DATE (ISO) says otherwise.",
+    )
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, metavar="ARGS", help="dbt's arguments")
+    dbt.set_defaults(handler=command_dbt)
 
     prepare = commands.add_parser(
         "prepare",

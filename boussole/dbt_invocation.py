@@ -42,6 +42,7 @@ from boussole.dbt_reuse import (
     settings_digest,
 )
 from boussole.ingestion.loader import latest_extract_date
+from boussole.kpi_catalogue import KpiCatalogue, kpi_fact_models
 from boussole.settings import DBT_PROJECT_DIR, Settings
 
 # This environment's dbt, whether or not it is on PATH (it is not under `dagster dev`).
@@ -83,6 +84,8 @@ class DbtInvocation:
     # The rows the data tests of incremental models check (boussole/audit_scope.py); unset:
     # every row.
     test_scope: str | None = None
+    # A copy of the dbt project (tests of a changed project).
+    project_dir: Path = DBT_PROJECT_DIR
 
     def __post_init__(self) -> None:
         if "as_of_date" in self.dbt_vars:
@@ -99,6 +102,9 @@ class DbtInvocation:
         return {
             "reporting_tz": self.settings.reporting_tz,
             "reporting_currency": self.settings.reporting_currency,
+            "kpi_fact_models": kpi_fact_models(
+                KpiCatalogue.from_project_files(self.project_dir), self.project_dir
+            ),
             **self.dbt_vars,
         }
 
@@ -135,7 +141,7 @@ class DbtInvocation:
             *dbt_args,
             *("--vars", json.dumps(self.vars())),
             *("--target", self.target),
-            *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
+            *("--project-dir", str(self.project_dir), "--profiles-dir", str(self.project_dir)),
         ]
 
     def command(self, *dbt_args: str, target_path: Path) -> list[str]:

@@ -5,16 +5,19 @@ split without its readers (`boussole kpi`, the semantic layer) changing."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from boussole.dbt_manifest import ensure_manifest
 from boussole.settings import DBT_PROJECT_DIR, Settings
 
 PROJECT_NAME = "boussole"
+# A model's materialization as its config() block sets it, the way the project configures
+# incremental models.
+INCREMENTAL_CONFIG = re.compile(r"materialized\s*=\s*['\"]incremental['\"]")
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,15 @@ class KpiCatalogue:
         return cls(manifest, kpis, holders, manifest_path)
 
     @classmethod
-    def from_project_files(cls) -> KpiCatalogue:
-        """The catalogue read from the dbt project's YAML files themselves, without dbt: for
-        what dbt's parse depends on (the generated semantic layer), which must be written
-        even when the project does not parse."""
+    def from_project_files(cls, project_dir: Path = DBT_PROJECT_DIR) -> KpiCatalogue:
+        """The catalogue read from the YAML files of the dbt project `project_dir` themselves,
+        without dbt: for what dbt's parse depends on (the var kpi_fact_models, the generated
+        semantic layer), which must be known even when the project does not parse."""
         models = []
-        for path in sorted((DBT_PROJECT_DIR / "models").rglob("*.yml")):
+        for path in sorted((project_dir / "models").rglob("*.yml")):
             document = yaml.safe_load(path.read_text()) or {}
             for model in document.get("models") or []:
-                relative = path.relative_to(DBT_PROJECT_DIR)
+                relative = path.relative_to(project_dir)
                 models.append((f"model.{PROJECT_NAME}.{model['name']}", model, relative))
         manifest = {
             "nodes": {
@@ -68,6 +71,9 @@ class KpiCatalogue:
     @classmethod
     def load(cls, settings: Settings) -> KpiCatalogue:
         """The catalogue of the current project (dbt parses it first when it changed)."""
+        # Imported here: the dbt invocation itself reads the catalogue (kpi_fact_models).
+        from boussole.dbt_manifest import ensure_manifest
+
         path = ensure_manifest(settings)
         return cls.from_manifest(json.loads(path.read_text()), path)
 
@@ -85,3 +91,24 @@ class KpiCatalogue:
                 for node in self.catalogue_nodes
             }
         )
+
+
+def kpi_fact_models(
+    catalogue: KpiCatalogue, project_dir: Path = DBT_PROJECT_DIR
+) -> dict[str, list[str]]:
+    """The models the KPI layer reads, as the var kpi_fact_models of each dbt invocation: dbt
+    resolves a model's refs when it parses it, before the catalogue (a model's meta) can be
+    read, so they come from the catalogue's files. `incremental_flows`: the facts of the flows
+    (aggregate) over an incremental model, read by the incremental web KPI models;
+    `rebuilt_in_full`: the others. dbt checks the split when the KPI models run."""
+    models = {path.stem: path for path in (project_dir / "models").rglob("*.sql")}
+    lists: dict[str, set[str]] = {"incremental_flows": set(), "rebuilt_in_full": set()}
+    for kpi in catalogue.kpis:
+        fact = kpi["computation"].get("fact")
+        if fact is None:
+            continue
+        path = models.get(fact)
+        incremental = path is not None and INCREMENTAL_CONFIG.search(path.read_text())
+        flow = kpi["computation"]["type"] == "aggregate"
+        lists["incremental_flows" if flow and incremental else "rebuilt_in_full"].add(fact)
+    return {name: sorted(facts) for name, facts in lists.items()}

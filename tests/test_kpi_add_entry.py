@@ -1,15 +1,15 @@
 """Adding a KPI is adding a catalogue entry (issue 18, item 4): in a copy of the dbt project,
-one new entry, in a category no KPI had, on a fact other entries read; nothing else edited.
-dbt builds it on the hand-made CRM fixture (tests/fixtures/kpi_sales, see
-tests/test_kpi_sales.py) and kpi_values holds its hand-worked values.
+new entries in a category no KPI had, one on a fact other entries read and one on a model no
+entry read (added to the copy with the entry); nothing else edited (no list of models, no
+dependency line). dbt builds them on the hand-made CRM fixture (tests/fixtures/kpi_sales, see
+tests/test_kpi_sales.py) and kpi_values holds their hand-worked values.
 
-The new KPI is the amount of the deals lost, by close date: 104 (Delta, EUR 500, owner 501
-of team Paris) lost on 01-26 and 110 (Epsilon, EUR 600, owner 503 of team Paris) lost on
-02-25; none in March, a zero (additive) up to the as-of date 2026-03-31."""
+The fixture's lost deals: 104 (Delta, EUR 500, owner 501 of team Paris) lost on 01-26 and 110
+(Epsilon, EUR 600, owner 503 of team Paris) lost on 02-25; none in March, a zero (additive) up
+to the as-of date 2026-03-31. lost_deal_amount sums their amounts from fct_deals; deals_lost
+counts them from the new model fct_lost_deals."""
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -48,19 +48,40 @@ LOST_DEAL_AMOUNT = {
 }
 
 
+# The new model: one row per lost deal.
+LOST_DEALS_MODEL = """
+select deal_id, close_date, team_name
+from {{ ref('fct_deals') }}
+where is_lost
+"""
+DEALS_LOST = {
+    **LOST_DEAL_AMOUNT,
+    "id": "deals_lost",
+    "label_fr": "Affaires perdues",
+    "label_en": "Deals lost",
+    "description": "Number of deals lost, by close date.",
+    "formula": "count(deals lost), by close date",
+    "unit": "count",
+    "computation": {
+        "type": "aggregate",
+        "rollup": "sum_of_days",
+        "fact": "fct_lost_deals",
+        "date": "close_date",
+        "numerator": "count(*)",
+        "slices": {"team": "team_name"},
+    },
+}
+
+
 def dbt_on_project(project: Path, *args: str, warehouse: Path, target: Path):
     """dbt as the pipeline invokes it (DbtInvocation), on the project folder `project`."""
     invocation = DbtInvocation(
         Settings.from_env({PII_KEY_VARIABLE: "test-key-for-boussole-tests"}),
         as_of_date=AS_OF,
         warehouse=warehouse,
+        project_dir=project,
     )
-    command = invocation.command(*args, target_path=target)
-    for option in ("--project-dir", "--profiles-dir"):
-        command[command.index(option) + 1] = str(project)
-    return subprocess.run(
-        command, env={**os.environ, **invocation.env()}, capture_output=True, text=True
-    )
+    return invocation.run(*args, target_path=target, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +93,9 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
     )
     catalogue_path = next(project.rglob("kpi_catalogue.yml"))
     catalogue = yaml.safe_load(catalogue_path.read_text())
-    catalogue["models"][0]["config"]["meta"]["kpis"].append(LOST_DEAL_AMOUNT)
+    catalogue["models"][0]["config"]["meta"]["kpis"] += [LOST_DEAL_AMOUNT, DEALS_LOST]
     catalogue_path.write_text(yaml.safe_dump(catalogue, allow_unicode=True, sort_keys=False))
+    (project / "models" / "marts" / "sales" / "fct_lost_deals.sql").write_text(LOST_DEALS_MODEL)
 
     warehouse = root / "warehouse.duckdb"
     load_landing(warehouse, FIXTURES / "kpi_sales")
@@ -108,6 +130,22 @@ def test_a_new_entry_is_in_kpi_values_with_its_hand_worked_values(built):
         ("2026-03-01", "all", "all", 0.0),
     ]
     assert category == ("deal_risk",)
+
+
+def test_a_new_entry_on_a_new_model_is_in_kpi_values(built):
+    warehouse, _ = built
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        monthly = conn.execute(
+            "select period_start::varchar, dimension, dimension_value, value from kpi.kpi_values "
+            "where kpi_id = 'deals_lost' and grain = 'month' order by all"
+        ).fetchall()
+    assert monthly == [
+        ("2026-01-01", "all", "all", 1.0),
+        ("2026-01-01", "team", "Paris", 1.0),
+        ("2026-02-01", "all", "all", 1.0),
+        ("2026-02-01", "team", "Paris", 1.0),
+        ("2026-03-01", "all", "all", 0.0),
+    ]
 
 
 def test_its_compiled_sql_is_a_named_block_with_its_definition(built):

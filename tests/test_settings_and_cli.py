@@ -58,6 +58,7 @@ COMMANDS = [
     "kpi",
     "semantic-layer",
     "mf",
+    "dbt",
     "dashboard",
     "prepare",
     "ui",

@@ -76,22 +76,29 @@
 
 {#-
     dbt must see a model's refs when it parses it, before the catalogue (the meta of the
-    kpi_catalogue model) can be read: the models KPIs read are declared in the var
-    kpi_fact_models (dbt_project.yml), one list for the flows over incremental facts and one
-    for the KPIs rebuilt in full, and each model of a list is a ref of the KPI models that
-    compute those KPIs. When they run, a KPI reading a model its list lacks fails here.
+    kpi_catalogue model) can be read: the dbt invocation (boussole/dbt_invocation.py) passes
+    the models the entries read in the var kpi_fact_models, one list for the flows over
+    incremental facts and one for the KPIs rebuilt in full, and each model of a list is a ref
+    of the KPI models that compute those KPIs. When they run, a KPI whose model is in the
+    other list (its materialization set elsewhere than its config() block) fails here.
 -#}
 {% macro kpi_fact_refs(over_incremental_facts) -%}
     {%- set list_name = 'incremental_flows' if over_incremental_facts else 'rebuilt_in_full' -%}
-    {%- set declared = var('kpi_fact_models')[list_name] -%}
-    {%- for model in declared -%}
+    {%- set fact_models = var('kpi_fact_models', none) -%}
+    {%- if fact_models is none -%}
+        {{ exceptions.raise_compiler_error(
+            "the var kpi_fact_models, the models the KPI catalogue reads, is set by Boussole's"
+            ~ " dbt invocation: run dbt as `boussole dbt <command>`") }}
+    {%- endif -%}
+    {%- for model in fact_models[list_name] -%}
         {%- do ref(model) -%}
     {%- endfor -%}
     {%- do ref('int_kpi__periods') -%}
-    {%- for kpi in kpi_fact_kpis(over_incremental_facts) if kpi.computation.fact not in declared -%}
+    {%- for kpi in kpi_fact_kpis(over_incremental_facts) if kpi.computation.fact not in fact_models[list_name] -%}
         {{ exceptions.raise_compiler_error(
-            "KPI '" ~ kpi.id ~ "' reads '" ~ kpi.computation.fact ~ "': add it to the var kpi_fact_models."
-            ~ list_name ~ " in dbt_project.yml, so that dbt knows the KPI models read it when it parses them") }}
+            "KPI '" ~ kpi.id ~ "' reads '" ~ kpi.computation.fact ~ "', which is not in the var"
+            ~ " kpi_fact_models." ~ list_name ~ ": set the model's materialization in its"
+            ~ " config() block, where boussole/kpi_catalogue.py reads it") }}
     {%- endfor -%}
 {%- endmacro %}
 
