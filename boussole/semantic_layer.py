@@ -52,6 +52,8 @@ HEADER = """\
 """
 # The offset of a `kpi@previous` input: MetricFlow's offsets are fixed windows.
 PREVIOUS_PERIOD_WINDOW = "1 month"
+# The cumulative metric of an additive KPI is named <kpi id><suffix>.
+YEAR_TO_DATE_SUFFIX = "_year_to_date"
 GRAIN_ORDER = ("day", "week", "month", "quarter", "year")
 
 _AGGREGATE = re.compile(r"^(sum|count|avg|min|max|median)\((distinct\s+)?(.*)\)$", re.S)
@@ -194,6 +196,27 @@ def _metric(kpi: dict[str, Any], metric_type: str, type_params: dict[str, Any]) 
     }
 
 
+def _year_to_date(kpi: dict[str, Any]) -> dict[str, Any]:
+    """The cumulative metric of an additive KPI (a sum or count): its total from January 1 to
+    the last day of each period asked for (period_agg last: MetricFlow's default, first,
+    would give a month the total on its first day)."""
+    metric = _metric(
+        kpi,
+        "cumulative",
+        {
+            "measure": {"name": kpi["id"], "fill_nulls_with": 0},
+            "cumulative_type_params": {"grain_to_date": "year", "period_agg": "last"},
+        },
+    )
+    metric["config"]["meta"]["label_fr"] += " (cumul annuel)"
+    return metric | {
+        "name": f"{kpi['id']}{YEAR_TO_DATE_SUFFIX}",
+        "label": f"{kpi['label_en']} (year to date)",
+        "description": f"{kpi['label_en']} from January 1 to the end of the period asked for "
+        f"(the year-to-date total of {kpi['id']}).",
+    }
+
+
 def _helper_metric(name: str, kpi_id: str, part: str) -> dict[str, Any]:
     """A simple metric over one measure, for a ratio or derived metric to read."""
     return {
@@ -246,11 +269,12 @@ def _aggregate_metrics(kpi: dict[str, Any], model: SemanticModel) -> list[dict[s
         model.slices.setdefault(slice_name, column)
     if single:
         measure: dict[str, Any] = {"name": kpi["id"]}
-        if kpi.get("additive"):
-            # A sum or count is zero in a period without rows, as in kpi_values (the
-            # combinations that read it, resolution_rate, see 0 solved tickets, not null).
-            measure["fill_nulls_with"] = 0
-        return [_metric(kpi, "simple", {"measure": measure}) | dated]
+        if not kpi.get("additive"):
+            return [_metric(kpi, "simple", {"measure": measure}) | dated]
+        # A sum or count is zero in a period without rows, as in kpi_values (the
+        # combinations that read it, resolution_rate, see 0 solved tickets, not null).
+        measure["fill_nulls_with"] = 0
+        return [_metric(kpi, "simple", {"measure": measure}) | dated, _year_to_date(kpi) | dated]
     helpers = [
         _helper_metric(measure.name, kpi["id"], part) | dated
         for measure, part in zip(measures, parts, strict=True)
