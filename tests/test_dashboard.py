@@ -39,6 +39,8 @@ STATUS_RGB = {
     "none": "rgb(156, 163, 175)",
 }
 OVERVIEW_MARKER = ".kpi-card"
+# A KPI page is shown once its slice table has rows.
+KPI_PAGE_MARKER = ".kpi-table tbody tr"
 # dashboard/components/format.js: the other ratios show as percentages.
 RATIOS_SHOWN_AS_MULTIPLES = {"ltv_to_cac", "pages_per_session"}
 
@@ -108,7 +110,11 @@ def rendered(
             {
                 "url": url,
                 "screenshot": str(screenshots[name]) if name in screenshots else None,
-                "waitFor": OVERVIEW_MARKER if name.startswith("overview") else None,
+                "waitFor": OVERVIEW_MARKER
+                if name.startswith("overview")
+                else KPI_PAGE_MARKER
+                if name.startswith("kpi")
+                else None,
             }
             for name, url in targets.items()
         ],
@@ -198,6 +204,71 @@ def test_a_status_colour_matches_the_status_in_kpi_values(rendered):
         assert card["colour"] == STATUS_RGB[status], card
     statuses = {card["status"] for card in rendered.pages["overview-fr"]["cards"]}
     assert statuses - {"none"}, "no card with a target to colour"
+
+
+# dashboard/components/format.js: the words of a status and of a trust status in French.
+STATUS_FR = {
+    "on_track": "En bonne voie",
+    "at_risk": "À risque",
+    "off_track": "Hors trajectoire",
+    None: "Sans objectif",
+}
+TRUST_FR = {
+    "trusted": "Fiable",
+    "warning": "Avertissement",
+    "incomplete": "Incomplet",
+    "untrusted": "Non fiable",
+}
+
+
+def test_a_kpi_page_shows_its_slices_in_the_language_of_the_page(rendered):
+    """The revenue page's slice table (the first slice of the latest month, its default) shows
+    the values of kpi_values in the page's number format, and statuses and trust in words."""
+    with duckdb.connect(str(rendered.published), read_only=True) as conn:
+        rows = conn.execute(
+            "select dimension_value, value, target, status, trust_status from kpi_values "
+            "where kpi_id = 'revenue' and grain = 'month' and dimension = ("
+            "  select min(dimension) from kpi_values "
+            "  where kpi_id = 'revenue' and grain = 'month' and dimension <> 'all') "
+            "and period_start = (select max(period_start) from kpi_values "
+            "  where kpi_id = 'revenue' and grain = 'month')"
+        ).fetchall()
+    expected = {slice_value: rest for slice_value, *rest in rows}
+    assert expected
+    for lang in ("fr", "en"):
+        shown = rendered.pages[f"kpi-revenue-{lang}"]["tables"][0]
+        assert {row["slice"] for row in shown} == set(expected), lang
+        for row in shown:
+            value, target, status, trust = expected[row["slice"]]
+            assert_shows_amount(row["value"], value, lang)
+            if target is not None:
+                assert _displayed_number(row["target"], lang) == pytest.approx(round(target))
+            if lang == "fr":
+                assert row["status"] == STATUS_FR[status], row
+                assert row["trust_status"] == TRUST_FR[trust], row
+
+
+def test_a_kpi_page_shows_its_as_of_history_in_the_language_of_the_page(rendered):
+    with duckdb.connect(str(rendered.published), read_only=True) as conn:
+        versions = conn.execute(
+            "select value from kpi_value_history where kpi_id = 'revenue' and grain = 'month' "
+            "and dimension = 'all' order by period_start desc, valid_from desc limit 40"
+        ).fetchall()
+    assert any(value >= 1000 for (value,) in versions), "no value to group the digits of"
+    for lang in ("fr", "en"):
+        shown = rendered.pages[f"kpi-revenue-{lang}"]["tables"][1]
+        assert len(shown) == len(versions), lang
+        for row, (value,) in zip(shown, versions, strict=True):
+            assert_shows_amount(row["value"], value, lang)
+
+
+def assert_shows_amount(text: str, value: float, lang: str) -> None:
+    """`text` shows the amount `value` to the unit, its thousands grouped as `lang` groups
+    them (a narrow no-break space in French, a comma in English)."""
+    assert _displayed_number(text, lang) == pytest.approx(round(value)), (text, value)
+    if value >= 1000:
+        assert ("\u202f" in text) == (lang == "fr"), text
+        assert ("," in text) == (lang == "en"), text
 
 
 def test_labels_come_from_the_catalogue_in_french_by_default_and_in_english(rendered):

@@ -32,6 +32,18 @@ export function formatNumber(value, decimals, lang) {
 	}).format(value);
 }
 
+// Dates and times as Evidence hands them over (Date objects at UTC, or ISO text), in UTC.
+function formatInstant(value, lang, options) {
+	if (value === null || value === undefined) return '–';
+	const instant = value instanceof Date ? value : new Date(value);
+	if (Number.isNaN(instant.getTime())) return String(value);
+	return new Intl.DateTimeFormat(locale(lang), { ...options, timeZone: 'UTC' }).format(instant);
+}
+
+export const formatDate = (value, lang) => formatInstant(value, lang, { dateStyle: 'medium' });
+export const formatDateTime = (value, lang) =>
+	formatInstant(value, lang, { dateStyle: 'medium', timeStyle: 'short' });
+
 export function formatPercent(share, lang) {
 	if (share === null || share === undefined) return '–';
 	return `${formatNumber(share * 100, 1, lang)}${lang === 'en' ? '%' : ' %'}`;

@@ -4,8 +4,9 @@
 //   node render-pages.mjs '{"chromium": "/usr/bin/chromium", "profile": "...",
 //                           "pages": [{"url": "...", "screenshot": "...png", "waitFor": ".kpi-card",
 //                                      "fullPage": true}]}'
-// prints one JSON object: per page, the KPI cards (id, status, value text, colour), the
-// requests to other hosts (which must be none) and the page's console errors.
+// prints one JSON object: per page, the KPI cards (id, status, value text, colour), the rows
+// of its KPI tables ({column: text}), the requests to other hosts (which must be none) and the
+// page's console errors.
 import { chromium } from 'playwright-core';
 
 const options = JSON.parse(process.argv[2]);
@@ -60,11 +61,23 @@ for (const target of options.pages) {
 			colour: getComputedStyle(card).borderLeftColor
 		}))
 	);
+	const tables = await page.$$eval('.kpi-table', (elements) =>
+		elements.map((table) =>
+			Array.from(table.querySelectorAll('tbody tr')).map((row) =>
+				Object.fromEntries(
+					Array.from(row.querySelectorAll('td')).map((cell) => [
+						cell.dataset.column,
+						cell.textContent.trim()
+					])
+				)
+			)
+		)
+	);
 	const text = await page.evaluate(() => document.body.innerText);
 	if (target.screenshot) {
 		await page.screenshot({ path: target.screenshot, fullPage: target.fullPage ?? true });
 	}
-	results.push({ url: target.url, cards, text, errors });
+	results.push({ url: target.url, cards, tables, text, errors });
 	await page.close();
 }
 await context.close();
