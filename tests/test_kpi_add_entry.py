@@ -112,40 +112,39 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
     return warehouse, target
 
 
+def monthly_values(warehouse: Path, kpi_id: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(
+            "select period_start::varchar, dimension, dimension_value, value from kpi.kpi_values "
+            "where kpi_id = ? and grain = 'month' order by all",
+            [kpi_id],
+        ).fetchall()
+
+
+def by_month(january: float, february: float) -> list[tuple]:
+    """The fixture's lost deals month by month: all of team Paris, none in March."""
+    return [
+        ("2026-01-01", "all", "all", january),
+        ("2026-01-01", "team", "Paris", january),
+        ("2026-02-01", "all", "all", february),
+        ("2026-02-01", "team", "Paris", february),
+        ("2026-03-01", "all", "all", 0.0),
+    ]
+
+
 def test_a_new_entry_is_in_kpi_values_with_its_hand_worked_values(built):
     warehouse, _ = built
+    assert monthly_values(warehouse, "lost_deal_amount") == by_month(500.0, 600.0)
     with duckdb.connect(str(warehouse), read_only=True) as conn:
-        monthly = conn.execute(
-            "select period_start::varchar, dimension, dimension_value, value from kpi.kpi_values "
-            "where kpi_id = 'lost_deal_amount' and grain = 'month' order by all"
-        ).fetchall()
         category = conn.execute(
             "select category from kpi.kpi_catalogue where kpi_id = 'lost_deal_amount'"
         ).fetchone()
-    assert monthly == [
-        ("2026-01-01", "all", "all", 500.0),
-        ("2026-01-01", "team", "Paris", 500.0),
-        ("2026-02-01", "all", "all", 600.0),
-        ("2026-02-01", "team", "Paris", 600.0),
-        ("2026-03-01", "all", "all", 0.0),
-    ]
     assert category == ("deal_risk",)
 
 
 def test_a_new_entry_on_a_new_model_is_in_kpi_values(built):
     warehouse, _ = built
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        monthly = conn.execute(
-            "select period_start::varchar, dimension, dimension_value, value from kpi.kpi_values "
-            "where kpi_id = 'deals_lost' and grain = 'month' order by all"
-        ).fetchall()
-    assert monthly == [
-        ("2026-01-01", "all", "all", 1.0),
-        ("2026-01-01", "team", "Paris", 1.0),
-        ("2026-02-01", "all", "all", 1.0),
-        ("2026-02-01", "team", "Paris", 1.0),
-        ("2026-03-01", "all", "all", 0.0),
-    ]
+    assert monthly_values(warehouse, "deals_lost") == by_month(1.0, 1.0)
 
 
 def test_its_compiled_sql_is_a_named_block_with_its_definition(built):
