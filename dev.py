@@ -112,11 +112,12 @@ def command_test(extra: list[str]) -> None:
     _say("ruff")
     _run(BIN / "ruff", "check", ".", env=env)
     _run(BIN / "ruff", "format", "--check", ".", env=env)
-    _run(BIN / "boussole", "prepare", env=env)
+    sqlfluff_config = Path(tempfile.mkdtemp()) / "sqlfluff.cfg"
+    _run(BIN / "boussole", "prepare", "--sqlfluff-config", sqlfluff_config, env=env)
     _say("sqlfluff (dbt templater), in the background; its report follows pytest's")
     with tempfile.TemporaryFile(mode="w+") as sqlfluff_report:
         sqlfluff = subprocess.Popen(
-            [BIN / "sqlfluff", "lint", "dbt_project/models"],
+            [BIN / "sqlfluff", "lint", "--config", sqlfluff_config, "dbt_project/models"],
             cwd=ROOT,
             env=env,
             stdout=sqlfluff_report,

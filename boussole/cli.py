@@ -520,6 +520,11 @@ def command_prepare(args: argparse.Namespace, settings: Settings) -> int:
 
     path = ensure_manifest(settings, force=args.force)
     print(f"dbt manifest ready: {path}")
+    if args.sqlfluff_config:
+        from boussole.dbt_invocation import DbtInvocation
+
+        args.sqlfluff_config.write_text(DbtInvocation(settings).sqlfluff_config())
+        print(f"sqlfluff config for the dbt templater: {args.sqlfluff_config}")
     return 0
 
 
@@ -766,6 +771,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run `dbt parse` when the manifest is missing or older than the dbt project.",
     )
     prepare.add_argument("--force", action="store_true", help="parse even when up to date")
+    prepare.add_argument(
+        "--sqlfluff-config",
+        type=Path,
+        metavar="FILE",
+        help="also write FILE, the config to give `sqlfluff lint --config` (the dbt vars that "
+        "dbt_project.yml cannot hold)",
+    )
     prepare.set_defaults(handler=command_prepare)
 
     ui = commands.add_parser(

@@ -108,6 +108,12 @@ class DbtInvocation:
             **self.dbt_vars,
         }
 
+    def sqlfluff_config(self) -> str:
+        """An extra sqlfluff config file (`sqlfluff lint --config`) whose dbt templater passes
+        dbt the vars dbt_project.yml cannot hold (kpi_fact_models, as JSON text)."""
+        fact_models = json.dumps(self.vars()["kpi_fact_models"])
+        return f"[sqlfluff:templater:dbt:context]\nkpi_fact_models = {fact_models}\n"
+
     def env(self) -> dict[str, str]:
         """The variables the profile and the models read, on top of the caller's environment."""
         pii_key = self.settings.pii_key

@@ -88,7 +88,11 @@
     {%- if fact_models is none -%}
         {{ exceptions.raise_compiler_error(
             "the var kpi_fact_models, the models the KPI catalogue reads, is set by Boussole's"
-            ~ " dbt invocation: run dbt as `boussole dbt <command>`") }}
+            ~ " dbt invocation: run dbt as `boussole dbt <command>`, and sqlfluff with the config"
+            ~ " that `boussole prepare --sqlfluff-config FILE` writes") }}
+    {%- elif fact_models is string -%}
+        {#- sqlfluff's dbt templater passes its vars as text -#}
+        {%- set fact_models = fromjson(fact_models) -%}
     {%- endif -%}
     {%- for model in fact_models[list_name] -%}
         {%- do ref(model) -%}
