@@ -194,6 +194,7 @@ def test_the_overview_shows_the_values_of_kpi_values(rendered):
             assert _displayed_number(card["value"], lang) == pytest.approx(
                 round(scaled, decimals), abs=10**-decimals / 2
             ), (lang, card)
+            assert ("€" in card["value"]) == (unit == "currency"), (lang, card)
 
 
 def test_a_status_colour_matches_the_status_in_kpi_values(rendered):
@@ -233,14 +234,20 @@ def test_a_kpi_page_shows_its_slices_in_the_language_of_the_page(rendered):
             "and period_start = (select max(period_start) from kpi_values "
             "  where kpi_id = 'revenue' and grain = 'month')"
         ).fetchall()
+        (currency,) = conn.execute(
+            "select currency from kpi_catalogue where kpi_id = 'revenue'"
+        ).fetchone()
     expected = {slice_value: rest for slice_value, *rest in rows}
     assert expected
+    # Money in its currency: the reporting currency of the tests' settings (the default).
+    assert currency == "EUR"
     for lang in ("fr", "en"):
         shown = rendered.pages[f"kpi-revenue-{lang}"]["tables"][0]
         assert {row["slice"] for row in shown} == set(expected), lang
         for row in shown:
             value, target, status, trust = expected[row["slice"]]
             assert_shows_amount(row["value"], value, lang)
+            assert "€" in row["value"], row
             if target is not None:
                 assert _displayed_number(row["target"], lang) == pytest.approx(round(target))
             if lang == "fr":

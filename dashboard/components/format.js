@@ -53,8 +53,15 @@ export function formatPercent(share, lang) {
 // 7,37 reads better than 737 %.
 const MULTIPLES = new Set(['ltv_to_cac', 'pages_per_session']);
 
-export function formatKpi(value, unit, lang, kpiId) {
+export function formatKpi(value, unit, lang, kpiId, currency) {
 	if (value === null || value === undefined) return '–';
+	if (unit === 'currency' && currency) {
+		return new Intl.NumberFormat(locale(lang), {
+			style: 'currency',
+			currency,
+			maximumFractionDigits: 0
+		}).format(value);
+	}
 	if (unit === 'ratio' && MULTIPLES.has(kpiId)) return formatNumber(value, 2, lang);
 	if (unit === 'ratio') return formatPercent(value, lang);
 	const decimals = unit === 'currency' || unit === 'count' ? 0 : 1;

@@ -5,6 +5,7 @@ select
     description,
     formula,
     unit,
+    currency,
     direction,
     category,
     kind,

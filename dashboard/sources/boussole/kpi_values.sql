@@ -23,6 +23,7 @@ select
     c.label_fr,
     c.label_en,
     c.unit,
+    c.currency,
     c.direction,
     c.category,
     c.tier

@@ -5,6 +5,7 @@
 
 {%- for kpi in kpis %}
     {%- do kpi_check_source_systems(kpi) %}
+    {%- set money_currency = var('reporting_currency') if kpi.unit == 'currency' else none %}
     select
         {{ sql_string(kpi.id) }} as kpi_id,
         {%- for field in text_fields %}
@@ -16,6 +17,7 @@
         {{ sql_string(kpi.computation.type) }} as computation_type,
         {{ 'true' if kpi.get('additive') else 'false' }} as is_additive,
         cast({{ sql_string(kpi.get('secondary_value')) }} as {{ dbt.type_string() }}) as secondary_value_label,
+        cast({{ sql_string(money_currency) }} as {{ dbt.type_string() }}) as currency,
         cast({{ kpi_restatement_tolerance(kpi) }} as {{ dbt.type_float() }}) as restatement_tolerance
     {%- if not loop.last %}
         union all
