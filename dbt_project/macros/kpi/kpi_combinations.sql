@@ -58,11 +58,7 @@
 
     kpi_{{ kpi.id }} as (
         select
-            '{{ kpi.id }}' as kpi_id,
-            grain,
-            period_start,
-            dimension,
-            dimension_value,
+            {{ kpi_key_columns(kpi) | indent(8) }},
             {{ kpi_measure_columns(kpi.computation) | indent(8) }}
         from kpi_{{ kpi.id }}_inputs
     )

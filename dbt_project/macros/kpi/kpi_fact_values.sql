@@ -156,6 +156,15 @@
     where periods.grain in ('{{ grains | join("', '") }}')
 {%- endmacro %}
 
+{#- The key of a KPI's rows, first in each select that computes them. -#}
+{% macro kpi_key_columns(kpi) -%}
+    '{{ kpi.id }}' as kpi_id,
+    grain,
+    period_start,
+    dimension,
+    dimension_value
+{%- endmacro %}
+
 {#- The KPI columns of one row group, from the computation's aggregate expressions. -#}
 {% macro kpi_measure_columns(computation) -%}
     {%- set numerator = kpi_expression(computation.numerator) -%}
@@ -193,11 +202,7 @@
     {%- set computation = kpi.computation -%}
     {%- set slices = kpi_slices(kpi) -%}
     select
-        '{{ kpi.id }}' as kpi_id,
-        grain,
-        period_start,
-        dimension,
-        dimension_value,
+        {{ kpi_key_columns(kpi) | indent(4) }},
         {{ kpi_measure_columns(computation) | indent(4) }}
     from (
         select
@@ -284,11 +289,7 @@
     {%- set grains = kpi_grains(kpi) -%}
     {%- set has_denominator = kpi.computation.get('denominator') is not none -%}
     select
-        '{{ kpi.id }}' as kpi_id,
-        grain,
-        period_start,
-        dimension,
-        dimension_value,
+        {{ kpi_key_columns(kpi) | indent(4) }},
         sum(numerator) as numerator,
         sum(denominator) as denominator,
         {%- if has_denominator %}
