@@ -3,7 +3,11 @@ a new DuckDB file and swap it over the served one atomically.
 
 Readers never see a half-written mart: they keep the file they opened (a consistent
 snapshot) until they reopen it, and a refused or failed publication leaves the served file
-exactly as it was. With a `Recording`, the new mart also carries the publication history and
+exactly as it was. The tables of incremental models are published by their changes: the new
+file starts as a copy of the served one, whose rows of such a table the build did not rewrite
+stay as they are, so a daily publication writes the new rows, not the whole history.
+
+With a `Recording`, the new mart also carries the publication history and
 its restatements (boussole/history.py, boussole/restatements.py), and the history file records
 the publication once it is served.
 """
@@ -12,9 +16,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +39,9 @@ PUBLISHED_SCHEMAS = ("marts", "kpi")
 # An anomaly raises an alert while its period started within this many days of the as-of
 # date: the latest complete weeks and days; older ones close as the window moves on.
 ANOMALY_ALERT_DAYS = 14
+# Every row an incremental model writes carries the time of its build: the rows of a build
+# table stamped after the newest of the served copy are those written since it was published.
+CHANGE_STAMP = "_transformed_at"
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,8 @@ class PublishedMart:
     alerts_raised: tuple[alerts.Alert, ...] = ()
     # How many published values have each trust status (boussole/trust.py).
     trust: dict[str, int] = field(default_factory=dict)
+    # The incremental tables published by their changes: how many rows each had written.
+    rows_changed: dict[str, int] = field(default_factory=dict)
 
 
 def publish_marts(
@@ -59,9 +69,13 @@ def publish_marts(
     published_path: Path,
     recording: Recording | None = None,
     checks: Sequence[alerts.CheckResult] | None = None,
+    incremental_keys: Mapping[str, Sequence[str]] | None = None,
 ) -> PublishedMart:
     """With `checks` (the results of the run's checks) and a `recording`, the publication
-    also raises its alerts, in the history, and publishes the `alerts` table."""
+    also raises its alerts, in the history, and publishes the `alerts` table.
+    `incremental_keys` names the tables of incremental models (dbt's delete+insert strategy)
+    with their unique key: those are published by their changes when the served mart holds
+    them."""
     published_path.parent.mkdir(parents=True, exist_ok=True)
     orphans = remove_orphan_files(published_path)
     history_began = time.perf_counter()
@@ -70,8 +84,10 @@ def publish_marts(
     history_seconds = time.perf_counter() - history_began
     staging_path = published_path.with_name(f".{published_path.name}.{uuid.uuid4().hex}.tmp")
     row_counts: dict[str, int] = {}
+    rows_changed: dict[str, int] = {}
     publication, restated, refused, raised, trust = None, 0, [], [], {}
     try:
+        carried = _copy_served(published_path, staging_path, set(incremental_keys or {}))
         conn = duckdb.connect(str(staging_path))
         try:
             conn.execute("attach ? as build (read_only)", [str(build_warehouse)])
@@ -84,11 +100,19 @@ def publish_marts(
             for schema, table in tables:
                 # Published tables sit in the default schema: analysts query `kpi_values`.
                 published = quote_identifier("main", table)
-                conn.execute(
-                    f"create table {published} as "
-                    f"select * from {quote_identifier('build', schema, table)}"
+                built = quote_identifier("build", schema, table)
+                changed = (
+                    _publish_changes(conn, published, built, incremental_keys[table])
+                    if table in carried
+                    else None
                 )
+                if changed is None:
+                    conn.execute(f"create table {published} as select * from {built}")
+                else:
+                    rows_changed[table] = changed
                 row_counts[table] = conn.execute(f"select count(*) from {published}").fetchone()[0]
+            for gone in carried - {table for _, table in tables}:
+                conn.execute(f"drop table {quote_identifier('main', gone)}")
             publish_fingerprint(conn, "build")
             extent = _loaded_extent(conn)
             conn.execute("detach build")
@@ -143,7 +167,82 @@ def publish_marts(
         history_seconds=history_seconds,
         alerts_raised=tuple(raised),
         trust=trust,
+        rows_changed=rows_changed,
     )
+
+
+def _copy_served(published_path: Path, staging_path: Path, incremental: set[str]) -> set[str]:
+    """Starts the new mart at `staging_path` as a copy of the served one holding only its
+    tables named in `incremental`, and returns those. Nothing is copied (an empty set) when
+    there are none or the served file cannot be read: the new mart starts empty."""
+    if not incremental or not published_path.exists():
+        return set()
+    shutil.copyfile(published_path, staging_path)
+    try:
+        with duckdb.connect(str(staging_path)) as conn:
+            objects = conn.execute(
+                "select table_schema, table_name, table_type = 'VIEW' "
+                "from information_schema.tables where table_catalog = current_database()"
+            ).fetchall()
+            carried = {
+                table
+                for schema, table, is_view in objects
+                if schema == "main" and table in incremental and not is_view
+            }
+            # Views first: they may read the tables dropped after them.
+            for schema, table, is_view in sorted(objects, key=lambda o: not o[2]):
+                if table not in carried or schema != "main":
+                    kind = "view" if is_view else "table"
+                    conn.execute(f"drop {kind} {quote_identifier(schema, table)}")
+            conn.execute("checkpoint")
+    except duckdb.Error:
+        staging_path.unlink()
+        _wal_of(staging_path).unlink(missing_ok=True)
+        return set()
+    return carried
+
+
+def _publish_changes(
+    conn: duckdb.DuckDBPyConnection, published: str, built: str, key: Sequence[str]
+) -> int | None:
+    """Brings the served copy `published` of an incremental table to the build's `built` as
+    dbt's delete+insert did: the rows the build stamped after the copy's newest replace the
+    copy's rows of their keys. Returns how many rows that wrote, or None, the copy dropped, when
+    the table must be copied whole: other columns (a changed model), most rows rewritten (a
+    full refresh), or row counts that do not reconcile (rows deleted otherwise)."""
+
+    def columns(relation: str) -> list[tuple]:
+        described = f"select column_name, column_type from (describe {relation})"
+        return conn.execute(described).fetchall()
+
+    stamp = quote_identifier(CHANGE_STAMP)
+    written = None
+    built_columns = columns(built)
+    if columns(published) == built_columns and CHANGE_STAMP in dict(built_columns):
+        conn.execute("begin transaction")
+        conn.execute(
+            f"create temporary table changed as select * from {built} "
+            f"where {stamp} > (select max({stamp}) from {published})"
+        )
+        written, built_rows = conn.execute(
+            f"select (select count(*) from changed), (select count(*) from {built})"
+        ).fetchone()
+        reconciled = False
+        if written * 2 < built_rows:
+            matches = " and ".join(
+                f"{published}.{quote_identifier(column)} = changed.{quote_identifier(column)}"
+                for column in key
+            )
+            conn.execute(f"delete from {published} using changed where {matches}")
+            conn.execute(f"insert into {published} select * from changed")
+            published_rows = conn.execute(f"select count(*) from {published}").fetchone()[0]
+            reconciled = published_rows == built_rows
+        conn.execute("drop table changed")
+        conn.execute("commit" if reconciled else "rollback")
+        written = written if reconciled else None
+    if written is None:
+        conn.execute(f"drop table {published}")
+    return written
 
 
 def _loaded_extent(conn: duckdb.DuckDBPyConnection) -> tuple[date | None, datetime | None]:

@@ -11,6 +11,8 @@ extract-date partitions, the schedule's time zone) takes them from this read, an
 the sensor and the checks from the resources built with it.
 """
 
+import json
+
 import dagster as dg
 
 from boussole.dbt_manifest import ensure_manifest
@@ -21,7 +23,7 @@ from orchestration.assets.dashboard import kpi_dashboard
 from orchestration.assets.ingestion import build_ingestion_asset, load_manifest
 from orchestration.assets.postgres_publication import postgres_mart
 from orchestration.assets.publication import build_publication_asset
-from orchestration.assets.transformation import build_dbt_models
+from orchestration.assets.transformation import build_dbt_models, delete_insert_keys
 from orchestration.automation import build_daily_schedule, landing_files_sensor, pipeline_job
 from orchestration.checks.quality import great_expectations_suites
 from orchestration.partitions import extract_date_partitions
@@ -33,7 +35,8 @@ PUBLISHED_GROUPS = ("marts", "kpi")
 settings = Settings.from_env()
 # Parses only when the manifest is missing or older than the dbt project (an mtime check
 # otherwise).
-dbt_models = build_dbt_models(ensure_manifest(settings))
+dbt_manifest = json.loads(ensure_manifest(settings).read_text())
+dbt_models = build_dbt_models(dbt_manifest)
 partitions = extract_date_partitions(settings)
 
 
@@ -53,7 +56,9 @@ def _guarding_checks(published: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
 
 _published = _published_tables()
 kpi_anomalies = build_anomalies_asset(dg.AssetKey(["kpi", "kpi_values"]))
-published_mart = build_publication_asset([*_published, ANOMALIES_KEY], _guarding_checks(_published))
+published_mart = build_publication_asset(
+    [*_published, ANOMALIES_KEY], _guarding_checks(_published), delete_insert_keys(dbt_manifest)
+)
 
 defs = dg.Definitions(
     assets=[

@@ -78,3 +78,129 @@ def test_paths_and_names_reach_duckdb_as_parameters_and_quoted_identifiers(tmp_p
     assert published.row_counts == {"kpi_values": 1, 'it\'s "odd"': 1}
     with duckdb.connect(str(published.path), read_only=True) as conn:
         assert conn.execute('select x from "it\'s ""odd"""').fetchall() == [(1,)]
+
+
+# An incremental model's table as dbt's delete+insert leaves it: one row per session, stamped
+# with the time of the build that wrote it.
+SESSIONS = {"fct_sessions": ("session_key",)}
+
+
+def build_sessions(path, rows):
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("create schema if not exists marts")
+        conn.execute(
+            "create or replace table marts.fct_sessions (session_key varchar, pages integer, "
+            "_transformed_at timestamp with time zone)"
+        )
+        conn.executemany("insert into marts.fct_sessions values (?, ?, ?::timestamptz)", rows)
+
+
+def published_rows(path):
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return conn.execute(
+            "select * exclude (_transformed_at) from fct_sessions order by 1"
+        ).fetchall()
+
+
+FIRST_BUILD = [(f"s{n}", n, "2026-01-01 02:00+00") for n in range(1, 7)]
+NEW_SESSION = ("s7", 7, "2026-01-02 02:00+00")
+
+
+def test_an_incremental_table_is_published_by_the_rows_its_build_wrote(tmp_path):
+    build, target = tmp_path / "build.duckdb", tmp_path / "boussole.duckdb"
+    build_sessions(build, FIRST_BUILD)
+    first = publish_marts(build, target, incremental_keys=SESSIONS)
+    assert first.rows_changed == {}  # nothing served yet: copied whole
+
+    # The next build rewrote s2 (a late page) and added s7, as delete+insert does.
+    rewritten = ("s2", 20, "2026-01-02 02:00+00")
+    build_sessions(build, [rewritten if row[0] == "s2" else row for row in FIRST_BUILD])
+    with duckdb.connect(str(build)) as conn:
+        conn.execute("insert into marts.fct_sessions values (?, ?, ?::timestamptz)", NEW_SESSION)
+    second = publish_marts(build, target, incremental_keys=SESSIONS)
+
+    assert second.rows_changed == {"fct_sessions": 2}
+    assert second.row_counts == {"fct_sessions": 7}
+    assert published_rows(target) == [
+        ("s1", 1),
+        ("s2", 20),
+        ("s3", 3),
+        ("s4", 4),
+        ("s5", 5),
+        ("s6", 6),
+        ("s7", 7),
+    ]
+
+
+def test_an_incremental_table_mostly_rewritten_is_copied_whole(tmp_path):
+    """A full refresh stamps every row again: copying beats replacing each row."""
+    build, target = tmp_path / "build.duckdb", tmp_path / "boussole.duckdb"
+    build_sessions(build, FIRST_BUILD)
+    publish_marts(build, target, incremental_keys=SESSIONS)
+
+    build_sessions(
+        build, [(key, pages * 10, "2026-01-02 02:00+00") for key, pages, _ in FIRST_BUILD]
+    )
+    published = publish_marts(build, target, incremental_keys=SESSIONS)
+
+    assert published.rows_changed == {}
+    assert published_rows(target) == [(f"s{n}", n * 10) for n in range(1, 7)]
+
+
+def test_an_incremental_table_is_copied_whole_when_its_changes_do_not_reconcile(tmp_path):
+    build, target = tmp_path / "build.duckdb", tmp_path / "boussole.duckdb"
+    build_sessions(build, FIRST_BUILD)
+    publish_marts(build, target, incremental_keys=SESSIONS)
+
+    # s3 left without a newer stamp (deleted by hand, not by delete+insert); s7 came in.
+    build_sessions(build, [row for row in FIRST_BUILD if row[0] != "s3"] + [NEW_SESSION])
+    published = publish_marts(build, target, incremental_keys=SESSIONS)
+
+    assert published.rows_changed == {}
+    assert published_rows(target) == [
+        ("s1", 1),
+        ("s2", 2),
+        ("s4", 4),
+        ("s5", 5),
+        ("s6", 6),
+        ("s7", 7),
+    ]
+
+
+def test_an_incremental_table_is_copied_whole_when_its_columns_changed(tmp_path):
+    build, target = tmp_path / "build.duckdb", tmp_path / "boussole.duckdb"
+    build_sessions(build, FIRST_BUILD)
+    publish_marts(build, target, incremental_keys=SESSIONS)
+
+    with duckdb.connect(str(build)) as conn:
+        conn.execute("alter table marts.fct_sessions add column device varchar default 'mobile'")
+        conn.execute("update marts.fct_sessions set _transformed_at = '2026-01-02 02:00+00'")
+    published = publish_marts(build, target, incremental_keys=SESSIONS)
+
+    assert published.rows_changed == {}
+    with duckdb.connect(str(target), read_only=True) as conn:
+        assert conn.execute("select distinct device from fct_sessions").fetchall() == [("mobile",)]
+
+
+def test_a_publication_by_changes_keeps_nothing_else_of_the_served_mart(tmp_path):
+    """The copy of the served file starts the new one: its other tables (a model since removed)
+    and views must not survive into it, and the served file stays as it was until the swap."""
+    build, target = tmp_path / "build.duckdb", tmp_path / "boussole.duckdb"
+    build_sessions(build, FIRST_BUILD)
+    with duckdb.connect(str(build)) as conn:
+        conn.execute("create table marts.dropped_model as select 1 as x")
+    publish_marts(build, target, incremental_keys=SESSIONS)
+    with duckdb.connect(str(target)) as conn:
+        conn.execute("create view served_view as select * from fct_sessions")
+    with duckdb.connect(str(build)) as conn:
+        conn.execute("drop table marts.dropped_model")
+        conn.execute("insert into marts.fct_sessions values (?, ?, ?::timestamptz)", NEW_SESSION)
+
+    published = publish_marts(build, target, incremental_keys=SESSIONS)
+
+    assert published.rows_changed == {"fct_sessions": 1}
+    with duckdb.connect(str(target), read_only=True) as conn:
+        assert conn.execute(
+            "select table_name from information_schema.tables order by 1"
+        ).fetchall() == [("fct_sessions",)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boussole.duckdb", "build.duckdb"]

@@ -5,7 +5,7 @@ verifies it explicitly: every check guarding a published table must have passed 
 very run, or nothing is published (a run that skipped a check cannot publish either).
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -76,8 +76,13 @@ def checks_not_passed(results: Sequence[alerts.CheckResult]) -> list[str]:
 
 
 def build_publication_asset(
-    published_tables: Sequence[dg.AssetKey], required_checks: Sequence[dg.AssetCheckKey]
+    published_tables: Sequence[dg.AssetKey],
+    required_checks: Sequence[dg.AssetCheckKey],
+    incremental_keys: Mapping[str, Sequence[str]],
 ) -> dg.AssetsDefinition:
+    """`incremental_keys`: the tables of incremental models with their unique key, published
+    by their changes (boussole/publication.py)."""
+
     @dg.asset(
         name="published_mart",
         group_name="publication",
@@ -109,7 +114,11 @@ def build_publication_asset(
         )
         try:
             published = publish_marts(
-                warehouse.path_obj, settings.get().published_mart_path, recording, checks
+                warehouse.path_obj,
+                settings.get().published_mart_path,
+                recording,
+                checks,
+                incremental_keys,
             )
         except restatements.RestatementsRefused as refused:
             raise PublicationRefused(
@@ -141,6 +150,8 @@ def build_publication_asset(
             metadata={
                 "path": dg.MetadataValue.path(str(published.path)),
                 "tables": dg.MetadataValue.json(published.row_counts),
+                # The incremental tables carried from the served mart, with the rows written.
+                "rows_changed": dg.MetadataValue.json(published.rows_changed),
                 "dagster/row_count": published.row_counts.get("kpi_values", 0),
                 "checks_verified": len(required_checks),
                 "publication_id": published.publication_id,

@@ -7,7 +7,6 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -103,10 +102,9 @@ class DbtBuildConfig(dg.Config):
     rotate_key: bool = False
 
 
-def build_dbt_models(manifest_path: Path) -> dg.AssetsDefinition:
-    """The dbt models of the manifest at `manifest_path` (boussole/dbt_manifest.py prepares it)
-    as one asset definition, built by one `dbt build`."""
-    manifest = json.loads(manifest_path.read_text())
+def build_dbt_models(manifest: Mapping[str, Any]) -> dg.AssetsDefinition:
+    """The dbt models of `manifest` (boussole/dbt_manifest.py prepares it) as one asset
+    definition, built by one `dbt build`."""
 
     @dbt_assets(
         manifest=manifest,
@@ -230,6 +228,20 @@ def dbt_build(
         record_build(settings.get().dbt_state_dir, digest, context.run_id)
         with warehouse.connect() as conn:
             finish_rotation(conn)
+
+
+def delete_insert_keys(manifest: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The relations that incremental models build with dbt's delete+insert strategy, each
+    with its unique key: the publication publishes their changes only."""
+    keys = {}
+    for node in manifest["nodes"].values():
+        config = node.get("config", {})
+        if config.get("materialized") == "incremental" and (
+            config.get("incremental_strategy") == "delete+insert"
+        ):
+            key = config["unique_key"]
+            keys[node["alias"]] = (key,) if isinstance(key, str) else tuple(key)
+    return keys
 
 
 def selection(
