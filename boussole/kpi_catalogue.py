@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from boussole.settings import DBT_PROJECT_DIR, Settings
+from boussole.yaml_files import read_yaml
 
 PROJECT_NAME = "boussole"
 # A model's materialization as its config() block sets it, the way the project configures
@@ -52,7 +51,7 @@ class KpiCatalogue:
         semantic layer), which must be known even when the project does not parse."""
         models = []
         for path in sorted((project_dir / "models").rglob("*.yml")):
-            document = yaml.safe_load(path.read_text()) or {}
+            document = read_yaml(path) or {}
             for model in document.get("models") or []:
                 relative = path.relative_to(project_dir)
                 models.append((f"model.{PROJECT_NAME}.{model['name']}", model, relative))

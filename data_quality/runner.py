@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
+
+from boussole.yaml_files import read_yaml
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
@@ -175,7 +176,7 @@ def _observed_text(outcome: ExpectationOutcome) -> str:
 def load_suites(directory: Path = SUITES_DIR) -> list[SuiteSpec]:
     suites = []
     for path in sorted(directory.glob("*.yml")):
-        document = yaml.safe_load(path.read_text())
+        document = read_yaml(path)
         try:
             expectations = tuple(
                 ExpectationSpec(

@@ -36,9 +36,9 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import yaml
 
 from boussole.ingestion.contracts import LANDING_OBJECTS, LandingObject
+from boussole.yaml_files import read_yaml
 from data_quality.runner import (
     BLOCKING,
     SUITES_DIR,
@@ -370,7 +370,7 @@ def _expand(value: Any, key: str) -> Any:
 
 
 def raw_suite_template() -> dict[str, Any]:
-    return yaml.safe_load(RAW_SUITE_FILE.read_text())
+    return read_yaml(RAW_SUITE_FILE)
 
 
 def raw_suite(
