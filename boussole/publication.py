@@ -209,7 +209,7 @@ def _publish_changes(
     dbt's delete+insert did: the rows the build stamped after the copy's newest replace the
     copy's rows of their keys. Returns how many rows that wrote, or None, the copy dropped, when
     the table must be copied whole: other columns (a changed model), most rows rewritten (a
-    full refresh), or row counts that do not reconcile (rows deleted otherwise)."""
+    full refresh), or a result whose rows are not the build's (see _row_versions)."""
 
     def columns(relation: str) -> list[tuple]:
         described = f"select column_name, column_type from (describe {relation})"
@@ -235,14 +235,22 @@ def _publish_changes(
             )
             conn.execute(f"delete from {published} using changed where {matches}")
             conn.execute(f"insert into {published} select * from changed")
-            published_rows = conn.execute(f"select count(*) from {published}").fetchone()[0]
-            reconciled = published_rows == built_rows
+            reconciled = _row_versions(conn, published, key) == _row_versions(conn, built, key)
         conn.execute("drop table changed")
         conn.execute("commit" if reconciled else "rollback")
         written = written if reconciled else None
     if written is None:
         conn.execute(f"drop table {published}")
     return written
+
+
+def _row_versions(conn: duckdb.DuckDBPyConnection, relation: str, key: Sequence[str]) -> tuple:
+    """How many rows `relation` holds and a sum of the hashes of their keys and stamps. Every
+    row a build writes carries a new stamp, so the copy and the build agree on it only when
+    they hold the same versions of the same rows: not after rows deleted outside delete+insert,
+    nor against a build warehouse older than the served mart (a backup restored)."""
+    versions = ", ".join(quote_identifier(column) for column in [*key, CHANGE_STAMP])
+    return conn.execute(f"select count(*), sum(hash({versions})) from {relation}").fetchone()
 
 
 def _loaded_extent(conn: duckdb.DuckDBPyConnection) -> tuple[date | None, datetime | None]:

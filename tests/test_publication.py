@@ -1,6 +1,7 @@
 """Publishing swaps a complete new file over the served mart, or leaves it untouched."""
 
 import hashlib
+import shutil
 
 import duckdb
 import pytest
@@ -165,6 +166,26 @@ def test_an_incremental_table_is_copied_whole_when_its_changes_do_not_reconcile(
         ("s6", 6),
         ("s7", 7),
     ]
+
+
+def test_an_incremental_table_is_copied_whole_against_an_older_build_warehouse(tmp_path):
+    """A build warehouse restored from a backup older than the served mart: the copy holds
+    versions of rows the build does not (same row count), so its changes cannot apply."""
+    build, target = tmp_path / "build.duckdb", tmp_path / "boussole.duckdb"
+    build_sessions(build, FIRST_BUILD)
+    backup = tmp_path / "backup.duckdb"
+    shutil.copy(build, backup)
+    rewritten = ("s2", 20, "2026-01-02 02:00+00")
+    build_sessions(build, [rewritten if row[0] == "s2" else row for row in FIRST_BUILD])
+    publish_marts(build, target, incremental_keys=SESSIONS)
+
+    shutil.copy(backup, build)
+    with duckdb.connect(str(build)) as conn:
+        conn.execute("insert into marts.fct_sessions values ('s7', 7, '2026-01-03 02:00+00')")
+    published = publish_marts(build, target, incremental_keys=SESSIONS)
+
+    assert published.rows_changed == {}
+    assert published_rows(target) == [(f"s{n}", n) for n in range(1, 8)]
 
 
 def test_an_incremental_table_is_copied_whole_when_its_columns_changed(tmp_path):
