@@ -42,6 +42,8 @@ ANOMALY_ALERT_DAYS = 14
 # Every row an incremental model writes carries the time of its build: the rows of a build
 # table stamped after the newest of the served copy are those written since it was published.
 CHANGE_STAMP = "_transformed_at"
+# The share of free blocks in the served file above which a publication writes it afresh.
+MAX_FREE_SHARE = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -174,12 +176,20 @@ def publish_marts(
 def _copy_served(published_path: Path, staging_path: Path, incremental: set[str]) -> set[str]:
     """Starts the new mart at `staging_path` as a copy of the served one holding only its
     tables named in `incremental`, and returns those. Nothing is copied (an empty set) when
-    there are none or the served file cannot be read: the new mart starts empty."""
+    there are none, the served file cannot be read or it is mostly free space: the new mart
+    starts empty."""
     if not incremental or not published_path.exists():
         return set()
     shutil.copyfile(published_path, staging_path)
     try:
         with duckdb.connect(str(staging_path)) as conn:
+            # DuckDB reuses the blocks that dropped tables and deleted rows free, but never
+            # gives them back: a file this loose is written afresh, which compacts it.
+            free, total = conn.execute(
+                "select free_blocks, total_blocks from pragma_database_size()"
+            ).fetchone()
+            if free > total * MAX_FREE_SHARE:
+                raise _StartAfresh
             objects = conn.execute(
                 "select table_schema, table_name, table_type = 'VIEW' "
                 "from information_schema.tables where table_catalog = current_database()"
@@ -195,11 +205,15 @@ def _copy_served(published_path: Path, staging_path: Path, incremental: set[str]
                     kind = "view" if is_view else "table"
                     conn.execute(f"drop {kind} {quote_identifier(schema, table)}")
             conn.execute("checkpoint")
-    except duckdb.Error:
+    except (duckdb.Error, _StartAfresh):
         staging_path.unlink()
         _wal_of(staging_path).unlink(missing_ok=True)
         return set()
     return carried
+
+
+class _StartAfresh(Exception):
+    """The served mart is not worth carrying on (_copy_served)."""
 
 
 def _publish_changes(

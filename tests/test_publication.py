@@ -225,3 +225,34 @@ def test_a_publication_by_changes_keeps_nothing_else_of_the_served_mart(tmp_path
             "select table_name from information_schema.tables order by 1"
         ).fetchall() == [("fct_sessions",)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boussole.duckdb", "build.duckdb"]
+
+
+def test_a_served_mart_mostly_free_space_is_written_afresh(tmp_path):
+    """DuckDB never gives back the space of dropped tables and deleted rows: a served file
+    left mostly free is not carried on but written again, compact."""
+    build, target = tmp_path / "build.duckdb", tmp_path / "boussole.duckdb"
+    build_sessions(build, FIRST_BUILD)
+    publish_marts(build, target, incremental_keys=SESSIONS)
+    with duckdb.connect(str(target)) as conn:
+        conn.execute(
+            "create table filler as select range as n, md5(range::varchar) from range(300000)"
+        )
+        conn.execute("checkpoint")
+        # Written after it, so that the filler's blocks are inside the file, not at its end.
+        conn.execute("create table tail as select range as n from range(100000)")
+        conn.execute("checkpoint")
+        conn.execute("drop table filler")
+        conn.execute("checkpoint")
+        free, total = conn.execute(
+            "select free_blocks, total_blocks from pragma_database_size()"
+        ).fetchone()
+    assert free > total / 2
+    loose_size = target.stat().st_size
+    with duckdb.connect(str(build)) as conn:
+        conn.execute("insert into marts.fct_sessions values (?, ?, ?::timestamptz)", NEW_SESSION)
+
+    published = publish_marts(build, target, incremental_keys=SESSIONS)
+
+    assert published.rows_changed == {}
+    assert target.stat().st_size < loose_size / 2
+    assert published_rows(target) == [(f"s{n}", n) for n in range(1, 8)]
