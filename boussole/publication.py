@@ -89,7 +89,11 @@ def publish_marts(
     rows_changed: dict[str, int] = {}
     publication, restated, refused, raised, trust = None, 0, [], [], {}
     try:
-        carried = _copy_served(published_path, staging_path, set(incremental_keys or {}))
+        carried = _copy_served(
+            published_path,
+            staging_path,
+            _worth_carrying(published_path, build_warehouse, set(incremental_keys or {})),
+        )
         conn = duckdb.connect(str(staging_path))
         try:
             conn.execute("attach ? as build (read_only)", [str(build_warehouse)])
@@ -173,12 +177,57 @@ def publish_marts(
     )
 
 
-def _copy_served(published_path: Path, staging_path: Path, incremental: set[str]) -> set[str]:
-    """Starts the new mart at `staging_path` as a copy of the served one holding only its
-    tables named in `incremental`, and returns those. Nothing is copied (an empty set) when
-    there are none, the served file cannot be read or it is mostly free space: the new mart
-    starts empty."""
+def _worth_carrying(published_path: Path, build_warehouse: Path, incremental: set[str]) -> set[str]:
+    """The tables of `incremental` the served mart holds with the build's columns, and of which
+    the build wrote fewer than half the rows since (not a full refresh: copying the table beats
+    replacing most of its rows, and leaves no space behind)."""
     if not incremental or not published_path.exists():
+        return set()
+    worth = set()
+    try:
+        with duckdb.connect() as conn:
+            conn.execute("attach ? as served (read_only)", [str(published_path)])
+            conn.execute("attach ? as build (read_only)", [str(build_warehouse)])
+            tables = conn.execute(
+                "select built.table_name, built.table_schema "
+                "from information_schema.tables as built join information_schema.tables as served "
+                "on served.table_name = built.table_name and served.table_catalog = 'served' "
+                "and served.table_schema = 'main' and served.table_type = 'BASE TABLE' "
+                "where built.table_catalog = 'build' and list_contains(?, built.table_schema) "
+                "and list_contains(?, built.table_name) and built.table_type = 'BASE TABLE'",
+                [list(PUBLISHED_SCHEMAS), sorted(incremental)],
+            ).fetchall()
+            for table, schema in tables:
+                served = quote_identifier("served", "main", table)
+                built = quote_identifier("build", schema, table)
+                built_columns = _columns(conn, built)
+                if _columns(conn, served) != built_columns or CHANGE_STAMP not in dict(
+                    built_columns
+                ):
+                    continue
+                stamp = quote_identifier(CHANGE_STAMP)
+                since_served = f"{stamp} > (select max({stamp}) from {served})"
+                changed, rows = conn.execute(
+                    f"select count(*) filter (where {since_served}), count(*) from {built}"
+                ).fetchone()
+                if changed * 2 < rows:
+                    worth.add(table)
+    except duckdb.Error:
+        return set()  # A served file that cannot be read is not carried.
+    return worth
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, relation: str) -> list[tuple]:
+    described = f"select column_name, column_type from (describe {relation})"
+    return conn.execute(described).fetchall()
+
+
+def _copy_served(published_path: Path, staging_path: Path, carry: set[str]) -> set[str]:
+    """Starts the new mart at `staging_path` as a copy of the served one holding only its
+    tables named in `carry`, and returns those. Nothing is copied (an empty set) when there
+    are none, or the served file cannot be read or is mostly free space: the new mart starts
+    empty."""
+    if not carry:
         return set()
     shutil.copyfile(published_path, staging_path)
     try:
@@ -197,7 +246,7 @@ def _copy_served(published_path: Path, staging_path: Path, incremental: set[str]
             carried = {
                 table
                 for schema, table, is_view in objects
-                if schema == "main" and table in incremental and not is_view
+                if schema == "main" and table in carry and not is_view
             }
             # Views first: they may read the tables dropped after them.
             for schema, table, is_view in sorted(objects, key=lambda o: not o[2]):
@@ -222,40 +271,27 @@ def _publish_changes(
     """Brings the served copy `published` of an incremental table to the build's `built` as
     dbt's delete+insert did: the rows the build stamped after the copy's newest replace the
     copy's rows of their keys. Returns how many rows that wrote, or None, the copy dropped, when
-    the table must be copied whole: other columns (a changed model), most rows rewritten (a
-    full refresh), or a result whose rows are not the build's (see _row_versions)."""
-
-    def columns(relation: str) -> list[tuple]:
-        described = f"select column_name, column_type from (describe {relation})"
-        return conn.execute(described).fetchall()
-
+    the result does not hold the build's rows (see _row_versions): the table is copied whole."""
     stamp = quote_identifier(CHANGE_STAMP)
-    written = None
-    built_columns = columns(built)
-    if columns(published) == built_columns and CHANGE_STAMP in dict(built_columns):
-        conn.execute("begin transaction")
-        conn.execute(
-            f"create temporary table changed as select * from {built} "
-            f"where {stamp} > (select max({stamp}) from {published})"
-        )
-        written, built_rows = conn.execute(
-            f"select (select count(*) from changed), (select count(*) from {built})"
-        ).fetchone()
-        reconciled = False
-        if written * 2 < built_rows:
-            matches = " and ".join(
-                f"{published}.{quote_identifier(column)} = changed.{quote_identifier(column)}"
-                for column in key
-            )
-            conn.execute(f"delete from {published} using changed where {matches}")
-            conn.execute(f"insert into {published} select * from changed")
-            reconciled = _row_versions(conn, published, key) == _row_versions(conn, built, key)
-        conn.execute("drop table changed")
-        conn.execute("commit" if reconciled else "rollback")
-        written = written if reconciled else None
-    if written is None:
-        conn.execute(f"drop table {published}")
-    return written
+    conn.execute("begin transaction")
+    conn.execute(
+        f"create temporary table changed as select * from {built} "
+        f"where {stamp} > (select max({stamp}) from {published})"
+    )
+    written = conn.execute("select count(*) from changed").fetchone()[0]
+    matches = " and ".join(
+        f"{published}.{quote_identifier(column)} = changed.{quote_identifier(column)}"
+        for column in key
+    )
+    conn.execute(f"delete from {published} using changed where {matches}")
+    conn.execute(f"insert into {published} select * from changed")
+    reconciled = _row_versions(conn, published, key) == _row_versions(conn, built, key)
+    conn.execute("drop table changed")
+    conn.execute("commit" if reconciled else "rollback")
+    if reconciled:
+        return written
+    conn.execute(f"drop table {published}")
+    return None
 
 
 def _row_versions(conn: duckdb.DuckDBPyConnection, relation: str, key: Sequence[str]) -> tuple:

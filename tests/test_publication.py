@@ -103,6 +103,14 @@ def published_rows(path):
         ).fetchall()
 
 
+def blocks(path):
+    """Used and free blocks of a DuckDB file."""
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return conn.execute(
+            "select used_blocks, free_blocks from pragma_database_size()"
+        ).fetchone()
+
+
 FIRST_BUILD = [(f"s{n}", n, "2026-01-01 02:00+00") for n in range(1, 7)]
 NEW_SESSION = ("s7", 7, "2026-01-02 02:00+00")
 
@@ -146,6 +154,9 @@ def test_an_incremental_table_mostly_rewritten_is_copied_whole(tmp_path):
 
     assert published.rows_changed == {}
     assert published_rows(target) == [(f"s{n}", n * 10) for n in range(1, 7)]
+    # Not a copy of the served file whose table was replaced: no space left behind.
+    fresh = publish_marts(build, tmp_path / "fresh.duckdb").path
+    assert blocks(target) == blocks(fresh)
 
 
 def test_an_incremental_table_is_copied_whole_when_its_changes_do_not_reconcile(tmp_path):
