@@ -338,8 +338,8 @@ def render_definition(catalogue: KpiCatalogue, kpi: dict[str, Any], lang: str) -
             f" by {computation['date']}" if "date" in computation else ""
         )
     fields = [
-        (headings["description"], kpi["description"]),
-        (headings["formula"], kpi["formula"]),
+        (headings["description"], kpi["description_fr" if lang == "fr" else "description"]),
+        (headings["formula"], kpi["formula_fr" if lang == "fr" else "formula"]),
         (headings["unit"], kpi["unit"]),
         (headings["direction"], kpi["direction"]),
         (headings["category"], kpi["category"]),

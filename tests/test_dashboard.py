@@ -299,6 +299,19 @@ def test_labels_come_from_the_catalogue_in_french_by_default_and_in_english(rend
     assert "Indicateurs clés" in rendered.pages["root"]["text"]
 
 
+def test_a_kpi_page_shows_its_definition_in_the_language_of_the_page(rendered):
+    with duckdb.connect(str(rendered.published), read_only=True) as conn:
+        definitions = conn.execute(
+            "select description_fr, formula_fr, description, formula from kpi_catalogue "
+            "where kpi_id = 'revenue'"
+        ).fetchone()
+    french, english = definitions[:2], definitions[2:]
+    for lang, shown, other in (("fr", french, english), ("en", english, french)):
+        text = rendered.pages[f"kpi-revenue-{lang}"]["text"]
+        assert all(line in text for line in shown), (lang, shown)
+        assert other[0] not in text, lang
+
+
 def test_the_quality_page_lists_the_latest_checks(rendered):
     text = rendered.pages["quality-fr"]["text"]
     assert "Derniers contrôles" in text

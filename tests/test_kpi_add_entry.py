@@ -27,6 +27,8 @@ LOST_DEAL_AMOUNT = {
     "label_en": "Lost deal amount",
     "description": "Amount of the deals lost, by close date, in the reporting currency.",
     "formula": "sum(amount of deals lost), by close date",
+    "description_fr": "Montant des affaires perdues, par date de clôture, en devise de reporting.",
+    "formula_fr": "somme(montant des affaires perdues), par date de clôture",
     "unit": "currency",
     "direction": "lower_is_better",
     "category": "deal_risk",
@@ -61,6 +63,8 @@ DEALS_LOST = {
     "label_en": "Deals lost",
     "description": "Number of deals lost, by close date.",
     "formula": "count(deals lost), by close date",
+    "description_fr": "Nombre d'affaires perdues, par date de clôture.",
+    "formula_fr": "nombre(affaires perdues), par date de clôture",
     "unit": "count",
     "computation": {
         "type": "aggregate",

@@ -96,6 +96,15 @@ def test_show_prints_the_definition_from_the_catalogue(shown, kpi_id):
     assert f"Grains: {', '.join(grains)}" in definition
 
 
+def test_show_in_french_prints_the_french_definition(published_env):
+    kpi = catalogue_entries()["revenue"]
+    output = " ".join(boussole(published_env, "kpi", "show", "revenue", "--lang", "fr").split())
+    assert output.startswith(f"revenue: {kpi['label_fr']} ({kpi['label_en']})")
+    assert f"Description: {kpi['description_fr']}" in output
+    assert f"Formule: {kpi['formula_fr']}" in output
+    assert kpi["description"] not in output
+
+
 @pytest.mark.parametrize("kpi_id", SHOWN.values())
 def test_show_prints_the_targets_of_the_seed(shown, kpi_id):
     with (PROJECT_ROOT / "dbt_project" / "seeds" / "kpi_targets.csv").open() as file:

@@ -4,6 +4,8 @@ select
     label_en,
     description,
     formula,
+    description_fr,
+    formula_fr,
     unit,
     currency,
     direction,

@@ -1,7 +1,7 @@
 -- The KPI catalogue as a table, from the meta of this model (kpi_catalogue.yml).
 {%- set kpis = kpi_catalogue() %}
-{%- set text_fields = ['label_fr', 'label_en', 'description', 'formula', 'unit', 'direction', 'category',
-    'kind', 'indicator_type', 'tier', 'owner_team'] %}
+{%- set text_fields = ['label_fr', 'label_en', 'description', 'formula', 'description_fr', 'formula_fr',
+    'unit', 'direction', 'category', 'kind', 'indicator_type', 'tier', 'owner_team'] %}
 
 {%- for kpi in kpis %}
     {%- do kpi_check_source_systems(kpi) %}
