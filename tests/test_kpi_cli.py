@@ -98,7 +98,7 @@ def test_show_prints_the_definition_from_the_catalogue(shown, kpi_id):
 
 def test_show_in_french_prints_the_french_definition(published_env):
     kpi = catalogue_entries()["revenue"]
-    output = " ".join(boussole(published_env, "kpi", "show", "revenue", "--lang", "fr").split())
+    output = " ".join(boussole(published_env, "kpi", "--lang", "fr", "show", "revenue").split())
     assert output.startswith(f"revenue: {kpi['label_fr']} ({kpi['label_en']})")
     assert f"Description: {kpi['description_fr']}" in output
     assert f"Formule: {kpi['formula_fr']}" in output
