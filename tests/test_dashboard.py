@@ -157,11 +157,16 @@ def _displayed_number(text: str, lang: str) -> float:
     return float("".join(c for c in digits if c.isdigit() or c in ".-"))
 
 
-def test_the_asset_builds_every_page_of_the_site(rendered):
+def mart_rows(rendered, sql: str) -> list[tuple]:
+    """The rows of `sql` on the published mart the site was built from."""
     with duckdb.connect(str(rendered.published), read_only=True) as conn:
-        kpis, categories = conn.execute(
-            "select count(*), count(distinct category) from kpi_catalogue"
-        ).fetchone()
+        return conn.execute(sql).fetchall()
+
+
+def test_the_asset_builds_every_page_of_the_site(rendered):
+    ((kpis, categories),) = mart_rows(
+        rendered, "select count(*), count(distinct category) from kpi_catalogue"
+    )
     metadata = rendered.materialization.metadata
     # The root page, then in each language the overview, the quality page, each category's
     # and each KPI's.
@@ -256,11 +261,11 @@ def test_a_kpi_page_shows_its_slices_in_the_language_of_the_page(rendered):
 
 
 def test_a_kpi_page_shows_its_as_of_history_in_the_language_of_the_page(rendered):
-    with duckdb.connect(str(rendered.published), read_only=True) as conn:
-        versions = conn.execute(
-            "select value from kpi_value_history where kpi_id = 'revenue' and grain = 'month' "
-            "and dimension = 'all' order by period_start desc, valid_from desc limit 40"
-        ).fetchall()
+    versions = mart_rows(
+        rendered,
+        "select value from kpi_value_history where kpi_id = 'revenue' and grain = 'month' "
+        "and dimension = 'all' order by period_start desc, valid_from desc limit 40",
+    )
     assert any(value >= 1000 for (value,) in versions), "no value to group the digits of"
     for lang in ("fr", "en"):
         shown = rendered.pages[f"kpi-revenue-{lang}"]["tables"][1]
@@ -279,13 +284,12 @@ def assert_shows_amount(text: str, value: float, lang: str) -> None:
 
 
 def test_labels_come_from_the_catalogue_in_french_by_default_and_in_english(rendered):
-    with duckdb.connect(str(rendered.published), read_only=True) as conn:
-        labels = dict(
-            (kpi_id, (fr, en))
-            for kpi_id, fr, en in conn.execute(
-                "select kpi_id, label_fr, label_en from kpi_catalogue"
-            ).fetchall()
+    labels = {
+        kpi_id: (fr, en)
+        for kpi_id, fr, en in mart_rows(
+            rendered, "select kpi_id, label_fr, label_en from kpi_catalogue"
         )
+    }
     for lang, index in (("fr", 0), ("en", 1)):
         for card in rendered.pages[f"overview-{lang}"]["cards"]:
             assert card["label"] == labels[card["kpi_id"]][index]
@@ -300,11 +304,11 @@ def test_labels_come_from_the_catalogue_in_french_by_default_and_in_english(rend
 
 
 def test_a_kpi_page_shows_its_definition_in_the_language_of_the_page(rendered):
-    with duckdb.connect(str(rendered.published), read_only=True) as conn:
-        definitions = conn.execute(
-            "select description_fr, formula_fr, description, formula from kpi_catalogue "
-            "where kpi_id = 'revenue'"
-        ).fetchone()
+    (definitions,) = mart_rows(
+        rendered,
+        "select description_fr, formula_fr, description, formula from kpi_catalogue "
+        "where kpi_id = 'revenue'",
+    )
     french, english = definitions[:2], definitions[2:]
     for lang, shown, other in (("fr", french, english), ("en", english, french)):
         text = rendered.pages[f"kpi-revenue-{lang}"]["text"]
@@ -315,14 +319,14 @@ def test_a_kpi_page_shows_its_definition_in_the_language_of_the_page(rendered):
 def test_the_quality_page_lists_the_latest_checks(rendered):
     text = rendered.pages["quality-fr"]["text"]
     assert "Derniers contrôles" in text
-    with duckdb.connect(str(rendered.published), read_only=True) as conn:
-        # The first row the page lists: the latest result of each expectation, those that did
-        # not pass first.
-        (expectation,) = conn.execute(
-            "select expectation from quality_results qualify row_number() over ("
-            "  partition by suite, expectation, table_name order by checked_at desc) = 1 "
-            "order by status = 'passed', severity = 'warning', table_name, expectation limit 1"
-        ).fetchone()
+    # The first row the page lists: the latest result of each expectation, those that did not
+    # pass first.
+    ((expectation,),) = mart_rows(
+        rendered,
+        "select expectation from quality_results qualify row_number() over ("
+        "  partition by suite, expectation, table_name order by checked_at desc) = 1 "
+        "order by status = 'passed', severity = 'warning', table_name, expectation limit 1",
+    )
     assert expectation in text
 
 
