@@ -205,9 +205,11 @@ def test_a_live_run_is_left_alone_and_a_dead_one_frees_its_slot(tmp_path, monkey
         holding.execute_in_process(instance=dg.DagsterInstance.get(), tags=process_tags())
         """
     )
-    process = subprocess.Popen([sys.executable, "-c", holder], env=os.environ.copy())
-    try:
-        with dg.DagsterInstance.get() as instance:
+    # The instance creates its storage before the holder opens it: two processes creating the
+    # same fresh SQLite storage at once race on its schema (alembic_version already exists).
+    with dg.DagsterInstance.get() as instance:
+        process = subprocess.Popen([sys.executable, "-c", holder], env=os.environ.copy())
+        try:
             deadline = time.monotonic() + 120
             while not (
                 instance.get_runs()
@@ -239,9 +241,9 @@ def test_a_live_run_is_left_alone_and_a_dead_one_frees_its_slot(tmp_path, monkey
             assert REASON in failure_message(instance, run.run_id)
             pool = pool_slots(instance)
             assert pool.claimed_slots == [] and pool.pending_steps == []
-    finally:
-        process.kill()
-        process.wait()
+        finally:
+            process.kill()
+            process.wait()
 
 
 def test_a_publication_removes_what_a_killed_one_left_not_what_another_writes(tmp_path):
