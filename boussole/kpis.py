@@ -265,6 +265,8 @@ def anomaly_check(kpi: dict[str, Any], lang: str) -> str:
 # --- values ---------------------------------------------------------------------------------
 
 VALUE_COLUMNS = ("period_start", "value", "target", "status", "trust_status", "trust_reasons")
+# The column of the reasons in each language (boussole/trust.py).
+TRUST_REASONS = {"en": "trust_reasons", "fr": "trust_reasons_fr"}
 
 
 def latest_values(
@@ -278,14 +280,19 @@ def latest_values(
         present = {row[0] for row in conn.execute(f"describe {KPI_VALUES}").fetchall()}
         # A mart published without its checks' results (by hand, in a test) has no trust
         # columns: they read as null.
-        columns = [name if name in present else f"null as {name}" for name in VALUE_COLUMNS]
+        columns = [
+            name if name in present else f"null as {name}"
+            for name in (*VALUE_COLUMNS, TRUST_REASONS["fr"])
+        ]
         rows = conn.execute(
             f"select {', '.join(columns)} from {KPI_VALUES} "
             "where kpi_id = ? and grain = ? and dimension = 'all' "
             "order by period_start desc limit ?",
             [kpi_id, grain, periods],
         ).fetchall()
-    return [dict(zip(VALUE_COLUMNS, row, strict=True)) for row in reversed(rows)]
+    return [
+        dict(zip((*VALUE_COLUMNS, TRUST_REASONS["fr"]), row, strict=True)) for row in reversed(rows)
+    ]
 
 
 def targets(catalogue: KpiCatalogue, kpi_id: str) -> list[dict[str, str]]:
@@ -413,7 +420,7 @@ def render_values(
             _number(row["target"], kpi["unit"]),
             row["status"] or "-",
             row["trust_status"] or "-",
-            row["trust_reasons"] or "",
+            row[TRUST_REASONS[lang]] or "",
         ]
         for row in values
     ]

@@ -18,7 +18,8 @@ anomaly and restatement records. In order of precedence:
   history is still too short (its first 28 days) is listed among the reasons, but does not
   make a value a warning: every value of a new deployment would be one.
 
-`trust_reasons` lists every reason found (not only those of the status), most serious first.
+`trust_reasons` lists every reason found (not only those of the status), most serious first;
+`trust_reasons_fr` lists the same in French.
 The statuses are written at publication, after the history has recorded the values: the
 history keeps the values as published, and the trust of the latest publication is in
 kpi_values.
@@ -38,6 +39,29 @@ TRUST_STATUSES = ("trusted", "warning", "incomplete", "untrusted")
 RAW_CHECK = "gx_raw_quality"
 
 
+def _status_fr(status: str) -> str:
+    """SQL: a check's status `status` (quality_results: passed, failed, could_not_run) in
+    French."""
+    return (
+        f"case {status} when 'failed' then 'en échec' "
+        f"when 'could_not_run' then 'n''a pas pu s''exécuter' else {status} end"
+    )
+
+
+def _decimal_fr(number: str) -> str:
+    """SQL: the number `number` as text with a decimal comma."""
+    return f"replace(cast({number} as varchar), '.', ',')"
+
+
+def _missing_days_fr(missing: str) -> str:
+    """SQL: kpi_values.missing_source_days (dbt_project/models/kpi/kpi_values.sql writes it as
+    'crm 1 day (first 2026-01-20); web 3 days (first 2026-02-14)') in French."""
+    return (
+        f"replace(replace({missing}, ' days (first ', ' jours (premier '), "
+        "' day (first ', ' jour (premier ')"
+    )
+
+
 def annotate_trust(
     conn: duckdb.DuckDBPyConnection,
     catalogue: Mapping[str, Mapping],
@@ -45,9 +69,9 @@ def annotate_trust(
     run_id: str | None,
     as_of_date: date | None,
 ) -> dict[str, int]:
-    """Adds trust_status and trust_reasons to main.kpi_values of the new mart `conn`, which
-    holds kpi_catalogue, kpi_anomalies, kpi_restatements and quality_results; returns the
-    number of values of each status."""
+    """Adds trust_status, trust_reasons and trust_reasons_fr to main.kpi_values of the new mart
+    `conn`, which holds kpi_catalogue, kpi_anomalies, kpi_restatements and quality_results;
+    returns the number of values of each status."""
     conn.execute(
         "create temp table kpi_inputs (kpi_id varchar, source_system varchar, fact varchar)"
     )
@@ -97,6 +121,8 @@ def annotate_trust(
                 and r.status <> 'passed'
             group by all
         ),
+        -- Each reason in English and in French (the dashboard's French pages); numbers take a
+        -- decimal comma in French, dates stay ISO.
         reasons as (
             select kpi_id, grain, period_start, dimension, dimension_value,
                 case when status = 'failed' then 3 when lacks_history then 0 else 1 end as rank,
@@ -104,13 +130,22 @@ def annotate_trust(
                     || case when lacks_history then 'not judged yet (too short a history)'
                         else replace(status, '_', ' ') end
                     || ' on ' || first_day
-                    || case when days > 1 then ' (and ' || (days - 1) || ' more days)' else '' end
-                    as reason
+                    || case when days = 2 then ' (and 1 more day)'
+                        when days > 2 then ' (and ' || (days - 1) || ' more days)' else '' end
+                    as reason,
+                table_name || ' ' || expectation || ' '
+                    || case when lacks_history then 'pas encore jugé (historique trop court)'
+                        else {_status_fr("status")} end
+                    || ' le ' || first_day
+                    || case when days = 2 then ' (et 1 autre jour)'
+                        when days > 2 then ' (et ' || (days - 1) || ' autres jours)' else '' end
+                    as reason_fr
             from raw_days_of_values
             union all
             select v.kpi_id, v.grain, v.period_start, v.dimension, v.dimension_value,
                 case f.status when 'failed' then 3 else 1 end,
-                f.check_name || ' ' || f.expectation || ' ' || replace(f.status, '_', ' ')
+                f.check_name || ' ' || f.expectation || ' ' || replace(f.status, '_', ' '),
+                f.check_name || ' ' || f.expectation || ' ' || {_status_fr("f.status")}
             from main.kpi_values as v
             join kpi_inputs as i on i.kpi_id = v.kpi_id
             join fact_verdicts as f on f.fact = i.fact
@@ -118,24 +153,34 @@ def annotate_trust(
             select kpi_id, grain, period_start, dimension, dimension_value, 2,
                 case when period_end >= $as_of then 'period in progress'
                     else 'missing source days: ' || coalesce(missing_source_days, 'unknown')
+                end,
+                case when period_end >= $as_of then 'période en cours'
+                    else 'jours de source manquants : '
+                        || coalesce({_missing_days_fr("missing_source_days")}, 'inconnus')
                 end
             from main.kpi_values
             where not is_complete_period
             union all
             select kpi_id, grain, period_start, dimension, dimension_value, 1,
                 'anomaly: ' || coalesce(kind, severity) || ' (score '
-                    || round(score, 1) || ', expected ' || round(expected_value, 2) || ')'
+                    || round(score, 1) || ', expected ' || round(expected_value, 2) || ')',
+                'anomalie : ' || coalesce(kind, severity) || ' (score '
+                    || {_decimal_fr("round(score, 1)")} || ', attendu '
+                    || {_decimal_fr("round(expected_value, 2)")} || ')'
             from main.kpi_anomalies
             where severity in ('warning', 'critical')
             union all
             select kpi_id, grain, period_start, dimension, dimension_value, 1,
-                'restated from ' || old_value || ' to ' || new_value
+                'restated from ' || old_value || ' to ' || new_value,
+                'retraité de ' || {_decimal_fr("old_value")} || ' à ' || {_decimal_fr("new_value")}
             from main.kpi_restatements
             where publication_id = $publication_id
         )
+        -- Most serious first, in the same order in both languages.
         select kpi_id, grain, period_start, dimension, dimension_value, max(rank) as rank,
-            string_agg(distinct reason, '; ' order by reason) as reasons
-        from reasons
+            string_agg(reason, '; ' order by rank desc, reason) as reasons,
+            string_agg(reason_fr, '; ' order by rank desc, reason) as reasons_fr
+        from (select distinct * from reasons)
         group by all
         """,
         {"run_id": run_id, "as_of": as_of_date, "publication_id": publication_id},
@@ -146,7 +191,8 @@ def annotate_trust(
         create or replace table main.kpi_values as
         select v.*,
             list_extract([{statuses}], coalesce(r.rank, 0) + 1) as trust_status,
-            r.reasons as trust_reasons
+            r.reasons as trust_reasons,
+            r.reasons_fr as trust_reasons_fr
         from main.kpi_values as v
         left join value_reasons as r
             using (kpi_id, grain, period_start, dimension, dimension_value)

@@ -212,6 +212,29 @@ def test_a_status_colour_matches_the_status_in_kpi_values(rendered):
     assert statuses - {"none"}, "no card with a target to colour"
 
 
+def test_a_card_gives_its_trust_reasons_in_the_language_of_the_page(rendered):
+    reasons = {
+        kpi_id: {"en": english, "fr": french}
+        for kpi_id, english, french in mart_rows(
+            rendered,
+            "select kpi_id, trust_reasons, trust_reasons_fr from kpi_values "
+            "where grain = 'month' and dimension = 'all' and period_start = (select "
+            "max(period_start) from kpi_values where grain = 'month' and dimension = 'all')",
+        )
+    }
+    explained = 0
+    for lang, other in (("fr", "en"), ("en", "fr")):
+        for card in rendered.pages[f"overview-{lang}"]["cards"]:
+            shown = reasons[card["kpi_id"]]
+            if shown[lang] is None:
+                assert ":" not in card["trust_text"], card
+                continue
+            explained += 1
+            assert card["trust_text"].endswith(shown[lang]), (lang, card)
+            assert shown[other] not in card["trust_text"], (lang, card)
+    assert explained, "no card with trust reasons to show"
+
+
 # dashboard/components/format.js: the words of a status and of a trust status in French.
 STATUS_FR = {
     "on_track": "En bonne voie",

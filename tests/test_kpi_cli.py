@@ -103,6 +103,17 @@ def test_show_in_french_prints_the_french_definition(published_env):
     assert f"Description: {kpi['description_fr']}" in output
     assert f"Formule: {kpi['formula_fr']}" in output
     assert kpi["description"] not in output
+    # The latest values' trust reasons, in French.
+    published = Path(published_env["BOUSSOLE_DATA_DIR"]) / "published" / "boussole.duckdb"
+    with duckdb.connect(str(published), read_only=True) as conn:
+        latest = conn.execute(
+            "select trust_reasons_fr, trust_reasons from kpi_values where kpi_id = 'revenue' "
+            "and grain = 'month' and dimension = 'all' order by period_start desc limit 6"
+        ).fetchall()
+    reasons = [(french, english) for french, english in latest if english]
+    assert reasons, "the shared run publishes revenue values with trust reasons"
+    for french, english in reasons:
+        assert french in output and english not in output, (french, english)
 
 
 @pytest.mark.parametrize("kpi_id", SHOWN.values())

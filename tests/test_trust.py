@@ -98,7 +98,7 @@ def mart():
     return conn
 
 
-D12, D14 = date(2026, 1, 12), date(2026, 1, 14)
+D12, D14, D15, D16 = (date(2026, 1, day) for day in (12, 14, 15, 16))
 T1, T2 = datetime(2026, 2, 9, 7), datetime(2026, 2, 10, 7)
 FACT_WARNING = "gx_fct_deals amount_far_outliers failed"
 
@@ -166,4 +166,70 @@ def test_a_raw_day_not_judged_for_lack_of_history_is_a_reason_not_a_warning(mart
     assert trust(mart)["sessions", "day", "2026-02-05"] == (
         "trusted",
         "raw_web.events volume not judged yet (too short a history) on 2026-02-05",
+    )
+
+
+def test_each_reason_is_also_in_french_in_the_same_order(mart):
+    # Checks failed on two and on three CRM days of January, a raw day not judged for lack of
+    # history, and a gap of two sources, one of several days.
+    mart.executemany(
+        "insert into quality_results values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (RUN, T2, "gx_raw_quality", "nulls", "raw_crm.deals", [D14, D15], "failed", None),
+            (RUN, T2, "gx_raw_quality", "keys", "raw_crm.deals", [D14, D15, D16], "failed", None),
+            (
+                RUN,
+                T2,
+                "gx_raw_quality",
+                "share",
+                "raw_web.events",
+                [date(2026, 2, 5)],
+                "could_not_run",
+                "could not run: 12 days of history, 28 needed",
+            ),
+        ],
+    )
+    mart.execute(
+        "update kpi_values set missing_source_days = "
+        "'crm 1 day (first 2025-12-24); web 3 days (first 2025-12-28)' "
+        "where period_start = '2025-12-01'"
+    )
+    annotate_trust(mart, CATALOGUE, "p2", RUN, AS_OF)
+    french = {
+        (kpi, grain, str(start)): reasons
+        for kpi, grain, start, reasons in mart.execute(
+            "select kpi_id, grain, period_start, trust_reasons_fr from kpi_values"
+        ).fetchall()
+    }
+    fact_warning = "gx_fct_deals amount_far_outliers en échec"
+    assert french == {
+        ("revenue", "month", "2026-01-01"): (
+            f"{fact_warning}; raw_crm.deals keys en échec le 2026-01-14 (et 2 autres jours); "
+            "raw_crm.deals nulls en échec le 2026-01-14 (et 1 autre jour); "
+            "raw_crm.deals volume en échec le 2026-01-12"
+        ),
+        ("revenue", "month", "2026-02-01"): f"{fact_warning}; période en cours",
+        ("revenue", "month", "2025-12-01"): (
+            f"{fact_warning}; jours de source manquants : crm 1 jour (premier 2025-12-24); "
+            "web 3 jours (premier 2025-12-28)"
+        ),
+        ("sessions", "month", "2026-01-01"): None,
+        ("sessions", "day", "2026-01-20"): "anomalie : spike (score 5,2, attendu 100,0)",
+        ("sessions", "week", "2026-01-26"): "retraité de 680,0 à 700,0",
+        # Most serious first: a check that could not run comes before a day not judged yet.
+        ("sessions", "day", "2026-02-05"): (
+            "raw_web.events volume n'a pas pu s'exécuter le 2026-02-05; "
+            "raw_web.events share pas encore jugé (historique trop court) le 2026-02-05"
+        ),
+    }
+    # The English reasons, in the same order.
+    english = {key: reasons for key, (_, reasons) in trust(mart).items()}
+    assert english["revenue", "month", "2026-01-01"] == (
+        f"{FACT_WARNING}; raw_crm.deals keys failed on 2026-01-14 (and 2 more days); "
+        "raw_crm.deals nulls failed on 2026-01-14 (and 1 more day); "
+        "raw_crm.deals volume failed on 2026-01-12"
+    )
+    assert english["sessions", "day", "2026-02-05"] == (
+        "raw_web.events volume could not run on 2026-02-05; "
+        "raw_web.events share not judged yet (too short a history) on 2026-02-05"
     )

@@ -56,6 +56,7 @@ for (const target of options.pages) {
 			kpi_id: card.dataset.kpi,
 			status: card.dataset.status,
 			trust: card.dataset.trust,
+			trust_text: card.querySelector('.kpi-trust').textContent.trim(),
 			value: card.querySelector('.kpi-value').textContent.trim(),
 			label: card.querySelector('.kpi-label').textContent.trim(),
 			colour: getComputedStyle(card).borderLeftColor

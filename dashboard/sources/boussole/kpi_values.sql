@@ -20,6 +20,7 @@ select
     v.missing_source_days,
     v.trust_status,
     v.trust_reasons,
+    v.trust_reasons_fr,
     c.label_fr,
     c.label_en,
     c.unit,
