@@ -166,6 +166,23 @@ class DbtInvocation:
             **kwargs,
         )
 
+    def follow(self, *dbt_args: str, target_path: Path) -> subprocess.Popen:
+        """Starts dbt with its log on stdout as JSON events, one per line, for
+        boussole/dbt_log.py to follow; dbt.log stays plain text."""
+        return subprocess.Popen(
+            self.command(
+                *dbt_args,
+                "--log-format",
+                "json",
+                "--log-format-file",
+                "debug",
+                target_path=target_path,
+            ),
+            env={**os.environ, **self.env()},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
     def new_target_path(self, lane: str | None = None) -> Path:
         """A new folder for the artifacts of one invocation, under <data>/dbt/<lane> (default:
         the target's name), holding the newest partial parse of the lane; the oldest folders
@@ -208,6 +225,10 @@ class WarehouseBuild:
     def run(self, *dbt_args: str, target_path: Path, **kwargs) -> subprocess.CompletedProcess:
         """dbt `dbt_args` (a command and its options) on this build (DbtInvocation.run)."""
         return self.invocation.run(*dbt_args, *self.dbt_args, target_path=target_path, **kwargs)
+
+    def follow(self, *dbt_args: str, target_path: Path) -> subprocess.Popen:
+        """dbt `dbt_args` on this build, followed (DbtInvocation.follow)."""
+        return self.invocation.follow(*dbt_args, *self.dbt_args, target_path=target_path)
 
     def record(self, manifest: Path) -> None:
         """Keep the manifest of a successful build of every node: the next build compares

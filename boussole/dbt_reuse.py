@@ -114,14 +114,23 @@ def _parents(nodes: Mapping[str, Mapping]) -> dict[str, list[str]]:
     }
 
 
+def models_in_order(manifest: Mapping) -> list[str]:
+    """The models and seeds of the manifest, each after those it depends on."""
+    nodes = manifest["nodes"]
+    return [
+        unique_id
+        for unique_id in TopologicalSorter(_parents(nodes)).static_order()
+        if nodes[unique_id]["resource_type"] in ("model", "seed")
+    ]
+
+
 def reused_nodes(manifest: Mapping, run_results: Mapping) -> list[Mapping]:
     """The models and seeds of the project that a build left out, in dependency order."""
-    nodes = manifest["nodes"]
     built = {result["unique_id"] for result in run_results["results"]}
     return [
-        nodes[unique_id]
-        for unique_id in TopologicalSorter(_parents(nodes)).static_order()
-        if nodes[unique_id]["resource_type"] in ("model", "seed") and unique_id not in built
+        manifest["nodes"][unique_id]
+        for unique_id in models_in_order(manifest)
+        if unique_id not in built
     ]
 
 

@@ -7,6 +7,8 @@ reloaded into the same table, which keeps its comment: they are left out of that
 """
 
 import json
+from collections import Counter
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -82,6 +84,70 @@ def test_a_second_run_reuses_what_did_not_change_and_publishes_the_same_values(
             event = instance.get_latest_materialization_event(dg.AssetKey([schema, name]))
             assert event.run_id == latest_run, (schema, name)
             assert "reused" in event.asset_materialization.metadata, (schema, name)
+        built = [
+            record.event_log_entry
+            for record in instance.get_records_for_run(
+                latest_run, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+            ).records
+            if record.event_log_entry.step_key == "dbt_models"
+        ]
+        checked = [
+            record.event_log_entry
+            for record in instance.get_records_for_run(
+                latest_run, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ).records
+            if record.event_log_entry.step_key == "dbt_models"
+        ]
+    # Each relation built reports its row count as the warehouse holds it (a view none), and
+    # was reported as dbt finished it: the first ones long before dbt's last node ended.
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        tables = {
+            (schema, name): conn.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
+            for schema, name in conn.execute(
+                "select schema_name, table_name from duckdb_tables()"
+            ).fetchall()
+        }
+    counted = {}
+    for entry in built:
+        materialization = entry.dagster_event.event_specific_data.materialization
+        relation = tuple(materialization.asset_key.path)
+        if "reused" not in materialization.metadata:
+            row_count = materialization.metadata.get("dagster/row_count")
+            counted[relation] = None if row_count is None else row_count.value
+    assert counted == {relation: tables.get(relation) for relation in counted}
+    assert sum(count is not None for count in counted.values()) >= 30
+    results = json.loads(
+        max((workspace.data / "dbt" / "duckdb").glob("*/run_results.json")).read_text()
+    )
+    last_node_end = max(
+        datetime.fromisoformat(timing["completed_at"]).replace(tzinfo=UTC).timestamp()
+        for result in results["results"]
+        for timing in result["timing"]
+        if timing["name"] == "execute"
+    )
+    assert min(entry.timestamp for entry in built) < last_node_end - 1
+    # So was each model's check, once all its tests had passed: as many as dbt's run results
+    # count for it.
+    manifest = json.loads(
+        max((workspace.data / "dbt" / "duckdb").glob("*/manifest.json")).read_text()
+    )
+    tests_of, found_rows = Counter(), set()
+    for result in results["results"]:
+        node = manifest["nodes"].get(result["unique_id"], {})
+        if node.get("resource_type") == "test" and node.get("attached_node") in manifest["nodes"]:
+            model = manifest["nodes"][node["attached_node"]]["name"]
+            tests_of[model] += 1
+            if result["status"] != "pass":
+                found_rows.add(model)
+    evaluations = {
+        entry.dagster_event.event_specific_data.asset_key.path[-1]: (
+            entry.dagster_event.event_specific_data
+        )
+        for entry in checked
+    }
+    assert {model: e.metadata["tests"].value for model, e in evaluations.items()} == dict(tests_of)
+    assert {model for model, e in evaluations.items() if not e.passed} == found_rows
+    assert min(entry.timestamp for entry in checked) < last_node_end - 1
 
     # A relation of the last build has gone: nothing is reused, so the next build makes every
     # relation again. Read from the plan the dbt step makes of the state the run left.

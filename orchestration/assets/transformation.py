@@ -1,8 +1,10 @@
 """dbt models as Dagster assets: staging, intermediate, marts, kpi (and semantic) groups. The
 dbt tests of each model report as one blocking asset check on it (DBT_TESTS_CHECK), which names
-the tests that failed. The step runs dbt itself (boussole/dbt_invocation.py) and reads what it
-built and tested from its run results."""
+the tests that failed. The step runs dbt itself (boussole/dbt_invocation.py) and reports each
+model and check as dbt finishes them (boussole/dbt_log.py), the failed tests from its run
+results."""
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -15,10 +17,10 @@ from dagster_dbt import DagsterDbtTranslator, DbtProject, dbt_assets
 
 from boussole.audit_scope import current_build_digest, current_publication, record_build
 from boussole.dbt_invocation import warehouse_build
-from boussole.dbt_reuse import reused_nodes, upstream_nodes
+from boussole.dbt_log import FinishedNode, finished_nodes
+from boussole.dbt_reuse import models_in_order, reused_nodes, upstream_nodes
 from boussole.pii_key import KeyRefused, claim_key, finish_rotation
 from boussole.settings import DBT_PROJECT_DIR
-from boussole.sql import quote_identifier
 from data_quality.runner import import_in_background
 from orchestration.assets.ingestion import LOAD_MANIFEST_KEY, WAREHOUSE_POOL, raw_asset_key
 from orchestration.quarantine import dbt_build_failure
@@ -33,6 +35,8 @@ DBT_TESTS_CHECK = "dbt_tests"
 # dbt's statuses of a node that failed: a test of error severity that found rows, or a node
 # that could not run.
 FAILED_STATUSES = ("fail", "error")
+# The metadata of a relation a build reused instead of rebuilding.
+REUSED = {"reused": "unchanged since the last build (boussole/dbt_reuse.py)"}
 
 
 def tested_node(test: Mapping[str, Any]) -> str | None:
@@ -177,9 +181,12 @@ def dbt_build(
         # The suites run right after this step: their library loads while dbt builds.
         import_in_background()
         target_path = build.invocation.new_target_path()
+        # Each model is reported materialised as soon as dbt has built it, and checked as soon
+        # as its tests passed, while dbt goes on: the UI shows the build as it runs, and the
+        # step's events are written meanwhile instead of after.
         # dbt's log goes to this process's output (the run's step log, the UI's compute logs),
         # as plain text.
-        completed = build.run(
+        dbt = build.follow(
             "build",
             "--no-use-colors",
             *(["--full-refresh"] if config.full_refresh else []),
@@ -192,6 +199,21 @@ def dbt_build(
             ),
             target_path=target_path,
         )
+        try:
+            streamed = StreamedEvents(
+                context,
+                manifest,
+                reuse=bool(build.reuse.dbt_args),
+                # A selection may leave some tests of a model out.
+                checks=context.selected_asset_check_keys if whole_project else set(),
+            )
+            for node in finished_nodes(dbt, echo=functools.partial(print, flush=True)):
+                yield from streamed.finished(node)
+            returncode = dbt.wait()
+        finally:
+            if dbt.poll() is None:  # the step stopped while dbt ran
+                dbt.terminate()
+                dbt.wait()
     if not (target_path / "run_results.json").exists():  # dbt stopped before running a node
         raise dbt_build_failure(
             context,
@@ -201,21 +223,21 @@ def dbt_build(
         )
     built_manifest = json.loads((target_path / "manifest.json").read_text())
     run_results = json.loads((target_path / "run_results.json").read_text())
-    # DuckDB has one writer: the row counts are read once dbt has exited and released the file.
-    with warehouse.connect(read_only=True) as conn:
-        row_counts = table_row_counts(conn)
-        run_results = with_broken_rules(conn, built_manifest, run_results)
-    events = built_outputs(context, built_manifest, run_results, row_counts)
+    if any(result["status"] in ("fail", "warn") for result in run_results["results"]):
+        # DuckDB has one writer: the failing rows are read once dbt has exited.
+        with warehouse.connect(read_only=True) as conn:
+            run_results = with_broken_rules(conn, built_manifest, run_results)
     if build.reuse.dbt_args:
         reused = reused_nodes(built_manifest, run_results)
-        events = with_reused_outputs(context, events, reused, built_manifest)
+        yield from streamed.reused(reused)
         context.log.info(
             f"{len(reused)} views and reference models reused, unchanged since the last build "
             "(their tests ran)"
         )
-    yield from events
-    yield from dbt_test_checks(built_manifest, run_results, context.selected_asset_check_keys)
-    if completed.returncode != 0:
+    yield from dbt_test_checks(
+        built_manifest, run_results, context.selected_asset_check_keys - streamed.checked
+    )
+    if returncode != 0:
         # Names the raw records behind the failed nodes, and how to quarantine them.
         raise dbt_build_failure(
             context,
@@ -264,35 +286,93 @@ def selection(
     return ["--select", *names, "--indirect-selection", "empty"]
 
 
-def built_outputs(
-    context: dg.AssetExecutionContext,
-    manifest: Mapping[str, Any],
-    run_results: Mapping[str, Any],
-    row_counts: dict[tuple[str, str], int],
-) -> list[dg.Output]:
-    """An output for each model and seed the build made, in the order dbt made them."""
-    output_names = {key: name for name, key in context.assets_def.keys_by_output_name.items()}
-    outputs = []
-    for result in run_results["results"]:
-        node = manifest["nodes"].get(result["unique_id"])
-        if node is None or node["resource_type"] not in ("model", "seed"):
-            continue
-        key = DBT_TRANSLATOR.get_asset_key(node)
-        if result["status"] != "success" or key not in context.selected_asset_keys:
-            continue
-        count = row_counts.get(tuple(key.path))
-        outputs.append(
-            dg.Output(
-                None,
-                output_name=output_names[key],
-                metadata={
-                    "unique_id": node["unique_id"],
-                    "execution_duration": result["execution_time"],
-                    **({} if count is None else {"dagster/row_count": count}),
+class StreamedEvents:
+    """What a build reports as dbt finishes its nodes: the output of each model and seed, with
+    its row count (views have none), and the DBT_TESTS_CHECK of each model in `checks` once all
+    its tests passed (one that found rows waits for the run results, which tell the rules its
+    rows break). With `reuse`, the relations the build reused count as materialised by it too
+    (boussole/dbt_reuse.py): Dagster takes outputs in dependency order, so each comes before
+    the first node downstream of it that finishes, the others at the end. dbt runs a node once
+    everything upstream of it is done, including what its selection leaves out: whatever is
+    upstream and not reported yet was reused."""
+
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext,
+        manifest: Mapping[str, Any],
+        reuse: bool,
+        checks: AbstractSet[dg.AssetCheckKey],
+    ):
+        self.output_names = {
+            key: name for name, key in context.assets_def.keys_by_output_name.items()
+        }
+        self.selected = context.selected_asset_keys
+        self.nodes = manifest["nodes"]
+        self.order = models_in_order(manifest)
+        self.reuse = reuse
+        self.upstream = upstream_nodes(manifest) if reuse else lambda _: frozenset()
+        self.reported: set[str] = set()
+        # The data tests of each model whose check is streamed, by the test's id.
+        self.tested: dict[str, tuple[str, dg.AssetKey]] = {}
+        self.tests: dict[dg.AssetKey, int] = defaultdict(int)
+        for unique_id, node in self.nodes.items():
+            key = tested_key(manifest, node) if node["resource_type"] == "test" else None
+            if key is not None and dg.AssetCheckKey(key, DBT_TESTS_CHECK) in checks:
+                self.tested[unique_id] = (tested_node(node), key)
+                self.tests[key] += 1
+        self.passed: dict[dg.AssetKey, list[Mapping[str, Any]]] = defaultdict(list)
+        self.checked: set[dg.AssetCheckKey] = set()
+
+    def _output(self, unique_id: str, metadata: dict[str, Any]) -> list[dg.Output]:
+        key = DBT_TRANSLATOR.get_asset_key(self.nodes[unique_id])
+        if key not in self.selected or unique_id in self.reported:
+            return []
+        self.reported.add(unique_id)
+        return [dg.Output(None, output_name=self.output_names[key], metadata=metadata)]
+
+    def _reused(self, unique_ids: AbstractSet[str]) -> list[dg.Output]:
+        return [
+            output
+            for unique_id in self.order
+            if unique_id in unique_ids
+            for output in self._output(unique_id, REUSED)
+        ]
+
+    def finished(self, node: FinishedNode) -> list[dg.Output | dg.AssetCheckResult]:
+        """What to report once dbt has finished `node`."""
+        if node.unique_id in self.tested:
+            return self._test_finished(node)
+        if node.status != "success" or node.unique_id not in self.nodes:
+            return []
+        return [
+            *self._reused(self.upstream(node.unique_id)),
+            *self._output(
+                node.unique_id,
+                {
+                    "unique_id": node.unique_id,
+                    "execution_duration": node.execution_time,
+                    **({} if node.row_count is None else {"dagster/row_count": node.row_count}),
                 },
-            )
-        )
-    return outputs
+            ),
+        ]
+
+    def _test_finished(self, node: FinishedNode) -> list[dg.Output | dg.AssetCheckResult]:
+        model, key = self.tested[node.unique_id]
+        if node.status != "pass":
+            self.tests.pop(key, None)  # its check comes from the run results
+            return []
+        if key not in self.tests:
+            return []
+        self.passed[key].append({"name": self.nodes[node.unique_id]["name"], "status": "pass"})
+        if len(self.passed[key]) < self.tests[key]:
+            return []
+        self.checked.add(dg.AssetCheckKey(key, DBT_TESTS_CHECK))
+        reused = self.upstream(model) | ({model} if self.reuse else set())
+        return [*self._reused(reused), dbt_tests_check(key, self.passed[key])]
+
+    def reused(self, nodes: list[Mapping[str, Any]]) -> list[dg.Output]:
+        """The outputs of the reused `nodes` not reported yet."""
+        return self._reused({node["unique_id"] for node in nodes})
 
 
 def dbt_test_checks(
@@ -312,34 +392,39 @@ def dbt_test_checks(
         if key is not None:
             by_model[key].append({**result, "name": test["name"]})
     for key, results in by_model.items():
-        if dg.AssetCheckKey(key, DBT_TESTS_CHECK) not in selected:
-            continue
-        found = [r for r in results if r["status"] != "pass"]
-        described = [f"{r['name']} {_outcome(r)}" for r in found]
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name=DBT_TESTS_CHECK,
-            passed=not found,
-            severity=(
-                dg.AssetCheckSeverity.ERROR
-                if any(r["status"] in FAILED_STATUSES for r in found)
-                else dg.AssetCheckSeverity.WARN
+        if dg.AssetCheckKey(key, DBT_TESTS_CHECK) in selected:
+            yield dbt_tests_check(key, results)
+
+
+def dbt_tests_check(key: dg.AssetKey, results: list[Mapping[str, Any]]) -> dg.AssetCheckResult:
+    """The DBT_TESTS_CHECK of the model `key` from the `results` of its tests (each with the
+    test's name, dbt's status and, when it found some, its failing rows)."""
+    found = [r for r in results if r["status"] != "pass"]
+    described = [f"{r['name']} {_outcome(r)}" for r in found]
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=DBT_TESTS_CHECK,
+        passed=not found,
+        severity=(
+            dg.AssetCheckSeverity.ERROR
+            if any(r["status"] in FAILED_STATUSES for r in found)
+            else dg.AssetCheckSeverity.WARN
+        ),
+        description="; ".join(described) or f"{len(results)} dbt tests passed",
+        metadata={
+            "tests": len(results),
+            "tests_with_rows": len(found),
+            "results": dg.MetadataValue.md(
+                "\n".join(
+                    ["| dbt test | status | failing rows |", "|---|---|---|"]
+                    + [
+                        f"| {r['name']} | {r['status']} | {r.get('failures') or ''} |"
+                        for r in sorted(results, key=lambda r: r["name"])
+                    ]
+                )
             ),
-            description="; ".join(described) or f"{len(results)} dbt tests passed",
-            metadata={
-                "tests": len(results),
-                "tests_with_rows": len(found),
-                "results": dg.MetadataValue.md(
-                    "\n".join(
-                        ["| dbt test | status | failing rows |", "|---|---|---|"]
-                        + [
-                            f"| {r['name']} | {r['status']} | {r.get('failures') or ''} |"
-                            for r in sorted(results, key=lambda r: r["name"])
-                        ]
-                    )
-                ),
-            },
-        )
+        },
+    )
 
 
 def _outcome(result: Mapping[str, Any]) -> str:
@@ -386,55 +471,3 @@ def with_broken_rules(
             }
         results.append(result)
     return {**run_results, "results": results}
-
-
-def with_reused_outputs(
-    context: dg.AssetExecutionContext,
-    events: list,
-    reused: list[Mapping[str, Any]],
-    manifest: Mapping[str, Any],
-) -> list:
-    """The build's events with an output for each reused relation: it is current, so it is
-    reported as materialised by this run and the assets downstream of it (publication) run.
-    Dagster takes the outputs in dependency order: each comes before the first model built
-    downstream of it, the others at the end."""
-    asset_keys = {node["unique_id"]: DBT_TRANSLATOR.get_asset_key(node) for node in reused}
-    output_names = {key: name for name, key in context.assets_def.keys_by_output_name.items()}
-    unique_ids = {
-        DBT_TRANSLATOR.get_asset_key(node): unique_id
-        for unique_id, node in manifest["nodes"].items()
-        if node["resource_type"] in ("model", "seed")
-    }
-    upstream = upstream_nodes(manifest)
-
-    def outputs(nodes: list[Mapping[str, Any]]) -> list[dg.Output]:
-        return [
-            dg.Output(
-                None,
-                output_name=output_names[asset_keys[node["unique_id"]]],
-                metadata={"reused": "unchanged since the last build (boussole/dbt_reuse.py)"},
-            )
-            for node in nodes
-        ]
-
-    pending, ordered = list(reused), []
-    for event in events:
-        if isinstance(event, dg.Output):
-            built = unique_ids[context.assets_def.keys_by_output_name[event.output_name]]
-            ordered += outputs([n for n in pending if n["unique_id"] in upstream(built)])
-            pending = [n for n in pending if n["unique_id"] not in upstream(built)]
-        ordered.append(event)
-    return ordered + outputs(pending)
-
-
-def table_row_counts(conn: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
-    """Row counts of the materialised tables (views are skipped: counting re-runs them)."""
-    tables = conn.execute(
-        "select schema_name, table_name from duckdb_tables() where not temporary"
-    ).fetchall()
-    return {
-        (schema, table): conn.execute(
-            f"select count(*) from {quote_identifier(schema, table)}"
-        ).fetchone()[0]
-        for schema, table in tables
-    }
