@@ -84,20 +84,17 @@ def test_a_second_run_reuses_what_did_not_change_and_publishes_the_same_values(
             event = instance.get_latest_materialization_event(dg.AssetKey([schema, name]))
             assert event.run_id == latest_run, (schema, name)
             assert "reused" in event.asset_materialization.metadata, (schema, name)
-        built = [
-            record.event_log_entry
-            for record in instance.get_records_for_run(
-                latest_run, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-            ).records
-            if record.event_log_entry.step_key == "dbt_models"
-        ]
-        checked = [
-            record.event_log_entry
-            for record in instance.get_records_for_run(
-                latest_run, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-            ).records
-            if record.event_log_entry.step_key == "dbt_models"
-        ]
+        built, checked = (
+            [
+                record.event_log_entry
+                for record in instance.get_records_for_run(latest_run, of_type=kind).records
+                if record.event_log_entry.step_key == "dbt_models"
+            ]
+            for kind in (
+                dg.DagsterEventType.ASSET_MATERIALIZATION,
+                dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+            )
+        )
     # Each relation built reports its row count as the warehouse holds it (a view none), and
     # was reported as dbt finished it: the first ones long before dbt's last node ended.
     with duckdb.connect(str(warehouse), read_only=True) as conn:
