@@ -48,6 +48,16 @@ def _status_fr(status: str) -> str:
     )
 
 
+def _anomaly_fr() -> str:
+    """SQL: a kpi_anomalies row's kind (boussole/anomalies.py KINDS), else its severity, in
+    French."""
+    return (
+        "coalesce(case kind when 'spike' then 'pic' when 'drop' then 'chute' "
+        "when 'level_shift' then 'changement de niveau' when 'drift' then 'dérive' end, "
+        "case severity when 'critical' then 'critique' else 'avertissement' end)"
+    )
+
+
 def _decimal_fr(number: str) -> str:
     """SQL: the number `number` as text with a decimal comma."""
     return f"replace(cast({number} as varchar), '.', ',')"
@@ -164,7 +174,7 @@ def annotate_trust(
             select kpi_id, grain, period_start, dimension, dimension_value, 1,
                 'anomaly: ' || coalesce(kind, severity) || ' (score '
                     || round(score, 1) || ', expected ' || round(expected_value, 2) || ')',
-                'anomalie : ' || coalesce(kind, severity) || ' (score '
+                'anomalie : ' || {_anomaly_fr()} || ' (score '
                     || {_decimal_fr("round(score, 1)")} || ', attendu '
                     || {_decimal_fr("round(expected_value, 2)")} || ')'
             from main.kpi_anomalies

@@ -46,8 +46,8 @@ def mart():
             ('sessions', 'day', '2026-02-05', '2026-02-05', 90.0, true, null)
         ) as t(kpi_id, grain, period_start, period_end, value, complete, missing);
         create table kpi_anomalies as select kpi_id, grain, period_start::date as period_start,
-            'all' as dimension, 'all' as dimension_value, value, expected_value, score,
-            severity, kind
+            'all' as dimension, 'all' as dimension_value, value::double as value,
+            expected_value::double as expected_value, score::double as score, severity, kind
         from (values
             ('sessions', 'day', '2026-01-20', 250.0, 100.0, 5.24, 'warning', 'spike'),
             ('sessions', 'day', '2026-01-21', 100.0, 100.0, 0.1, 'none', null)
@@ -194,6 +194,18 @@ def test_each_reason_is_also_in_french_in_the_same_order(mart):
         "'crm 1 day (first 2025-12-24); web 3 days (first 2025-12-28)' "
         "where period_start = '2025-12-01'"
     )
+    # An anomaly of each other kind, and one of no kind.
+    mart.execute(
+        """
+        insert into kpi_anomalies values
+            ('sessions', 'month', '2026-01-01', 'all', 'all', 3000.0, 2000.0, -4.0, 'critical',
+                'drop'),
+            ('sessions', 'week', '2026-01-26', 'all', 'all', 700.0, 600.0, 3.5, 'warning',
+                'level_shift'),
+            ('sessions', 'day', '2026-02-05', 'all', 'all', 90.0, 80.0, 3.0, 'warning', 'drift'),
+            ('revenue', 'month', '2026-02-01', 'all', 'all', 460.0, 500.0, 3.25, 'critical', null)
+        """
+    )
     annotate_trust(mart, CATALOGUE, "p2", RUN, AS_OF)
     french = {
         (kpi, grain, str(start)): reasons
@@ -208,16 +220,21 @@ def test_each_reason_is_also_in_french_in_the_same_order(mart):
             "raw_crm.deals nulls en échec le 2026-01-14 (et 1 autre jour); "
             "raw_crm.deals volume en échec le 2026-01-12"
         ),
-        ("revenue", "month", "2026-02-01"): f"{fact_warning}; période en cours",
+        ("revenue", "month", "2026-02-01"): (
+            f"{fact_warning}; période en cours; anomalie : critique (score 3,3, attendu 500,0)"
+        ),
         ("revenue", "month", "2025-12-01"): (
             f"{fact_warning}; jours de source manquants : crm 1 jour (premier 2025-12-24); "
             "web 3 jours (premier 2025-12-28)"
         ),
-        ("sessions", "month", "2026-01-01"): None,
-        ("sessions", "day", "2026-01-20"): "anomalie : spike (score 5,2, attendu 100,0)",
-        ("sessions", "week", "2026-01-26"): "retraité de 680,0 à 700,0",
+        ("sessions", "month", "2026-01-01"): "anomalie : chute (score -4,0, attendu 2000,0)",
+        ("sessions", "day", "2026-01-20"): "anomalie : pic (score 5,2, attendu 100,0)",
+        ("sessions", "week", "2026-01-26"): (
+            "anomalie : changement de niveau (score 3,5, attendu 600,0); retraité de 680,0 à 700,0"
+        ),
         # Most serious first: a check that could not run comes before a day not judged yet.
         ("sessions", "day", "2026-02-05"): (
+            "anomalie : dérive (score 3,0, attendu 80,0); "
             "raw_web.events volume n'a pas pu s'exécuter le 2026-02-05; "
             "raw_web.events share pas encore jugé (historique trop court) le 2026-02-05"
         ),
@@ -230,6 +247,7 @@ def test_each_reason_is_also_in_french_in_the_same_order(mart):
         "raw_crm.deals volume failed on 2026-01-12"
     )
     assert english["sessions", "day", "2026-02-05"] == (
+        "anomaly: drift (score 3.0, expected 80.0); "
         "raw_web.events volume could not run on 2026-02-05; "
         "raw_web.events share not judged yet (too short a history) on 2026-02-05"
     )
