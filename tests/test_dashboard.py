@@ -235,6 +235,26 @@ def test_a_card_gives_its_trust_reasons_in_the_language_of_the_page(rendered):
     assert explained, "no card with trust reasons to show"
 
 
+def test_a_category_without_values_for_the_period_says_so(rendered):
+    # The key KPIs' categories with no company value in the overview's period (the latest
+    # month): the landing fixture has no marketing data.
+    ((empty,),) = mart_rows(
+        rendered,
+        "with latest as (select max(period_start) as month from kpi_values "
+        "where grain = 'month' and dimension = 'all') "
+        "select count(*) from (select category from kpi_catalogue where tier = 'key' except "
+        "select c.category from kpi_catalogue c join kpi_values v using (kpi_id), latest "
+        "where c.tier = 'key' and v.grain = 'month' and v.dimension = 'all' "
+        "and v.period_start = latest.month)",
+    )
+    assert empty >= 1
+    for lang, message in (
+        ("fr", "Aucune valeur publiée pour cette période et ce périmètre."),
+        ("en", "No value published for this period and scope."),
+    ):
+        assert rendered.pages[f"overview-{lang}"]["text"].count(message) == empty, lang
+
+
 # dashboard/components/format.js: the words of a status and of a trust status in French.
 STATUS_FR = {
     "on_track": "En bonne voie",
