@@ -64,7 +64,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only-ingestion",
         action="store_true",
-        help="materialise the ingestion assets only (no dbt, checks or publication)",
+        help=(
+            "materialise the ingestion assets and their checks only "
+            "(no dbt, mart suites or publication)"
+        ),
     )
     return parser.parse_args()
 

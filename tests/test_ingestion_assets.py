@@ -5,9 +5,15 @@ from datetime import date
 import dagster as dg
 import duckdb
 
+from boussole.ingestion.contracts import LANDING_OBJECTS
 from boussole.sample_data import SampleScale, generate
 from boussole.settings import Settings
-from orchestration.assets.ingestion import FILES_READABLE_CHECK, build_ingestion_asset
+from orchestration.assets.ingestion import (
+    FILES_READABLE_CHECK,
+    build_ingestion_asset,
+    raw_asset_key,
+)
+from orchestration.checks.quality import RAW_QUALITY_CHECK, great_expectations_suites
 from orchestration.partitions import extract_date_partitions
 from orchestration.resources import LandingResource, SettingsResource, WarehouseResource
 
@@ -70,3 +76,46 @@ def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path)
     assert checks["groups"].severity == dg.AssetCheckSeverity.WARN
     assert "groups.jsonl.gz: the file is empty" in checks["groups"].description
     assert checks["tickets"].passed
+
+
+def test_one_source_ingested_alone_runs_its_own_checks_only(tmp_path):
+    """A run of one source's raw assets (as the UI or `dagster asset materialize` makes it)
+    takes along the checks of those assets only: the Great Expectations suites of the other
+    sources and of the marts are left out, not forced into the run."""
+    landing = tmp_path / "landing"
+    generate(
+        landing,
+        start=date(2026, 1, 1),
+        end=date(2026, 1, 1),
+        scale=SampleScale(web_events_per_day=20),
+    )
+    settings = Settings.from_env(
+        {"BOUSSOLE_DATA_DIR": str(tmp_path / "data"), "BOUSSOLE_LANDING_DIR": str(landing)}
+    )
+    spend = [raw_asset_key(o.source, o.name) for o in LANDING_OBJECTS if o.source == "spend"]
+    result = dg.materialize(
+        [
+            build_ingestion_asset("spend", extract_date_partitions(settings)),
+            great_expectations_suites,
+        ],
+        selection=spend,
+        partition_key="2026-01-01",
+        resources={
+            "warehouse": WarehouseResource(path=str(settings.build_warehouse_path)),
+            "landing": LandingResource(path=str(landing)),
+            "settings": SettingsResource.from_settings(settings),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == set(spend)
+    evaluated = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()}
+    assert evaluated == {
+        (key, check) for key in spend for check in (FILES_READABLE_CHECK, RAW_QUALITY_CHECK)
+    }
+    # The results kept are those of the spend tables, one suite result per table.
+    with duckdb.connect(str(settings.history_path), read_only=True) as history:
+        tables = history.execute(
+            "select distinct table_name from quality_results order by table_name"
+        ).fetchall()
+    assert [t for (t,) in tables] == sorted(f"raw_spend.{key.path[-1]}" for key in spend)

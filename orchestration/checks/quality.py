@@ -1,6 +1,7 @@
 """Great Expectations suites as Dagster asset checks, on the raw extracts and on the marts.
 
-One multi-asset check runs every suite so that the GX context is created once per run:
+One multi-asset check runs every suite so that the GX context is created once per run (a run
+of some assets only, one source's ingestion say, runs the suites of those assets):
 - each suite of data_quality/suites/*.yml reports as its own check (gx_<suite>) on the mart
   table it guards;
 - the raw suite (data_quality/suites/raw/raw_quality.yml, data_quality/stability.py) judges
@@ -96,6 +97,9 @@ def _table(outcome: SuiteOutcome) -> str:
 @dg.multi_asset_check(
     specs=quality_check_specs(),
     name="great_expectations_suites",
+    # A run of some assets (one source's ingestion, from the UI or the CLI) runs their suites
+    # only, and does not have to take every other check along.
+    can_subset=True,
     pool=WAREHOUSE_POOL,
 )
 def great_expectations_suites(
