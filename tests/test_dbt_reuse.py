@@ -7,6 +7,8 @@ reloaded into the same table, which keeps its comment: they are left out of that
 """
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -18,7 +20,7 @@ from dagster import DagsterInstance
 from boussole.audit_scope import forget_publication
 from boussole.dbt_manifest import MANIFEST_PATH, ensure_manifest
 from boussole.dbt_reuse import SETTINGS_DIGEST, Reuse, plan_reuse
-from boussole.settings import Settings
+from boussole.settings import PROJECT_ROOT, Settings
 from tests.conftest import all_kpi_rows, copy_workspace, run_dbt
 
 # Runs on from a copy of the landing_small run (conftest small_pipeline).
@@ -31,6 +33,11 @@ REUSABLE = {
     ("staging", "stg_crm__calls"): "view",
     ("kpi", "kpi_sales"): "view",
 }
+# The Dagster CLI's materialisation of assets of the project's Definitions.
+DAGSTER_MATERIALIZE = (
+    *(sys.executable, "-m", "dagster", "asset", "materialize"),
+    *("-m", "orchestration.definitions"),
+)
 # Tables of data, and the periods, which depend on the as-of date.
 REBUILT = {
     ("marts", "fct_tickets"): "table",
@@ -156,6 +163,52 @@ def test_a_second_run_reuses_what_did_not_change_and_publishes_the_same_values(
         assert plan_reuse(state, digest, conn) == Reuse(
             [], "relations of the last build are missing: staging.stg_crm__calls"
         )
+
+
+def test_a_run_of_one_model_builds_it_alone_and_forgets_the_state(
+    small_pipeline, tmp_path, monkeypatch
+):
+    """One model materialised from the Dagster CLI (as from the UI), with nothing new since the
+    last publication: the model is built and its own checks run, nothing else is touched, and
+    the recorded state of the whole warehouse is dropped (the next run rebuilds everything)."""
+    workspace = copy_workspace(small_pipeline[0], tmp_path)
+    warehouse = workspace.data / "build" / "warehouse.duckdb"
+    state = Settings.from_env(workspace.env).dbt_state_dir
+    assert (state / "manifest.json").exists()
+    mark(warehouse, REUSABLE | REBUILT)
+    served = workspace.published.read_bytes()
+
+    materialised = subprocess.run(
+        [*DAGSTER_MATERIALIZE, "--select", "marts/fct_tickets"],
+        env=workspace.env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert materialised.returncode == 0, materialised.stderr[-3000:]
+
+    assert marked(warehouse) == set(REUSABLE | REBUILT) - {("marts", "fct_tickets")}
+    assert not state.exists()
+    assert workspace.published.read_bytes() == served
+    monkeypatch.setenv("DAGSTER_HOME", str(workspace.dagster_home))
+    with DagsterInstance.get() as instance:
+        run_id = instance.get_runs(limit=1)[0].run_id
+        built, checked = (
+            [
+                record.event_log_entry.dagster_event.event_specific_data
+                for record in instance.get_records_for_run(run_id, of_type=kind).records
+            ]
+            for kind in (
+                dg.DagsterEventType.ASSET_MATERIALIZATION,
+                dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+            )
+        )
+    assert [m.materialization.asset_key for m in built] == [dg.AssetKey(["marts", "fct_tickets"])]
+    assert sorted((c.asset_key.to_user_string(), c.check_name, c.passed) for c in checked) == [
+        ("marts/fct_tickets", "dbt_tests", True),
+        ("marts/fct_tickets", "gx_fct_tickets", True),
+    ]
 
 
 def test_reference_models_are_built_from_the_project_alone():

@@ -122,7 +122,9 @@ def build_dbt_models(manifest: Mapping[str, Any]) -> dg.AssetsDefinition:
         settings: SettingsResource,
         config: DbtBuildConfig,
     ):
-        yield from dbt_build(context, manifest, warehouse, settings, config)
+        # In a run of some models, context.assets_def is that subset: the selection is compared
+        # with the whole definition, this one.
+        yield from dbt_build(context, manifest, warehouse, settings, config, dbt_models)
 
     return dbt_models
 
@@ -133,11 +135,12 @@ def dbt_build(
     warehouse: WarehouseResource,
     settings: SettingsResource,
     config: DbtBuildConfig,
+    every_model: dg.AssetsDefinition,
 ) -> Iterator:
     # A selection of models leaves the others as they were: its manifest cannot be the
     # state of the whole warehouse, and the state it replaces is no longer true.
-    whole_project = context.selected_asset_keys == set(context.assets_def.keys) and (
-        context.selected_asset_check_keys == set(context.assets_def.check_keys)
+    whole_project = context.selected_asset_keys == set(every_model.keys) and (
+        context.selected_asset_check_keys == set(every_model.check_keys)
     )
     if config.rotate_key:
         if not whole_project:
