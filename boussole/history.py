@@ -111,6 +111,14 @@ class Recording:
     run_id: str | None = None
     refuse_key_restatements: bool = False
     published_at: datetime | None = None
+    # The runs whose checks audited what is published, newest first, when they are more than
+    # the run itself: a re-execution of runs (Dagster's re-execution from failure) and those
+    # it re-executes, back to the run that built the warehouse.
+    audited_by: tuple[str, ...] = ()
+
+    @property
+    def audit_runs(self) -> list[str]:
+        return list(self.audited_by) or ([self.run_id] if self.run_id else [])
 
 
 @dataclass(frozen=True)

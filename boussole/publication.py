@@ -136,7 +136,7 @@ def publish_marts(
                         conn,
                         restatements.built_catalogue(build_warehouse),
                         publication.publication_id,
-                        recording.run_id,
+                        recording.audit_runs,
                         extent[0],
                     )
             conn.execute("checkpoint")

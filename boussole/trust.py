@@ -27,7 +27,7 @@ kpi_values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 import duckdb
@@ -76,12 +76,13 @@ def annotate_trust(
     conn: duckdb.DuckDBPyConnection,
     catalogue: Mapping[str, Mapping],
     publication_id: str,
-    run_id: str | None,
+    audit_runs: Sequence[str],
     as_of_date: date | None,
 ) -> dict[str, int]:
     """Adds trust_status, trust_reasons and trust_reasons_fr to main.kpi_values of the new mart
     `conn`, which holds kpi_catalogue, kpi_anomalies, kpi_restatements and quality_results;
-    returns the number of values of each status."""
+    the marts' suites are those of the latest of `audit_runs` (the runs that audited the
+    build). Returns the number of values of each status."""
     conn.execute(
         "create temp table kpi_inputs (kpi_id varchar, source_system varchar, fact varchar)"
     )
@@ -117,7 +118,14 @@ def annotate_trust(
         fact_verdicts as (
             select split_part(table_name, '.', 2) as fact, check_name, expectation, status
             from main.quality_results
-            where run_id = $run_id and check_name <> '{RAW_CHECK}' and status <> 'passed'
+            where check_name <> '{RAW_CHECK}' and status <> 'passed'
+                -- The suites of the latest of the runs that audited the build.
+                and run_id = (
+                    select max_by(audited.run_id, audited.checked_at)
+                    from main.quality_results as audited
+                    where audited.check_name <> '{RAW_CHECK}'
+                        and list_contains($audit_runs, audited.run_id)
+                )
         ),
         raw_days_of_values as (
             select v.kpi_id, v.grain, v.period_start, v.dimension, v.dimension_value,
@@ -193,7 +201,7 @@ def annotate_trust(
         from (select distinct * from reasons)
         group by all
         """,
-        {"run_id": run_id, "as_of": as_of_date, "publication_id": publication_id},
+        {"audit_runs": list(audit_runs), "as_of": as_of_date, "publication_id": publication_id},
     )
     statuses = ", ".join(f"'{status}'" for status in TRUST_STATUSES)
     conn.execute(

@@ -153,7 +153,7 @@ def test_publication_is_refused_by_a_failure_of_error_severity_only():
         result = dg.materialize([guarded_asset], instance=instance, raise_on_error=False)
         results = run_check_results(
             instance,
-            result.run_id,
+            [result.run_id],
             # A check that is not in the run, as one left out of the selection.
             [dg.AssetCheckKey(guarded, name) for name in [*outcomes, "does_not_run"]],
         )

@@ -17,9 +17,12 @@ import duckdb
 import pytest
 import yaml
 
+from boussole.audit_scope import forget_publication
+from boussole.settings import Settings
 from tests.conftest import (
     FIXTURES,
     PROJECT_ROOT,
+    all_kpi_rows,
     copy_workspace,
     kpi_series,
     run_dbt,
@@ -426,6 +429,48 @@ def test_publication_is_refused_when_its_checks_did_not_run(published_once, tmp_
         "dbt_tests on marts/fct_tickets",
     } <= set(outcome["guarding"])
     assert workspace.published.read_bytes() == served
+
+
+def test_a_run_reexecuted_from_its_failed_publication_publishes_the_build_it_audited(
+    published_once, tmp_path
+):
+    """Dagster's "Re-execute from failure" after a publication that failed (here its folder
+    could not be written): the new run runs the publication alone, which counts the checks of
+    the run it re-executes, since that run built the warehouse. It publishes that build, with
+    the same values and trust, and records it: the next run finds nothing new."""
+    workspace = copy_workspace(published_once[0], tmp_path)
+    values = all_kpi_rows(workspace.published)
+    # Without a record of the served mart's build, a run builds, audits and publishes again.
+    forget_publication(Settings.from_env(workspace.env))
+    folder = workspace.published.parent
+    folder.rename(tmp_path / "aside")
+    folder.write_text("a file where the published folder should be")
+    failed = workspace.boussole("run")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Publication refused: the published mart is unchanged." in failed.stderr
+    folder.unlink()
+    (tmp_path / "aside").rename(folder)
+    served = workspace.published.read_bytes()
+
+    reexecuted = subprocess.run(
+        [sys.executable, "-m", "tests.reexecution", dagster_run_id(failed)],
+        env=workspace.env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert reexecuted.returncode == 0, reexecuted.stderr[-3000:]
+    outcome = json.loads(reexecuted.stdout.splitlines()[-1])
+    assert (outcome["success"], outcome["steps"]) == (True, ["published_mart"])
+    assert workspace.published.read_bytes() != served
+    assert all_kpi_rows(workspace.published) == values
+    with duckdb.connect(str(workspace.data / "history" / "publications.duckdb")) as history:
+        latest = history.execute("select max_by(run_id, publication_number) from publications")
+        assert latest.fetchone()[0] == outcome["run_id"]
+    again = workspace.boussole("run")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.startswith("Nothing new in "), again.stdout
 
 
 def test_two_runs_at_once_never_write_the_warehouse_together(published_once, tmp_path, monkeypatch):

@@ -113,7 +113,7 @@ def trust(conn) -> dict[tuple, tuple]:
 
 
 def test_each_value_takes_the_most_serious_status_of_its_own_inputs(mart):
-    counts = annotate_trust(mart, CATALOGUE, "p2", RUN, AS_OF)
+    counts = annotate_trust(mart, CATALOGUE, "p2", [RUN], AS_OF)
     assert trust(mart) == {
         # A failed check on a CRM day of January, and the fact's warning: untrusted.
         ("revenue", "month", "2026-01-01"): (
@@ -142,9 +142,31 @@ def test_each_value_takes_the_most_serious_status_of_its_own_inputs(mart):
     assert counts == {"untrusted": 3, "trusted": 1, "warning": 3}
 
 
+@pytest.mark.parametrize(
+    "audit_runs, suites_of",
+    [
+        ([RUN], RUN),
+        # A re-execution of RUN that ran no suite (only the publication failed in RUN): RUN's.
+        (["run-3", RUN], RUN),
+        # The latest of the runs counts, whatever their order.
+        ([EARLIER_RUN, RUN], RUN),
+        ([EARLIER_RUN], EARLIER_RUN),
+        ([], None),
+    ],
+)
+def test_the_suites_of_the_latest_run_that_audited_the_build_count(mart, audit_runs, suites_of):
+    annotate_trust(mart, CATALOGUE, "p2", audit_runs, AS_OF)
+    found = trust(mart)
+    deals_warned = FACT_WARNING in (found["revenue", "month", "2026-01-01"][1] or "")
+    sessions_warned = "gx_fct_web_sessions share failed" in (
+        found["sessions", "month", "2026-01-01"][1] or ""
+    )
+    assert (deals_warned, sessions_warned) == (suites_of == RUN, suites_of == EARLIER_RUN)
+
+
 def test_a_gap_or_a_period_in_progress_is_incomplete_without_failed_checks(mart):
     mart.execute("delete from quality_results where check_name = 'gx_fct_deals'")
-    annotate_trust(mart, CATALOGUE, "p2", RUN, AS_OF)
+    annotate_trust(mart, CATALOGUE, "p2", [RUN], AS_OF)
     found = trust(mart)
     assert found["revenue", "month", "2026-02-01"] == ("incomplete", "period in progress")
     assert found["revenue", "month", "2025-12-01"] == (
@@ -162,7 +184,7 @@ def test_a_raw_day_not_judged_for_lack_of_history_is_a_reason_not_a_warning(mart
         "update quality_results set note = 'could not run: 12 days of history, 28 needed' "
         "where table_name = 'raw_web.events'"
     )
-    annotate_trust(mart, CATALOGUE, "p2", RUN, AS_OF)
+    annotate_trust(mart, CATALOGUE, "p2", [RUN], AS_OF)
     assert trust(mart)["sessions", "day", "2026-02-05"] == (
         "trusted",
         "raw_web.events volume not judged yet (too short a history) on 2026-02-05",
@@ -206,7 +228,7 @@ def test_each_reason_is_also_in_french_in_the_same_order(mart):
             ('revenue', 'month', '2026-02-01', 'all', 'all', 460.0, 500.0, 3.25, 'critical', null)
         """
     )
-    annotate_trust(mart, CATALOGUE, "p2", RUN, AS_OF)
+    annotate_trust(mart, CATALOGUE, "p2", [RUN], AS_OF)
     french = {
         (kpi, grain, str(start)): reasons
         for kpi, grain, start, reasons in mart.execute(

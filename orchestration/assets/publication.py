@@ -2,7 +2,9 @@
 
 Blocking checks already stop this asset when one fails in the same run. The asset also
 verifies it explicitly: every check guarding a published table must have passed in this
-very run, or nothing is published (a run that skipped a check cannot publish either).
+very run, or nothing is published (a run that skipped a check cannot publish either). A
+re-execution of runs (Dagster's re-execution from failure) counts as the runs it re-executes
+back to the one that built the warehouse: their checks audited that build.
 """
 
 from collections.abc import Mapping, Sequence
@@ -12,7 +14,7 @@ import dagster as dg
 import duckdb
 
 from boussole import alerts, restatements
-from boussole.audit_scope import forget_publication, record_publication
+from boussole.audit_scope import forget_publication, record_publication, recorded_build
 from boussole.history import Recording, ensure_history
 from boussole.publication import kpi_summary_table, publish_marts
 from boussole.settings import Settings
@@ -24,20 +26,35 @@ class PublicationRefused(dg.Failure):
     """A guarding check failed or did not run: the served mart stays as it was."""
 
 
+def audited_runs(instance: dg.DagsterInstance, run_id: str, build_run_id: str | None) -> list[str]:
+    """The runs whose checks audit the build that the run `run_id` publishes, newest first:
+    that run, and when it re-executes earlier runs (Dagster's re-execution from failure), those
+    back to the run that built the warehouse, `build_run_id`. The run alone if none of them
+    built it: checks evaluated before another build audited another build."""
+    runs = [run_id]
+    run = instance.get_run_by_id(run_id)
+    while run is not None and run.run_id != build_run_id and run.parent_run_id:
+        runs.append(run.parent_run_id)
+        run = instance.get_run_by_id(run.parent_run_id)
+    return runs if build_run_id in runs else [run_id]
+
+
 def run_check_results(
-    instance: dg.DagsterInstance, run_id: str, required: Sequence[dg.AssetCheckKey]
+    instance: dg.DagsterInstance, run_ids: Sequence[str], required: Sequence[dg.AssetCheckKey]
 ) -> list[alerts.CheckResult]:
-    """How each check in `required`, then each other check the run `run_id` evaluated (the
-    raw checks' warnings), ended: passed, failed (blocking when of ERROR severity: a WARN
+    """How each check in `required`, then each other check the runs `run_ids` (newest first:
+    a run, then those it re-executes) evaluated (the raw checks' warnings), ended, as its
+    latest evaluation in them says: passed, failed (blocking when of ERROR severity: a WARN
     failure, dbt tests of severity warn that found rows, blocks nothing), or could not run
-    (a required one did not run in this run, or an expectation could not)."""
+    (a required one did not run in these runs, or an expectation could not)."""
     evaluations = {}
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    ).records
-    for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        evaluations[evaluation.asset_check_key] = evaluation
+    for run_id in reversed(run_ids):
+        records = instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        for record in records:
+            evaluation = record.event_log_entry.dagster_event.event_specific_data
+            evaluations[evaluation.asset_check_key] = evaluation
     results = []
     for key in [*required, *(key for key in evaluations if key not in set(required))]:
         label = f"{key.name} on {key.asset_key.to_user_string()}"
@@ -91,7 +108,8 @@ def build_publication_asset(
         kinds={"duckdb"},
         description=(
             "The audited KPI mart that analysts and BI tools read, replaced atomically "
-            "only when every guarding check passed in the same run."
+            "only when every guarding check passed in the same run (or in the runs it "
+            "re-executes, back to the one that built the warehouse)."
         ),
     )
     def published_mart(
@@ -99,7 +117,9 @@ def build_publication_asset(
         warehouse: WarehouseResource,
         settings: SettingsResource,
     ):
-        checks = run_check_results(context.instance, context.run_id, required_checks)
+        build = recorded_build(settings.get().dbt_state_dir)
+        audited_by = audited_runs(context.instance, context.run_id, build and build["run_id"])
+        checks = run_check_results(context.instance, audited_by, required_checks)
         problems = checks_not_passed(checks)
         if problems:
             raise_check_alerts(context.log, settings.get(), context.run_id, checks)
@@ -110,7 +130,10 @@ def build_publication_asset(
         # Until the new mart is recorded as published from this run's build, none is current.
         forget_publication(settings.get())
         recording = Recording(
-            settings.get().history_path, context.run_id, settings.get().refuse_key_restatements
+            settings.get().history_path,
+            context.run_id,
+            settings.get().refuse_key_restatements,
+            audited_by=tuple(audited_by),
         )
         try:
             published = publish_marts(
@@ -145,7 +168,7 @@ def build_publication_asset(
                 context.log, history, published.alerts_raised, settings.get().alert_webhook_url
             )
         # What it was built from: a later run with nothing new leaves it as it is.
-        record_publication(settings.get(), context.run_id)
+        record_publication(settings.get(), audited_by[-1])
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(published.path)),
@@ -207,7 +230,7 @@ def raise_check_alerts(
 def alert_on_failed_checks(context: dg.HookContext) -> None:
     """A blocking check that fails fails its step, and the run stops before the publication:
     the alerts of the checks the run evaluated are raised here."""
-    checks = run_check_results(context.instance, context.run_id, required=())
+    checks = run_check_results(context.instance, [context.run_id], required=())
     if any(check.status != "passed" for check in checks):
         raise_check_alerts(context.log, context.resources.settings.get(), context.run_id, checks)
 
