@@ -3,10 +3,12 @@
 import hashlib
 import shutil
 
+import dagster as dg
 import duckdb
 import pytest
 
 from boussole.publication import publish_marts
+from orchestration.assets.publication import audited_runs
 
 
 def build_warehouse(path, revenue):
@@ -267,3 +269,24 @@ def test_a_served_mart_mostly_free_space_is_written_afresh(tmp_path):
     assert published.rows_changed == {}
     assert target.stat().st_size < loose_size / 2
     assert published_rows(target) == [(f"s{n}", n) for n in range(1, 8)]
+
+
+def test_a_reexecution_counts_the_runs_it_reexecutes_back_to_the_build():
+    with dg.DagsterInstance.ephemeral() as instance:
+        # "retry" re-executes "built", "again" re-executes "retry"; "other" is another run.
+        for run_id, parent in [("built", None), ("retry", "built"), ("again", "retry")]:
+            instance.add_run(
+                dg.DagsterRun(
+                    job_name="boussole_pipeline",
+                    run_id=run_id,
+                    parent_run_id=parent,
+                    root_run_id=parent and "built",
+                )
+            )
+        assert audited_runs(instance, "again", "built") == ["again", "retry", "built"]
+        assert audited_runs(instance, "retry", "built") == ["retry", "built"]
+        assert audited_runs(instance, "built", "built") == ["built"]
+        assert audited_runs(instance, "again", "retry") == ["again", "retry"]
+        # Another run built the warehouse since, or no build is recorded: the run's own checks.
+        assert audited_runs(instance, "again", "other") == ["again"]
+        assert audited_runs(instance, "again", None) == ["again"]
