@@ -187,6 +187,8 @@ def test_a_run_of_one_model_builds_it_alone_and_forgets_the_state(
         timeout=600,
     )
     assert materialised.returncode == 0, materialised.stderr[-3000:]
+    # In one process, as every run of the project's Definitions (not a process per step).
+    assert "Executing steps in process" in materialised.stderr
 
     assert marked(warehouse) == set(REUSABLE | REBUILT) - {("marts", "fct_tickets")}
     assert not state.exists()
