@@ -67,6 +67,18 @@ class Workspace:
             [str(BOUSSOLE), *args], env=self.env, capture_output=True, text=True, timeout=900
         )
 
+    def python(self, *args: str) -> subprocess.CompletedProcess:
+        """Python with `args` (a script, -c or -m), from the project root, in this workspace
+        (the Dagster CLI, a script that runs the project's Definitions)."""
+        return subprocess.run(
+            [sys.executable, *args],
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
 
 # Dagster writes thousands of events per run into its SQLite storage: on tmpfs, where fsync
 # costs nothing, a run takes about 20 s less than on disk.

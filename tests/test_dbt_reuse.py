@@ -7,8 +7,6 @@ reloaded into the same table, which keeps its comment: they are left out of that
 """
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -20,7 +18,7 @@ from dagster import DagsterInstance
 from boussole.audit_scope import forget_publication
 from boussole.dbt_manifest import MANIFEST_PATH, ensure_manifest
 from boussole.dbt_reuse import SETTINGS_DIGEST, Reuse, plan_reuse
-from boussole.settings import PROJECT_ROOT, Settings
+from boussole.settings import Settings
 from tests.conftest import all_kpi_rows, copy_workspace, run_dbt
 
 # Runs on from a copy of the landing_small run (conftest small_pipeline).
@@ -33,11 +31,6 @@ REUSABLE = {
     ("staging", "stg_crm__calls"): "view",
     ("kpi", "kpi_sales"): "view",
 }
-# The Dagster CLI's materialisation of assets of the project's Definitions.
-DAGSTER_MATERIALIZE = (
-    *(sys.executable, "-m", "dagster", "asset", "materialize"),
-    *("-m", "orchestration.definitions"),
-)
 # Tables of data, and the periods, which depend on the as-of date.
 REBUILT = {
     ("marts", "fct_tickets"): "table",
@@ -178,13 +171,9 @@ def test_a_run_of_one_model_builds_it_alone_and_forgets_the_state(
     mark(warehouse, REUSABLE | REBUILT)
     served = workspace.published.read_bytes()
 
-    materialised = subprocess.run(
-        [*DAGSTER_MATERIALIZE, "--select", "marts/fct_tickets"],
-        env=workspace.env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    materialised = workspace.python(
+        *("-m", "dagster", "asset", "materialize", "-m", "orchestration.definitions"),
+        *("--select", "marts/fct_tickets"),
     )
     assert materialised.returncode == 0, materialised.stderr[-3000:]
     # In one process, as every run of the project's Definitions (not a process per step).

@@ -18,15 +18,21 @@ from orchestration.partitions import extract_date_partitions
 from orchestration.resources import LandingResource, SettingsResource, WarehouseResource
 
 
-def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path):
+def one_day_landing(tmp_path, faults: frozenset[str] = frozenset()):
+    """A landing folder with a small generated extract of 2026-01-01, with `faults`."""
     landing = tmp_path / "landing"
     generate(
         landing,
         start=date(2026, 1, 1),
         end=date(2026, 1, 1),
         scale=SampleScale(web_events_per_day=20),
-        faults=frozenset({"bad_date", "unknown_enum", "empty_file"}),
+        faults=faults,
     )
+    return landing
+
+
+def test_ingest_support_reports_counts_quarantine_and_unreadable_files(tmp_path):
+    landing = one_day_landing(tmp_path, frozenset({"bad_date", "unknown_enum", "empty_file"}))
     (landing / "support" / "2026-01-01" / "notes.txt").write_text("not an export")
     settings = Settings.from_env({})
     ingest_support = build_ingestion_asset("support", extract_date_partitions(settings))
@@ -82,13 +88,7 @@ def test_one_source_ingested_alone_runs_its_own_checks_only(tmp_path):
     """A run of one source's raw assets (as the UI or `dagster asset materialize` makes it)
     takes along the checks of those assets only: the Great Expectations suites of the other
     sources and of the marts are left out, not forced into the run."""
-    landing = tmp_path / "landing"
-    generate(
-        landing,
-        start=date(2026, 1, 1),
-        end=date(2026, 1, 1),
-        scale=SampleScale(web_events_per_day=20),
-    )
+    landing = one_day_landing(tmp_path)
     settings = Settings.from_env(
         {"BOUSSOLE_DATA_DIR": str(tmp_path / "data"), "BOUSSOLE_LANDING_DIR": str(landing)}
     )

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -401,14 +400,7 @@ print(json.dumps({
 def test_publication_is_refused_when_its_checks_did_not_run(published_once, tmp_path):
     workspace = copy_workspace(published_once[0], tmp_path)
     served = workspace.published.read_bytes()
-    completed = subprocess.run(
-        [sys.executable, "-c", PUBLISH_ALONE, AS_OF],
-        env=workspace.env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    completed = workspace.python("-c", PUBLISH_ALONE, AS_OF)
     assert completed.returncode == 0, completed.stderr[-3000:]
     outcome = json.loads(completed.stdout.splitlines()[-1])
 
@@ -452,14 +444,7 @@ def test_a_run_reexecuted_from_its_failed_publication_publishes_the_build_it_aud
     (tmp_path / "aside").rename(folder)
     served = workspace.published.read_bytes()
 
-    reexecuted = subprocess.run(
-        [sys.executable, "-m", "tests.reexecution", dagster_run_id(failed)],
-        env=workspace.env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    reexecuted = workspace.python("-m", "tests.reexecution", dagster_run_id(failed))
     assert reexecuted.returncode == 0, reexecuted.stderr[-3000:]
     outcome = json.loads(reexecuted.stdout.splitlines()[-1])
     assert (outcome["success"], outcome["steps"]) == (True, ["published_mart"])
