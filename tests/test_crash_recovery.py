@@ -3,6 +3,7 @@ build and during publication; each next run fails the dead one, frees its slot i
 warehouse pool (limit 1, from the project's dagster.yaml), and the last one publishes the same
 kpi_values as an uninterrupted run (orchestration/recovery.py, boussole/publication.py)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from tests.conftest import BOUSSOLE, Workspace, make_workspace
+from boussole.audit_scope import forget_publication
+from boussole.settings import Settings
+from tests.conftest import (
+    BOUSSOLE,
+    PROJECT_ROOT,
+    Workspace,
+    copy_workspace,
+    make_workspace,
+)
 
 # The reference is the shared uninterrupted run of landing_small (conftest.small_pipeline).
 pytestmark = [pytest.mark.e2e, pytest.mark.apart]
@@ -172,6 +181,64 @@ def test_runs_killed_during_ingestion_dbt_and_publication_are_recovered(
 
     assert temporary_files(workspace) == []
     reference, _ = request.getfixturevalue("small_pipeline")
+    assert kpi_rows(workspace.published) == kpi_rows(reference.published)
+
+
+def test_a_run_interrupted_during_dbt_stops_dbt_and_the_next_run_publishes(
+    small_pipeline, tmp_path, monkeypatch
+):
+    """Dagster's Terminate interrupts the run's process (SIGINT to it alone): the run's steps
+    run in that process, so the dbt step stops the dbt build it started, the run ends failed
+    and frees its slot, and the next run publishes what an uninterrupted one does."""
+    reference, _ = small_pipeline
+    workspace = copy_workspace(reference, tmp_path)
+    # Without a record of the served mart's build, the next run builds it again.
+    forget_publication(Settings.from_env(workspace.env))
+    dates = sorted(folder.name for folder in (workspace.landing / "crm").iterdir())
+    tags = {
+        "dagster/asset_partition_range_start": dates[0],
+        "dagster/asset_partition_range_end": dates[-1],
+    }
+    output = tmp_path / "run.log"
+    with output.open("w") as log:
+        # As the run launcher starts a run: the Definitions' job in a process of its own.
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "dagster", "job", "execute"),
+                *("-m", "orchestration.definitions", "-j", "boussole_pipeline"),
+                *("--tags", json.dumps(tags)),
+            ],
+            env=workspace.env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while "OK created" not in output.read_text(errors="replace"):
+        if time.monotonic() > deadline or process.poll() is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail("dbt never built a model:\n" + output.read_text()[-3000:])
+        time.sleep(0.1)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    (dbt,) = [
+        int(pid)
+        for pid in children
+        if b"dbt" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1]
+    ]
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) != 0
+    assert not Path(f"/proc/{dbt}").exists()
+
+    monkeypatch.setenv("DAGSTER_HOME", str(workspace.dagster_home))
+    with dg.DagsterInstance.get() as instance:
+        (interrupted,) = instance.get_runs(limit=1)
+        assert interrupted.status == dg.DagsterRunStatus.FAILURE
+        assert "dbt_models" in steps(instance, interrupted.run_id, dg.DagsterEventType.STEP_FAILURE)
+        assert pool_slots(instance).claimed_slots == []
+    final = workspace.boussole("run")
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert "Recovered after a crash" not in final.stdout
     assert kpi_rows(workspace.published) == kpi_rows(reference.published)
 
 
