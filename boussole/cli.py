@@ -19,6 +19,10 @@ from boussole.settings import PROJECT_ROOT, Settings, SettingsError
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+# As a shell reports a process stopped by SIGINT.
+EXIT_INTERRUPTED = 130
+# The error of a step that Ctrl-C, or Terminate in the Dagster UI, interrupted.
+INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
 
 logger = logging.getLogger("boussole")
 
@@ -127,23 +131,36 @@ def _failed_checks(result, severity: str) -> list[str]:
     return lines
 
 
-def _failure_report(result) -> list[str]:
-    """What stopped the run, in words: failed blocking checks first, then failed steps (with
-    the records a failed dbt build names, boussole/poison.py)."""
+def _step_errors(result) -> Iterator[tuple[object, object]]:
+    """Each failed step's event, with its error's innermost cause (Dagster wraps the user
+    error: the cause says what went wrong)."""
     from dagster import DagsterEventType
 
-    from orchestration.quarantine import named_records
-
-    lines = _failed_checks(result, "ERROR")
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.event_specific_data.error
-            # Dagster wraps the user error: its innermost cause says what went wrong.
             while error is not None and error.cause is not None:
                 error = error.cause
-            message = error.message.strip().splitlines()[0] if error else ""
-            lines.append(f"step {event.step_key} failed: {message}")
-            lines += named_records(event.event_specific_data)
+            yield event, error
+
+
+def _interrupted(result) -> bool:
+    return any(error and error.cls_name == INTERRUPTED_ERROR for _, error in _step_errors(result))
+
+
+def _failure_report(result) -> list[str]:
+    """What stopped the run, in words: failed blocking checks first, then failed steps (with
+    the records a failed dbt build names, boussole/poison.py)."""
+    from orchestration.quarantine import named_records
+
+    lines = _failed_checks(result, "ERROR")
+    for event, error in _step_errors(result):
+        if error and error.cls_name == INTERRUPTED_ERROR:
+            lines.append(f"step {event.step_key} interrupted (Ctrl-C, or Terminate in the UI)")
+            continue
+        message = error.message.strip().splitlines()[0] if error else ""
+        lines.append(f"step {event.step_key} failed: {message}")
+        lines += named_records(event.event_specific_data)
     return lines
 
 
@@ -227,6 +244,7 @@ def _run_pipeline(
     """The pipeline job through Dagster over `partition_range`; the report of what it did."""
     instance = dagster_instance()
 
+    from boussole.dbt_invocation import stop_unfinished_builds
     from boussole.run_progress import step_progress
     from orchestration.automation import partition_range_tags
     from orchestration.definitions import defs
@@ -261,6 +279,8 @@ def _run_pipeline(
                 },
             },
         )
+    # A step interrupted between two of its events may have left its dbt build running.
+    stop_unfinished_builds()
     _print_ingestion_report(settings, started)
     if not result.success:
         if _published_in(result):
@@ -270,13 +290,19 @@ def _run_pipeline(
                 "publication failed (postgres_mart: once fixed, boussole publish-postgres):",
                 file=sys.stderr,
             )
+        elif _interrupted(result):
+            print(
+                "\nInterrupted: the published mart is unchanged. What the run committed stays; "
+                "the next `boussole run` carries on.",
+                file=sys.stderr,
+            )
         else:
             print("\nPublication refused: the published mart is unchanged.", file=sys.stderr)
         for line in _failure_report(result):
             print(f"  - {line}", file=sys.stderr)
         _print_alerts(settings, result.run_id, file=sys.stderr)
         print(f"Dagster run {result.run_id}", file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_INTERRUPTED if _interrupted(result) else EXIT_REFUSED
     from boussole.publication import kpi_summary_table
 
     published = _published_in(result)

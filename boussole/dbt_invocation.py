@@ -13,12 +13,14 @@ read only when they run (AS_OF_DATE_VARIABLE), so a new one re-parses nothing.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -169,7 +171,7 @@ class DbtInvocation:
     def follow(self, *dbt_args: str, target_path: Path) -> subprocess.Popen:
         """Starts dbt with its log on stdout as JSON events, one per line, for
         boussole/dbt_log.py to follow; dbt.log stays plain text."""
-        return subprocess.Popen(
+        process = subprocess.Popen(
             self.command(
                 *dbt_args,
                 "--log-format",
@@ -182,6 +184,8 @@ class DbtInvocation:
             stdout=subprocess.PIPE,
             text=True,
         )
+        _FOLLOWED.add(process)
+        return process
 
     def new_target_path(self, lane: str | None = None) -> Path:
         """A new folder for the artifacts of one invocation, under <data>/dbt/<lane> (default:
@@ -199,6 +203,25 @@ class DbtInvocation:
         for old in earlier[: max(0, len(earlier) - (KEPT_RUNS - 1))]:
             shutil.rmtree(old, ignore_errors=True)
         return path
+
+
+# The dbt processes follow() started. A step that follows one stops it when it ends, but
+# Dagster can stop a step between two of its events (an interrupt: Ctrl-C, Terminate in the
+# UI), outside the step's code, which then ends only when Python collects it: until then dbt
+# would keep building and holding the warehouse's lock.
+_FOLLOWED: weakref.WeakSet[subprocess.Popen] = weakref.WeakSet()
+
+
+def stop_unfinished_builds() -> None:
+    """Stops the dbt processes this process followed that are still running (after a run, and
+    when the process exits)."""
+    for process in list(_FOLLOWED):
+        if process.poll() is None:
+            process.terminate()
+            process.wait()
+
+
+atexit.register(stop_unfinished_builds)
 
 
 @dataclass(frozen=True)

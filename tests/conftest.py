@@ -67,6 +67,10 @@ class Workspace:
             [str(BOUSSOLE), *args], env=self.env, capture_output=True, text=True, timeout=900
         )
 
+    def run_logs(self) -> list[Path]:
+        """The step output of each `boussole run` (dbt's log among it)."""
+        return sorted((self.data / "logs").glob("*.log"))
+
     def python(self, *args: str) -> subprocess.CompletedProcess:
         """Python with `args` (a script, -c or -m), from the project root, in this workspace
         (the Dagster CLI, a script that runs the project's Definitions)."""

@@ -184,6 +184,25 @@ def test_runs_killed_during_ingestion_dbt_and_publication_are_recovered(
     assert kpi_rows(workspace.published) == kpi_rows(reference.published)
 
 
+def interrupt_during_dbt(process: subprocess.Popen, step_output: Callable[[], str]) -> int:
+    """Once the dbt build that `process` started has built a model (as `step_output()` shows),
+    sends SIGINT to `process` alone, as Dagster's Terminate does; returns dbt's pid."""
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while "OK created" not in step_output():
+        if time.monotonic() > deadline or process.poll() is not None:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail("dbt never built a model:\n" + step_output()[-3000:])
+        time.sleep(0.1)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    (dbt,) = [
+        int(pid)
+        for pid in children
+        if b"dbt" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1]
+    ]
+    process.send_signal(signal.SIGINT)
+    return dbt
+
+
 def test_a_run_interrupted_during_dbt_stops_dbt_and_the_next_run_publishes(
     small_pipeline, tmp_path, monkeypatch
 ):
@@ -214,19 +233,7 @@ def test_a_run_interrupted_during_dbt_stops_dbt_and_the_next_run_publishes(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while "OK created" not in output.read_text(errors="replace"):
-        if time.monotonic() > deadline or process.poll() is not None:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail("dbt never built a model:\n" + output.read_text()[-3000:])
-        time.sleep(0.1)
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    (dbt,) = [
-        int(pid)
-        for pid in children
-        if b"dbt" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1]
-    ]
-    process.send_signal(signal.SIGINT)
+    dbt = interrupt_during_dbt(process, lambda: output.read_text(errors="replace"))
     assert process.wait(timeout=120) != 0
     assert not Path(f"/proc/{dbt}").exists()
 
@@ -236,6 +243,21 @@ def test_a_run_interrupted_during_dbt_stops_dbt_and_the_next_run_publishes(
         assert interrupted.status == dg.DagsterRunStatus.FAILURE
         assert "dbt_models" in steps(instance, interrupted.run_id, dg.DagsterEventType.STEP_FAILURE)
         assert pool_slots(instance).claimed_slots == []
+    # `boussole run` interrupted the same way (Ctrl-C reaches dbt too) says so.
+    earlier = set(workspace.run_logs())
+    process = started(workspace)
+    dbt = interrupt_during_dbt(
+        process,
+        lambda: "".join(
+            log.read_text(errors="replace") for log in set(workspace.run_logs()) - earlier
+        ),
+    )
+    assert process.wait(timeout=120) == 130
+    assert not Path(f"/proc/{dbt}").exists()
+    printed = (workspace.data / "runs.log").read_text()
+    assert "Interrupted: the published mart is unchanged." in printed
+    assert "step dbt_models interrupted (Ctrl-C, or Terminate in the UI)" in printed
+
     final = workspace.boussole("run")
     assert final.returncode == 0, final.stdout + final.stderr
     assert "Recovered after a crash" not in final.stdout
